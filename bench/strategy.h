@@ -1,0 +1,73 @@
+/* bench/strategy.h: a channel strategy is one implementation of the channel
+ * contract (weft/chan.h), seen through this table so the benchmark suite and
+ * the conformance tests run every strategy through the same code.
+ *
+ * To add a strategy: write one file bench/strategies/<name>.c defining a
+ * `const struct chan_strategy chan_strategy_<name>` and add one line to
+ * bench/strategies.c (the list). Optional members may be NULL: the suite
+ * skips what a strategy cannot do (a strategy without select skips select
+ * scenarios; without *_many the bulk scenarios loop over single calls).
+ *
+ * Contract (same as weft/chan.h): return 0 or a negative errno; try calls
+ * return -EAGAIN instead of blocking; after close, sends give -EPIPE and
+ * receives drain then give -EPIPE; capacity 0 means rendezvous (a strategy
+ * that cannot do it sets caps & CHAN_CAP_UNBUFFERED to 0).
+ */
+#ifndef WEFT_BENCH_STRATEGY_H
+#define WEFT_BENCH_STRATEGY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+	CHAN_CAP_UNBUFFERED = 1 << 0, /* capacity 0 works (rendezvous) */
+	CHAN_CAP_BLOCKING = 1 << 1,   /* send/recv sleep instead of spinning */
+	CHAN_CAP_MPMC = 1 << 2,       /* any number of senders and receivers */
+};
+
+/* one case of a select over channels of this strategy */
+struct chan_case {
+	void *chan; /* NULL: disabled */
+	int op;     /* 1 send, 2 recv (WEFT_SEND / WEFT_RECV) */
+	void *elem;
+	int err;
+};
+
+struct chan_strategy {
+	const char *name;
+	unsigned caps;
+	int (*create)(void **out, size_t elem_size, size_t capacity);
+	void (*destroy)(void *ch);
+	int (*send)(void *ch, const void *elem);
+	int (*recv)(void *ch, void *elem);
+	int (*try_send)(void *ch, const void *elem);
+	int (*try_recv)(void *ch, void *elem);
+	int (*send_until)(void *ch, const void *elem, int64_t deadline);
+	int (*recv_until)(void *ch, void *elem, int64_t deadline);
+	int (*close)(void *ch);
+	size_t (*len)(const void *ch);
+	/* optional */
+	long (*send_many)(void *ch, const void *elems, size_t n);
+	long (*recv_many)(void *ch, void *elems, size_t max);
+	int (*select)(struct chan_case *cases, size_t n);
+	int (*select_try)(struct chan_case *cases, size_t n);
+	int (*select_until)(struct chan_case *cases, size_t n, int64_t deadline);
+};
+
+extern const struct chan_strategy chan_strategy_weft;
+extern const struct chan_strategy chan_strategy_mutex;
+
+/* NULL-terminated list of every strategy built into this binary. */
+extern const struct chan_strategy *const chan_strategies[];
+/* by name, or NULL */
+const struct chan_strategy *chan_strategy_find(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,9 @@
+/* weft: Go's concurrency patterns for C, lock-free where it counts.
+ * The umbrella header: include this, or only the module headers you use. */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <weft/common.h>
+#include <weft/chan.h>
+
+#endif /* WEFT_H */

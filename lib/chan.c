@@ -1,0 +1,401 @@
+/* lib/chan.c: channels. Buffered channels are the lock-free ring
+ * (internal/ring.c) plus two waiter queues; unbuffered channels are the two
+ * waiter queues alone, matched under the channel lock (a rendezvous).
+ *
+ * Ordering:
+ * - Buffered, fast path: the ring's CAS claims a slot and its xchg
+ *   publishes it (a full barrier); then the publisher loads the other
+ *   side's waiter count, lock-free, and only if it is nonzero takes the
+ *   lock and notifies one waiter. A waiter registers (RMW on the count,
+ *   under the lock), fences (weft__fence_rmw_load), and re-tries the ring
+ *   before sleeping. Dekker: one of the two sees the other.
+ * - A waiter that leaves holding a notification it will not use (its
+ *   re-check succeeded, or it timed out) passes the notification on, so no
+ *   element is stranded with a sleeper beside it.
+ * - Unbuffered: matching and registering happen under one lock, so a
+ *   sender and a receiver can never both register and miss each other.
+ *   The element is copied by whoever finds the waiting peer, after winning
+ *   the peer (CLAIMED), and released to it by the final DONE store.
+ * - Close sets the mark in the ring's tail (an RMW that linearizes against
+ *   every push) and then notifies everyone under the lock: a waiter either
+ *   registered before (notified) or re-checks after (sees the mark).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal/chan_impl.h"
+#include "internal/futex.h"
+#include <weft/chan.h>
+
+/* ---- create / destroy / introspection ---- */
+
+int weft_chan_create(weft_chan_t **out, size_t elem_size, size_t capacity)
+{
+	if (!out)
+		return -EINVAL;
+	if (capacity > WEFT_CHAN_MAX_CAPACITY || elem_size > ((size_t)1 << 40))
+		return -ENOMEM;
+	size_t size = (sizeof(weft_chan_t) + WEFT__PAD - 1) & ~(size_t)(WEFT__PAD - 1);
+	weft_chan_t *ch = aligned_alloc(WEFT__PAD, size);
+	if (!ch)
+		return -ENOMEM;
+	memset(ch, 0, sizeof *ch);
+	int rc = weft__ring_init(&ch->ring, capacity, elem_size);
+	if (rc) {
+		free(ch);
+		return rc;
+	}
+	ch->elem_size = elem_size;
+	ch->cap = capacity;
+	*out = ch;
+	return 0;
+}
+
+void weft_chan_destroy(weft_chan_t *ch)
+{
+	if (!ch)
+		return;
+	weft__ring_fini(&ch->ring);
+	free(ch);
+}
+
+size_t weft_chan_len(const weft_chan_t *ch)
+{
+	return ch ? weft__ring_len(&ch->ring) : 0;
+}
+
+size_t weft_chan_cap(const weft_chan_t *ch)
+{
+	return ch ? ch->cap : 0;
+}
+
+size_t weft_chan_elem_size(const weft_chan_t *ch)
+{
+	return ch ? ch->elem_size : 0;
+}
+
+int weft_chan_is_closed(const weft_chan_t *ch)
+{
+	return ch ? weft__ring_is_closed(&ch->ring) : 0;
+}
+
+/* ---- waiter plumbing shared with select.c ---- */
+
+void weft__chan_register(weft_chan_t *ch, int op, weft__wnode_t *n)
+{
+	weft__mutex_lock(&ch->lock);
+	weft__waitq_push(weft__chan_queue(ch, op), n);
+	weft__mutex_unlock(&ch->lock);
+}
+
+void weft__chan_unregister(weft_chan_t *ch, int op, weft__wnode_t *n)
+{
+	weft__mutex_lock(&ch->lock);
+	weft__waitq_unlink(weft__chan_queue(ch, op), n);
+	weft__mutex_unlock(&ch->lock);
+}
+
+void weft__chan_notify(weft_chan_t *ch, weft__waitq_t *q, size_t k)
+{
+	for (size_t i = 0; i < k; i++) {
+		uint32_t notified;
+		weft__mutex_lock(&ch->lock);
+		weft__waiter_t *w = weft__waitq_notify_one(q, &notified);
+		weft__mutex_unlock(&ch->lock);
+		if (w)
+			weft__waiter_wake(w);
+		if (!notified || weft__waitq_count(q) == 0)
+			return;
+	}
+}
+
+/* after making k elements (or k free slots) available to the other side */
+static inline void notify_other(weft_chan_t *ch, int op, size_t k)
+{
+	weft__waitq_t *q = op == WEFT_SEND ? &ch->recvq : &ch->sendq;
+	/* the ring's xchg was the full barrier: this load pairs with the
+	 * waiter's registration RMW */
+	if (__builtin_expect(weft__waitq_count(q) != 0, 0))
+		weft__chan_notify(ch, q, k);
+}
+
+/* ---- unbuffered handoff ---- */
+
+/* Copy between the caller and a peer won with weft__waitq_claim, then
+ * release the peer. */
+static void handoff(weft_chan_t *ch, int op, void *elem, weft__wnode_t *peer)
+{
+	if (ch->elem_size) {
+		if (op == WEFT_SEND) {
+			if (peer->elem)
+				memcpy(peer->elem, elem, ch->elem_size);
+		} else if (elem) {
+			memcpy(elem, peer->elem, ch->elem_size);
+		}
+	}
+	weft__waiter_finish(peer->w, WEFT__W_DONE | peer->index);
+}
+
+static int try_unbuffered(weft_chan_t *ch, int op, void *elem, const weft__waiter_t *self)
+{
+	weft__waitq_t *peers = op == WEFT_SEND ? &ch->recvq : &ch->sendq;
+	if (weft__ring_is_closed(&ch->ring))
+		return -EPIPE;
+	if (weft__waitq_count(peers) == 0)
+		return -EAGAIN; /* nobody there at this instant */
+	weft__mutex_lock(&ch->lock);
+	if (weft__ring_is_closed(&ch->ring)) {
+		weft__mutex_unlock(&ch->lock);
+		return -EPIPE;
+	}
+	weft__wnode_t *peer = weft__waitq_claim(peers, self);
+	weft__mutex_unlock(&ch->lock);
+	if (!peer)
+		return -EAGAIN;
+	handoff(ch, op, elem, peer);
+	return 0;
+}
+
+int weft__chan_try(weft_chan_t *ch, int op, void *elem, const weft__waiter_t *self)
+{
+	int rc;
+	if (ch->cap == 0)
+		return try_unbuffered(ch, op, elem, self);
+	if (op == WEFT_SEND)
+		rc = weft__ring_push(&ch->ring, elem);
+	else
+		rc = weft__ring_pop(&ch->ring, elem);
+	if (rc == 0)
+		notify_other(ch, op, 1);
+	return rc;
+}
+
+bool weft__chan_ready(weft_chan_t *ch, int op, const weft__waiter_t *self)
+{
+	if (ch->cap) {
+		return op == WEFT_RECV ? weft__ring_can_pop(&ch->ring)
+				       : weft__ring_can_push(&ch->ring);
+	}
+	if (weft__ring_is_closed(&ch->ring))
+		return true;
+	weft__mutex_lock(&ch->lock);
+	bool r = weft__waitq_has_peer(op == WEFT_SEND ? &ch->recvq : &ch->sendq, self);
+	weft__mutex_unlock(&ch->lock);
+	return r;
+}
+
+/* ---- blocking ---- */
+
+/* One attempt: a single element (n == 0) or a batch of up to n.
+ * Returns 1 / the batch size on success, or -EAGAIN / -EPIPE. */
+static inline long attempt(weft_chan_t *ch, int op, void *elem, size_t n)
+{
+	if (n == 0 || ch->cap == 0) {
+		int rc = weft__chan_try(ch, op, elem, NULL);
+		return rc == 0 ? 1 : rc;
+	}
+	long k = op == WEFT_SEND ? weft__ring_push_many(&ch->ring, elem, n)
+				 : weft__ring_pop_many(&ch->ring, elem, n);
+	if (k > 0)
+		notify_other(ch, op, (size_t)k);
+	return k;
+}
+
+/* Spin until op looks possible; false if the spin budget ran out. */
+static bool spin_until_ready(weft_chan_t *ch, int op)
+{
+	weft__spin_t s;
+	if (!weft__spin_start(&s))
+		return false;
+	do {
+		/* poll the one slot we need; the full check (closed, and
+		 * a slot still being written) only now and then */
+		bool ready = op == WEFT_RECV ? weft__ring_pop_ready(&ch->ring)
+					     : weft__ring_push_ready(&ch->ring);
+		if (ready || ((s.iter & 15) == 15 && weft__chan_ready(ch, op, NULL))) {
+			weft__spin_end(&s);
+			return true;
+		}
+	} while (weft__spin_again(&s));
+	return false;
+}
+
+/* Leave after registering without sleeping (the re-check decided). */
+static void leave_registered(weft_chan_t *ch, int op, weft__wnode_t *node)
+{
+	uint32_t st = weft__waiter_abort(node->w);
+	if (st == WEFT__W_ABORT)
+		weft__chan_unregister(ch, op, node);
+	else if (WEFT__W_KIND(st) == WEFT__W_NOTIFY)
+		/* a wake-up meant for someone who would use it */
+		weft__chan_notify(ch, weft__chan_queue(ch, op), 1);
+}
+
+static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t deadline)
+{
+	bool may_spin = true;
+	for (;;) {
+		long rc = attempt(ch, op, elem, n);
+		if (rc != -EAGAIN)
+			return rc;
+		if (deadline != WEFT_FOREVER && weft_now() >= deadline)
+			return -ETIMEDOUT;
+		if (ch->cap && may_spin) {
+			may_spin = false;
+			if (spin_until_ready(ch, op))
+				continue;
+		}
+
+		weft__waiter_t w = {WEFT__W_WAITING};
+		weft__wnode_t node = {.w = &w, .elem = elem, .index = 0};
+		weft__waitq_t *q = weft__chan_queue(ch, op);
+		if (ch->cap == 0) {
+			/* match or register, atomically under the lock */
+			weft__mutex_lock(&ch->lock);
+			if (weft__ring_is_closed(&ch->ring)) {
+				weft__mutex_unlock(&ch->lock);
+				return -EPIPE;
+			}
+			weft__wnode_t *peer = weft__waitq_claim(
+				op == WEFT_SEND ? &ch->recvq : &ch->sendq, NULL);
+			if (peer) {
+				weft__mutex_unlock(&ch->lock);
+				handoff(ch, op, elem, peer);
+				return 1;
+			}
+			weft__waitq_push(q, &node);
+			weft__mutex_unlock(&ch->lock);
+		} else {
+			weft__chan_register(ch, op, &node);
+			/* store-load: our registration before the re-check */
+			weft__fence_rmw_load();
+			rc = attempt(ch, op, elem, n);
+			if (rc != -EAGAIN) {
+				leave_registered(ch, op, &node);
+				return rc;
+			}
+		}
+
+		/* unbuffered waiters spin on their own state: the peer
+		 * completes the handoff while we are still awake */
+		uint32_t st = weft__waiter_wait(&w, deadline, ch->cap == 0);
+		if (st == WEFT__W_TIMEOUT)
+			st = weft__waiter_abort(&w);
+		switch (WEFT__W_KIND(st)) {
+		case WEFT__W_DONE:
+			return 1; /* a peer took (or gave) the element */
+		case WEFT__W_ABORT:
+			/* timed out: a passed deadline behaves like try */
+			weft__chan_unregister(ch, op, &node);
+			rc = attempt(ch, op, elem, n);
+			return rc == -EAGAIN ? -ETIMEDOUT : rc;
+		default:
+			/* NOTIFY: the notifier unlinked us; retry */
+			may_spin = true;
+			break;
+		}
+	}
+}
+
+static inline int check_args(const weft_chan_t *ch, const void *elem)
+{
+	if (!ch || (!elem && ch->elem_size))
+		return -EINVAL;
+	return 0;
+}
+
+int weft_chan_send(weft_chan_t *ch, const void *elem)
+{
+	int rc = check_args(ch, elem);
+	if (rc)
+		return rc;
+	long r = chan_block(ch, WEFT_SEND, (void *)elem, 0, WEFT_FOREVER);
+	return r > 0 ? 0 : (int)r;
+}
+
+int weft_chan_recv(weft_chan_t *ch, void *elem)
+{
+	int rc = check_args(ch, elem);
+	if (rc)
+		return rc;
+	long r = chan_block(ch, WEFT_RECV, elem, 0, WEFT_FOREVER);
+	return r > 0 ? 0 : (int)r;
+}
+
+int weft_chan_send_until(weft_chan_t *ch, const void *elem, int64_t deadline)
+{
+	int rc = check_args(ch, elem);
+	if (rc)
+		return rc;
+	long r = chan_block(ch, WEFT_SEND, (void *)elem, 0, deadline);
+	return r > 0 ? 0 : (int)r;
+}
+
+int weft_chan_recv_until(weft_chan_t *ch, void *elem, int64_t deadline)
+{
+	int rc = check_args(ch, elem);
+	if (rc)
+		return rc;
+	long r = chan_block(ch, WEFT_RECV, elem, 0, deadline);
+	return r > 0 ? 0 : (int)r;
+}
+
+int weft_chan_try_send(weft_chan_t *ch, const void *elem)
+{
+	int rc = check_args(ch, elem);
+	return rc ? rc : weft__chan_try(ch, WEFT_SEND, (void *)elem, NULL);
+}
+
+int weft_chan_try_recv(weft_chan_t *ch, void *elem)
+{
+	int rc = check_args(ch, elem);
+	return rc ? rc : weft__chan_try(ch, WEFT_RECV, elem, NULL);
+}
+
+/* Bulk on an unbuffered channel: one blocking handoff, then as many more
+ * as there are partners already waiting. */
+static long many_unbuffered(weft_chan_t *ch, int op, unsigned char *elems, size_t n)
+{
+	long rc = chan_block(ch, op, elems, 0, WEFT_FOREVER);
+	if (rc < 0)
+		return rc;
+	size_t k = 1;
+	while (k < n && weft__chan_try(ch, op, elems ? elems + k * ch->elem_size : NULL, NULL) == 0)
+		k++;
+	return (long)k;
+}
+
+long weft_chan_send_many(weft_chan_t *ch, const void *elems, size_t n)
+{
+	int rc = check_args(ch, elems);
+	if (rc || n == 0)
+		return -EINVAL;
+	if (ch->cap == 0)
+		return many_unbuffered(ch, WEFT_SEND, (unsigned char *)elems, n);
+	return chan_block(ch, WEFT_SEND, (void *)elems, n, WEFT_FOREVER);
+}
+
+long weft_chan_recv_many(weft_chan_t *ch, void *elems, size_t max)
+{
+	int rc = check_args(ch, elems);
+	if (rc || max == 0)
+		return -EINVAL;
+	if (ch->cap == 0)
+		return many_unbuffered(ch, WEFT_RECV, elems, max);
+	return chan_block(ch, WEFT_RECV, elems, max, WEFT_FOREVER);
+}
+
+int weft_chan_close(weft_chan_t *ch)
+{
+	if (!ch)
+		return -EINVAL;
+	int rc = weft__ring_close(&ch->ring);
+	if (rc)
+		return rc;
+	weft__mutex_lock(&ch->lock);
+	weft__waitq_notify_all(&ch->recvq);
+	weft__waitq_notify_all(&ch->sendq);
+	weft__mutex_unlock(&ch->lock);
+	return 0;
+}

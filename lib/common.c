@@ -1,0 +1,50 @@
+/* lib/common.c: clocks, deadlines, error names. */
+#include <errno.h>
+#include <time.h>
+
+#include <weft/common.h>
+
+int64_t weft_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t weft_deadline(int64_t timeout_ns)
+{
+	int64_t now = weft_now();
+	if (timeout_ns <= 0)
+		return now;
+	if (timeout_ns > WEFT_FOREVER - now)
+		return WEFT_FOREVER;
+	return now + timeout_ns;
+}
+
+const char *weft_strerror(int err)
+{
+	if (err < 0)
+		err = -err;
+	switch (err) {
+	case 0:
+		return "success";
+	case EAGAIN:
+		return "would block (EAGAIN)";
+	case ETIMEDOUT:
+		return "deadline passed (ETIMEDOUT)";
+	case ECANCELED:
+		return "context canceled (ECANCELED)";
+	case EPIPE:
+		return "closed or shut down (EPIPE)";
+	case EBUSY:
+		return "busy: circuit open or in use (EBUSY)";
+	case ENOMEM:
+		return "out of memory or size too large (ENOMEM)";
+	case EINVAL:
+		return "invalid argument (EINVAL)";
+	case EDEADLK:
+		return "would deadlock (EDEADLK)";
+	default:
+		return "unknown error";
+	}
+}

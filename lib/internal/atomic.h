@@ -1,0 +1,170 @@
+/* lib/internal/atomic.h: the only place weft touches ck_pr.h.
+ *
+ * The names below say what they order. In the normal build they are ck_pr
+ * (inline assembly, one instruction each). ck_pr is invisible to
+ * ThreadSanitizer, so under TSan (gcc's __SANITIZE_THREAD__, clang's
+ * thread_sanitizer feature, or -DWEFT_TSAN_ATOMICS) the same names map to
+ * __atomic builtins with the same orders, and TSan sees every access.
+ *
+ * Conventions:
+ *   _rlx  relaxed (no ordering; atomicity only)
+ *   _acq  acquire: later accesses stay after it
+ *   _rel  release: earlier accesses stay before it
+ *   RMWs (cas, faa, fas, or) are full barriers (seq_cst), as on x86.
+ * weft__fence_rmw_load() orders a preceding RMW before later loads (a no-op
+ * on x86, where locked instructions already do; a real fence elsewhere):
+ * the store-load half of every Dekker pattern in weft uses an RMW followed
+ * by this.
+ */
+#ifndef WEFT_INTERNAL_ATOMIC_H
+#define WEFT_INTERNAL_ATOMIC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#if defined(__SANITIZE_THREAD__) && !defined(WEFT_TSAN_ATOMICS)
+#define WEFT_TSAN_ATOMICS 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) && !defined(WEFT_TSAN_ATOMICS)
+#define WEFT_TSAN_ATOMICS 1
+#endif
+#endif
+
+#define WEFT__CACHELINE 64
+/* two lines: adjacent-line prefetch pairs lines on x86 */
+#define WEFT__PAD 128
+#define WEFT__ALIGNED _Alignas(WEFT__PAD)
+
+#if defined(WEFT_TSAN_ATOMICS) && WEFT_TSAN_ATOMICS
+
+#define WEFT__A_DEF(SFX, T)                                                      \
+	static inline T weft__ld##SFX##_rlx(const T *p)                          \
+	{                                                                        \
+		return __atomic_load_n(p, __ATOMIC_RELAXED);                     \
+	}                                                                        \
+	static inline T weft__ld##SFX##_acq(const T *p)                          \
+	{                                                                        \
+		return __atomic_load_n(p, __ATOMIC_ACQUIRE);                     \
+	}                                                                        \
+	static inline void weft__st##SFX##_rlx(T *p, T v)                        \
+	{                                                                        \
+		__atomic_store_n(p, v, __ATOMIC_RELAXED);                        \
+	}                                                                        \
+	static inline void weft__st##SFX##_rel(T *p, T v)                        \
+	{                                                                        \
+		__atomic_store_n(p, v, __ATOMIC_RELEASE);                        \
+	}                                                                        \
+	static inline bool weft__cas##SFX(T *p, T *expected, T desired)          \
+	{                                                                        \
+		return __atomic_compare_exchange_n(p, expected, desired, false,  \
+						   __ATOMIC_SEQ_CST,             \
+						   __ATOMIC_SEQ_CST);            \
+	}                                                                        \
+	static inline T weft__faa##SFX(T *p, T d)                                \
+	{                                                                        \
+		return __atomic_fetch_add(p, d, __ATOMIC_SEQ_CST);               \
+	}                                                                        \
+	static inline T weft__fas##SFX(T *p, T v)                                \
+	{                                                                        \
+		return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);              \
+	}                                                                        \
+	static inline T weft__or##SFX(T *p, T v)                                 \
+	{                                                                        \
+		return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST);                \
+	}
+
+WEFT__A_DEF(64, uint64_t)
+WEFT__A_DEF(32, uint32_t)
+#undef WEFT__A_DEF
+
+static inline void weft__fence_rmw_load(void)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+static inline void weft__fence_sc(void)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+static inline void weft__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+#else /* ck_pr */
+
+#include <ck_pr.h>
+
+#define WEFT__A_DEF(SFX, T, CK)                                                  \
+	static inline T weft__ld##SFX##_rlx(const T *p)                          \
+	{                                                                        \
+		return (T)ck_pr_load_##CK((T *)p);                               \
+	}                                                                        \
+	static inline T weft__ld##SFX##_acq(const T *p)                          \
+	{                                                                        \
+		T v = (T)ck_pr_load_##CK((T *)p);                                \
+		ck_pr_fence_acquire();                                           \
+		return v;                                                        \
+	}                                                                        \
+	static inline void weft__st##SFX##_rlx(T *p, T v)                        \
+	{                                                                        \
+		ck_pr_store_##CK(p, v);                                          \
+	}                                                                        \
+	static inline void weft__st##SFX##_rel(T *p, T v)                        \
+	{                                                                        \
+		ck_pr_fence_release();                                           \
+		ck_pr_store_##CK(p, v);                                          \
+	}                                                                        \
+	static inline bool weft__cas##SFX(T *p, T *expected, T desired)          \
+	{                                                                        \
+		return ck_pr_cas_##CK##_value(p, *expected, desired, expected);  \
+	}                                                                        \
+	static inline T weft__fas##SFX(T *p, T v)                                \
+	{                                                                        \
+		return (T)ck_pr_fas_##CK(p, v);                                  \
+	}
+
+WEFT__A_DEF(64, uint64_t, 64)
+WEFT__A_DEF(32, uint32_t, 32)
+#undef WEFT__A_DEF
+
+static inline uint64_t weft__faa64(uint64_t *p, uint64_t d)
+{
+	return ck_pr_faa_64(p, d);
+}
+static inline uint32_t weft__faa32(uint32_t *p, uint32_t d)
+{
+	return ck_pr_faa_32(p, d);
+}
+static inline uint64_t weft__or64(uint64_t *p, uint64_t v)
+{
+	uint64_t old = ck_pr_load_64(p);
+	while (!ck_pr_cas_64_value(p, old, old | v, &old))
+		;
+	return old;
+}
+static inline uint32_t weft__or32(uint32_t *p, uint32_t v)
+{
+	uint32_t old = ck_pr_load_32(p);
+	while (!ck_pr_cas_32_value(p, old, old | v, &old))
+		;
+	return old;
+}
+static inline void weft__fence_rmw_load(void)
+{
+	ck_pr_fence_atomic_load();
+}
+static inline void weft__fence_sc(void)
+{
+	ck_pr_fence_memory();
+}
+static inline void weft__cpu_relax(void)
+{
+	ck_pr_stall();
+}
+
+#endif
+
+#endif /* WEFT_INTERNAL_ATOMIC_H */

@@ -1,0 +1,380 @@
+/* lib/internal/park.c: bounded spinning, the slow-path futex mutex, and
+ * waiters with exactly-once wake-up.
+ *
+ * Ordering:
+ * - A waiter's state word is the only thing a waker and its owner share
+ *   about the wait. Wakers change it with a CAS from WAITING (or SLEEPING);
+ *   exactly one wins. The owner reads it with acquire, pairing with the
+ *   waker's RMW, so whatever the waker wrote before (a handed-off element)
+ *   is visible once the owner sees the final value.
+ * - The owner sets SLEEPING with a CAS before futex_wait(state, SLEEPING):
+ *   a waker that replaces SLEEPING knows it must futex_wake; one that
+ *   replaces WAITING knows the owner will see the change before sleeping
+ *   (futex_wait fails on the changed word). No syscall when nobody sleeps.
+ * - Queue counts change with RMWs under the queue lock; publishers read
+ *   them without the lock after their own RMW (Dekker, see park.h).
+ */
+#include "internal/park.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "internal/futex.h"
+#include <weft/common.h>
+
+/* ---- spinning ---- */
+
+#define SPIN_NS_DEFAULT 4000
+#define RUNNABLE_REFRESH_NS 10000000 /* re-read /proc/loadavg every 10 ms */
+
+static uint64_t spin_ns_cfg = UINT64_MAX; /* UINT64_MAX: not read yet */
+static uint32_t ncpu_cached;
+static uint32_t spinners;          /* threads in a spin phase now */
+static uint64_t runnable_stamp;    /* when runnable_cached was read */
+static uint32_t runnable_cached;   /* runnable threads, system-wide */
+
+static uint32_t ncpu(void)
+{
+	uint32_t n = weft__ld32_rlx(&ncpu_cached);
+	if (n == 0) {
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+		n = c > 0 ? (uint32_t)c : 1;
+		weft__st32_rlx(&ncpu_cached, n);
+	}
+	return n;
+}
+
+static int64_t spin_ns(void)
+{
+	uint64_t v = weft__ld64_rlx(&spin_ns_cfg);
+	if (v == UINT64_MAX) {
+		const char *env = getenv("WEFT_SPIN_NS");
+		long long e = env ? atoll(env) : -1;
+		uint64_t want = e >= 0 ? (uint64_t)e : SPIN_NS_DEFAULT;
+		uint64_t unset = UINT64_MAX;
+		/* first reader (or weft_set_spin_ns) wins; relaxed is enough:
+		 * a tunable, not a publication */
+		weft__cas64(&spin_ns_cfg, &unset, want);
+		v = weft__ld64_rlx(&spin_ns_cfg);
+	}
+	return (int64_t)v;
+}
+
+int64_t weft_set_spin_ns(int64_t ns)
+{
+	int64_t old = spin_ns();
+	if (ns >= 0)
+		weft__st64_rlx(&spin_ns_cfg, (uint64_t)ns);
+	return old;
+}
+
+/* procs_running from /proc/loadavg ("0.1 0.2 0.3 R/T pid"). */
+static uint32_t read_runnable(void)
+{
+	char buf[128];
+	int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	int field = 0;
+	for (char *p = buf; *p; p++) {
+		if (*p == ' ' && ++field == 3)
+			return (uint32_t)strtoul(p + 1, NULL, 10);
+	}
+	return 0;
+}
+
+/* Runnable threads system-wide, at most RUNNABLE_REFRESH_NS old; one
+ * thread refreshes it while the others use the old value. */
+static uint32_t runnable(int64_t now)
+{
+	uint64_t stamp = weft__ld64_rlx(&runnable_stamp);
+	if ((uint64_t)now - stamp > RUNNABLE_REFRESH_NS &&
+	    weft__cas64(&runnable_stamp, &stamp, (uint64_t)now))
+		weft__st32_rlx(&runnable_cached, read_runnable());
+	return weft__ld32_rlx(&runnable_cached);
+}
+
+/* Adaptive spin, per thread. A wait that spun out and then slept, but
+ * ended within SPIN_GROW_MAX x the base spin, would have been cheaper to
+ * spin through (a futex wake-to-run costs 2 to 30 us on a loaded or
+ * virtual machine, and a partner that waits on a sleeper spins out too:
+ * a convoy). So such a wait lengthens the next spins to twice its length;
+ * a wait that outlasted the maximum shortens them again. */
+#define SPIN_GROW_MAX 16
+static _Thread_local int64_t tl_spin_ns;     /* 0: the base value */
+static _Thread_local int64_t tl_spin_began;  /* a spin that ran out, or 0 */
+
+bool weft__spin_start(weft__spin_t *s)
+{
+	s->until = 0;
+	s->iter = 0;
+	s->counted = false;
+	int64_t base = spin_ns();
+	uint32_t cpus = ncpu();
+	if (base <= 0 || cpus < 2)
+		return false;
+	int64_t now = weft_now();
+	if (runnable(now) > cpus)
+		return false; /* oversubscribed: the core is worth more to others */
+	if (weft__faa32(&spinners, 1) >= cpus) {
+		weft__faa32(&spinners, (uint32_t)-1);
+		return false; /* every core already spins: someone must run */
+	}
+	int64_t ns = tl_spin_ns > base ? tl_spin_ns : base;
+	s->counted = true;
+	s->start = now;
+	s->until = now + ns;
+	return true;
+}
+
+void weft__spin_end(weft__spin_t *s)
+{
+	if (s->counted) {
+		s->counted = false;
+		weft__faa32(&spinners, (uint32_t)-1);
+	}
+	s->until = 0;
+}
+
+bool weft__spin_again(weft__spin_t *s)
+{
+	if (s->until == 0)
+		return false;
+	weft__cpu_relax();
+	/* a clock read costs about one pause: look every 4 rounds */
+	if ((++s->iter & 3) == 0 && weft_now() >= s->until) {
+		weft__spin_end(s);
+		tl_spin_began = s->start; /* ran out: see weft__spin_slept */
+		return false;
+	}
+	return true;
+}
+
+void weft__spin_slept(void)
+{
+	if (tl_spin_began == 0)
+		return;
+	int64_t base = spin_ns(), max = base * SPIN_GROW_MAX;
+	int64_t waited = weft_now() - tl_spin_began;
+	tl_spin_began = 0;
+	if (waited < max)
+		tl_spin_ns = waited * 2 < max ? waited * 2 : max;
+	else
+		tl_spin_ns = tl_spin_ns / 2;
+}
+
+/* ---- mutex ---- */
+
+void weft__mutex_lock_slow(weft__mutex_t *m)
+{
+	weft__spin_t s;
+	if (weft__spin_start(&s)) {
+		do {
+			uint32_t free_ = 0;
+			if (weft__ld32_rlx(&m->v) == 0 && weft__cas32(&m->v, &free_, 1)) {
+				weft__spin_end(&s);
+				return;
+			}
+		} while (weft__spin_again(&s));
+	}
+	/* mark contended; whoever unlocks 2 wakes one sleeper */
+	while (weft__fas32(&m->v, 2) != 0)
+		weft__futex_wait(&m->v, 2, WEFT_FOREVER);
+}
+
+void weft__mutex_unlock_slow(weft__mutex_t *m)
+{
+	weft__futex_wake(&m->v, 1);
+}
+
+/* ---- waiter queues ---- */
+
+void weft__waitq_push(weft__waitq_t *q, weft__wnode_t *n)
+{
+	n->next = NULL;
+	n->prev = q->tail;
+	if (q->tail)
+		q->tail->next = n;
+	else
+		q->head = n;
+	q->tail = n;
+	n->linked = true;
+	/* RMW: the registration half of the Dekker pair; the caller fences
+	 * (weft__fence_rmw_load) before re-checking its condition */
+	weft__faa32(&q->count, 1);
+}
+
+void weft__waitq_unlink(weft__waitq_t *q, weft__wnode_t *n)
+{
+	if (!n->linked)
+		return;
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		q->head = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	else
+		q->tail = n->prev;
+	n->next = n->prev = NULL;
+	n->linked = false;
+	weft__faa32(&q->count, (uint32_t)-1);
+}
+
+static inline bool state_live(uint32_t s)
+{
+	return s == WEFT__W_WAITING || s == WEFT__W_SLEEPING;
+}
+
+
+weft__waiter_t *weft__waitq_notify_one(weft__waitq_t *q, uint32_t *notified)
+{
+	weft__wnode_t *n = q->head;
+	*notified = 0;
+	while (n) {
+		weft__wnode_t *next = n->next;
+		weft__waiter_t *w = n->w;
+		uint32_t val = WEFT__W_NOTIFY | n->index;
+		/* unlink first: live or dead, the entry leaves the queue, and
+		 * an owner that sees our final value knows it is unlinked */
+		weft__waitq_unlink(q, n);
+		uint32_t s = weft__ld32_acq(&w->state);
+		while (state_live(s)) {
+			/* exactly once: the CAS winner owns this wake-up */
+			if (weft__cas32(&w->state, &s, val)) {
+				*notified = 1;
+				return s == WEFT__W_SLEEPING ? w : NULL;
+			}
+		}
+		/* already won by someone else, or aborted: a dead entry */
+		n = next;
+	}
+	return NULL;
+}
+
+void weft__waitq_notify_all(weft__waitq_t *q)
+{
+	weft__wnode_t *n;
+	while ((n = q->head) != NULL) {
+		uint32_t s = weft__ld32_acq(&n->w->state);
+		weft__waiter_t *w = n->w;
+		uint32_t val = WEFT__W_NOTIFY | n->index;
+		weft__waitq_unlink(q, n);
+		while (state_live(s)) {
+			if (weft__cas32(&w->state, &s, val)) {
+				if (s == WEFT__W_SLEEPING)
+					weft__futex_wake(&w->state, 1);
+				break;
+			}
+		}
+	}
+}
+
+weft__wnode_t *weft__waitq_claim(weft__waitq_t *q, const weft__waiter_t *self)
+{
+	weft__wnode_t *n = q->head;
+	while (n) {
+		weft__wnode_t *next = n->next;
+		if (n->w == self) {
+			n = next; /* a select never meets itself */
+			continue;
+		}
+		weft__waitq_unlink(q, n);
+		uint32_t s = weft__ld32_acq(&n->w->state);
+		while (state_live(s)) {
+			/* keep SLEEPING so finish knows to wake the owner */
+			if (weft__cas32(&n->w->state, &s, WEFT__W_CLAIMED | (s & WEFT__W_SLEEPING)))
+				return n;
+		}
+		n = next;
+	}
+	return NULL;
+}
+
+bool weft__waitq_has_peer(weft__waitq_t *q, const weft__waiter_t *self)
+{
+	for (weft__wnode_t *n = q->head; n; n = n->next)
+		if (n->w != self && state_live(weft__ld32_rlx(&n->w->state)))
+			return true;
+	return false;
+}
+
+void weft__waiter_wake(weft__waiter_t *w)
+{
+	/* the owner may have left already: a wake on its old stack address
+	 * is at worst a spurious wake-up for a later wait, which re-checks */
+	weft__futex_wake(&w->state, 1);
+}
+
+void weft__waiter_finish(weft__waiter_t *w, uint32_t val)
+{
+	/* release (full RMW): the handed-off element before the final state;
+	 * pairs with the owner's acquire load in weft__waiter_wait */
+	uint32_t old = weft__fas32(&w->state, val);
+	if (old & WEFT__W_SLEEPING)
+		weft__futex_wake(&w->state, 1);
+}
+
+static inline bool state_final(uint32_t s)
+{
+	return WEFT__W_KIND(s & ~WEFT__W_SLEEPING) != 0 && !(s & WEFT__W_CLAIMED);
+}
+
+uint32_t weft__waiter_wait(weft__waiter_t *w, int64_t deadline, bool spin)
+{
+	uint32_t s;
+	weft__spin_t sp;
+
+	if (spin && weft__spin_start(&sp)) {
+		do {
+			/* acquire: pairs with the waker's RMW on state */
+			s = weft__ld32_acq(&w->state);
+			if (state_final(s)) {
+				weft__spin_end(&sp);
+				return s;
+			}
+		} while (weft__spin_again(&sp));
+	}
+	bool slept = false;
+	for (;;) {
+		s = weft__ld32_acq(&w->state);
+		if (state_final(s)) {
+			if (slept)
+				weft__spin_slept();
+			return s;
+		}
+		if (!(s & WEFT__W_SLEEPING)) {
+			uint32_t e = s;
+			if (!weft__cas32(&w->state, &e, s | WEFT__W_SLEEPING))
+				continue;
+			s |= WEFT__W_SLEEPING;
+		}
+		/* a claimed handoff is never abandoned: it completes promptly */
+		int64_t dl = (s & WEFT__W_CLAIMED) ? WEFT_FOREVER : deadline;
+		if (weft__futex_wait(&w->state, s, dl) == -ETIMEDOUT)
+			return WEFT__W_TIMEOUT;
+		slept = true;
+	}
+}
+
+uint32_t weft__waiter_abort(weft__waiter_t *w)
+{
+	uint32_t s = weft__ld32_acq(&w->state);
+	for (;;) {
+		if (state_live(s)) {
+			if (weft__cas32(&w->state, &s, WEFT__W_ABORT))
+				return WEFT__W_ABORT;
+			continue;
+		}
+		if (s & WEFT__W_CLAIMED)
+			return weft__waiter_wait(w, WEFT_FOREVER, true);
+		return s & ~WEFT__W_SLEEPING;
+	}
+}

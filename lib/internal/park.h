@@ -1,0 +1,145 @@
+/* lib/internal/park.h: the single way anything in weft blocks.
+ *
+ * 1. Spin, bounded by time (weft_set_spin_ns), polling the caller's own
+ *    condition; no spinning when runnable threads outnumber cores or when
+ *    enough threads already spin (a spinner must never steal the core of
+ *    the thread it waits for).
+ * 2. Register, re-check, sleep on a futex. Wake exactly once: each blocked
+ *    call owns a weft__waiter_t state word, and a waker must win a CAS on it
+ *    (WAITING -> a final value); losers skip that waiter. The futex syscall
+ *    is made only when the waiter really sleeps (SLEEPING bit), so a wake
+ *    that reaches a spinning waiter costs no syscall.
+ *
+ * Dekker: registration (waitq push: an RMW on the queue's count) is followed
+ * by weft__fence_rmw_load() and a re-check of the condition; the publisher
+ * makes its change with an RMW (or xchg) and then loads the count. One of
+ * the two always sees the other, so no wake-up is lost.
+ *
+ * weft__mutex_t: a three-state futex lock (Drepper) for slow paths only
+ * (waiter lists); the hot paths of weft never take it.
+ */
+#ifndef WEFT_INTERNAL_PARK_H
+#define WEFT_INTERNAL_PARK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal/atomic.h"
+
+/* ---- bounded spinning ---- */
+
+typedef struct weft__spin {
+	int64_t start;
+	int64_t until; /* 0: no spinning allowed */
+	uint32_t iter;
+	bool counted; /* holds a slot in the global spinner budget */
+} weft__spin_t;
+
+/* Start a spin phase; returns whether spinning is allowed at all. */
+bool weft__spin_start(weft__spin_t *s);
+/* One more round: a pause; false once the time is up (then it has ended
+ * the phase). Call weft__spin_end if leaving early. */
+bool weft__spin_again(weft__spin_t *s);
+void weft__spin_end(weft__spin_t *s);
+/* Tell the adaptive spin that this thread's last spin ran out and it then
+ * slept until now (called by waiter_wait after a futex sleep). */
+void weft__spin_slept(void);
+
+/* ---- futex mutex (slow paths only) ---- */
+
+typedef struct weft__mutex {
+	uint32_t v; /* 0 free, 1 locked, 2 locked with sleepers */
+} weft__mutex_t;
+
+void weft__mutex_lock_slow(weft__mutex_t *m);
+void weft__mutex_unlock_slow(weft__mutex_t *m);
+
+static inline void weft__mutex_lock(weft__mutex_t *m)
+{
+	uint32_t free_ = 0;
+	/* acquire (full RMW): the protected data after the lock */
+	if (!weft__cas32(&m->v, &free_, 1))
+		weft__mutex_lock_slow(m);
+}
+
+static inline void weft__mutex_unlock(weft__mutex_t *m)
+{
+	/* release (full RMW): the protected data before the unlock; also the
+	 * store-load fence before reading whether anyone sleeps */
+	if (weft__fas32(&m->v, 0) == 2)
+		weft__mutex_unlock_slow(m);
+}
+
+/* ---- waiters ---- */
+
+/* weft__waiter_t.state: 0 while waiting; the final value says who ended
+ * the wait and why. SLEEPING is a flag the owner sets before futex_wait;
+ * CLAIMED means a peer won the waiter and is copying an element into or out
+ * of the owner's buffer (an unbuffered handoff) and will set DONE. */
+#define WEFT__W_WAITING 0u
+#define WEFT__W_SLEEPING (1u << 31)
+#define WEFT__W_CLAIMED (1u << 30)
+#define WEFT__W_NOTIFY (1u << 24)  /* retry: the queue may be ready now */
+#define WEFT__W_DONE (2u << 24)    /* a peer completed the operation */
+#define WEFT__W_ABORT (3u << 24)   /* the owner left (timeout, or done alone) */
+#define WEFT__W_TIMEOUT (4u << 24) /* (returned by wait only) */
+#define WEFT__W_KIND(s) ((s) & (0xfu << 24))
+#define WEFT__W_INDEX(s) ((s) & 0xffffffu)
+#define WEFT__W_MAX_INDEX 0xffffffu
+
+typedef struct weft__waiter {
+	uint32_t state;
+} weft__waiter_t;
+
+/* A waiter's entry in one queue (a select has one per case). */
+typedef struct weft__wnode {
+	struct weft__wnode *next, *prev;
+	weft__waiter_t *w;
+	void *elem; /* unbuffered handoff: source (sender) or destination */
+	uint32_t index;
+	bool linked; /* guarded by the queue's lock */
+} weft__wnode_t;
+
+/* FIFO of waiter nodes. The list is guarded by a lock the owner supplies;
+ * count is also read without it by publishers (the Dekker partner). */
+typedef struct weft__waitq {
+	weft__wnode_t *head, *tail;
+	uint32_t count;
+} weft__waitq_t;
+
+static inline uint32_t weft__waitq_count(weft__waitq_t *q)
+{
+	/* relaxed: the caller has already made its change and fenced */
+	return weft__ld32_rlx(&q->count);
+}
+
+/* All of these need the queue's lock held. */
+void weft__waitq_push(weft__waitq_t *q, weft__wnode_t *n);
+void weft__waitq_unlink(weft__waitq_t *q, weft__wnode_t *n);
+/* Notify the first live waiter (CAS its state to NOTIFY|index). Dead nodes
+ * met on the way are unlinked. *notified: 1 if a waiter was notified.
+ * Returns the waiter to wake with weft__waiter_wake() after the lock is
+ * dropped, or NULL when none sleeps (no syscall needed). */
+weft__waiter_t *weft__waitq_notify_one(weft__waitq_t *q, uint32_t *notified);
+/* Notify every live waiter; each is woken at once (lock held: close only). */
+void weft__waitq_notify_all(weft__waitq_t *q);
+/* Claim the first live waiter that is not `self` for a handoff (CAS to
+ * CLAIMED); unlinks and returns its node, or NULL. The caller copies, then
+ * calls weft__waiter_finish(node->w, WEFT__W_DONE | node->index). */
+weft__wnode_t *weft__waitq_claim(weft__waitq_t *q, const weft__waiter_t *self);
+/* Is there a live waiter other than self? (a readiness hint) */
+bool weft__waitq_has_peer(weft__waitq_t *q, const weft__waiter_t *self);
+
+/* futex-wake the owner of w (returned by notify_one). */
+void weft__waiter_wake(weft__waiter_t *w);
+/* From CLAIMED to the final value, waking the owner if it sleeps. */
+void weft__waiter_finish(weft__waiter_t *w, uint32_t val);
+/* The owner: wait until the state is final (spin, then sleep) or the
+ * deadline passes. Returns the final state, or WEFT__W_TIMEOUT. */
+uint32_t weft__waiter_wait(weft__waiter_t *w, int64_t deadline, bool spin);
+/* The owner gives up: CAS WAITING -> ABORT. Returns WEFT__W_ABORT if it won,
+ * else the peer's final value (waiting out a CLAIMED handoff). */
+uint32_t weft__waiter_abort(weft__waiter_t *w);
+
+#endif

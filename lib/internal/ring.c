@@ -1,0 +1,352 @@
+/* lib/internal/ring.c: see ring.h for the scheme.
+ *
+ * Ordering:
+ * - push: acquire-load the slot stamp (pairs with the pop that freed it:
+ *   that pop's read of the old element is done before we overwrite);
+ *   CAS tail (claims the position); write the element; xchg the stamp to
+ *   pos + 1 (release of the element to the pop that acquires the stamp;
+ *   full barrier before the caller's load of the receivers' count).
+ * - pop: acquire-load the stamp (pairs with the push's xchg: the element is
+ *   there); CAS head; read the element; xchg the stamp to pos + one_lap
+ *   (release: our read done before a producer reuses the slot; full
+ *   barrier before the caller's load of the senders' count).
+ * - "Empty" is decided on tail, "full" on head, both read after the stamp:
+ *   a CAS on tail or head is a full barrier, so a waiter that registered
+ *   and then reads tail/head sees any claim the publisher made before it
+ *   read the waiter count.
+ * - Slot sleepers: faa(slot_waiters) then re-read the stamp, then futex
+ *   on the stamp's low 32 bits (which change on every transition: +1 or
+ *   one_lap - 1, both below 2^32). The publisher's xchg then load of
+ *   slot_waiters is the other half of the Dekker pair.
+ */
+#include "internal/ring.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal/futex.h"
+#include "internal/park.h"
+#include <weft/common.h>
+#include <weft/chan.h>
+
+static inline uint64_t *slot_stamp(const struct weft__ring *r, uint64_t pos)
+{
+	size_t idx = (size_t)(pos & (r->one_lap - 1));
+	return (uint64_t *)(void *)(r->slots + idx * r->stride);
+}
+
+static inline void *slot_data(uint64_t *stamp)
+{
+	return (void *)(stamp + 1);
+}
+
+/* the futex word: the low half of the 64-bit stamp */
+static inline uint32_t *stamp_word(uint64_t *stamp)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return (uint32_t *)(void *)stamp + 1;
+#else
+	return (uint32_t *)(void *)stamp;
+#endif
+}
+
+static inline uint64_t pos_next(const struct weft__ring *r, uint64_t pos)
+{
+	uint64_t idx = pos & (r->one_lap - 1);
+	if (idx + 1 < r->cap)
+		return pos + 1;
+	return (pos & ~(r->one_lap - 1)) + r->one_lap;
+}
+
+static inline void copy_elem(void *dst, const void *src, size_t n)
+{
+	/* the common sizes inline; memcpy for the rest */
+	switch (n) {
+	case 0:
+		return;
+	case 4:
+		memcpy(dst, src, 4);
+		return;
+	case 8:
+		memcpy(dst, src, 8);
+		return;
+	case 16:
+		memcpy(dst, src, 16);
+		return;
+	default:
+		memcpy(dst, src, n);
+	}
+}
+
+int weft__ring_init(struct weft__ring *r, size_t cap, size_t esize)
+{
+	memset(r, 0, sizeof *r);
+	r->cap = cap;
+	r->esize = esize;
+	r->stride = (sizeof(uint64_t) + esize + 7) & ~(size_t)7;
+	r->one_lap = 1;
+	while (r->one_lap <= cap)
+		r->one_lap <<= 1;
+	if (cap == 0)
+		return 0;
+	if (esize > ((size_t)1 << 40) || r->stride > SIZE_MAX / cap)
+		return -ENOMEM;
+	size_t bytes = r->stride * cap;
+	r->slots = aligned_alloc(WEFT__CACHELINE,
+				 (bytes + WEFT__CACHELINE - 1) & ~(size_t)(WEFT__CACHELINE - 1));
+	if (!r->slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < cap; i++)
+		weft__st64_rlx((uint64_t *)(void *)(r->slots + i * r->stride), i);
+	return 0;
+}
+
+void weft__ring_fini(struct weft__ring *r)
+{
+	free(r->slots);
+	r->slots = NULL;
+}
+
+/* Wait until *stamp != seen: someone is mid-operation on this slot. */
+static void slot_wait(struct weft__ring *r, uint64_t *stamp, uint64_t seen)
+{
+	weft__spin_t s;
+	if (weft__spin_start(&s)) {
+		do {
+			if (weft__ld64_rlx(stamp) != seen) {
+				weft__spin_end(&s);
+				return;
+			}
+		} while (weft__spin_again(&s));
+	}
+	/* RMW then re-check: Dekker with slot_publish */
+	weft__faa32(&r->slot_waiters, 1);
+	weft__fence_rmw_load();
+	while (weft__ld64_rlx(stamp) == seen)
+		weft__futex_wait(stamp_word(stamp), (uint32_t)seen, WEFT_FOREVER);
+	weft__faa32(&r->slot_waiters, (uint32_t)-1);
+}
+
+static inline void slot_publish(struct weft__ring *r, uint64_t *stamp, uint64_t val)
+{
+	/* xchg: release of the slot contents, and the full barrier before
+	 * reading slot_waiters here and the waiter counts in the caller */
+	weft__fas64(stamp, val);
+	if (__builtin_expect(weft__ld32_rlx(&r->slot_waiters) != 0, 0))
+		weft__futex_wake(stamp_word(stamp), INT_MAX);
+}
+
+int weft__ring_push(struct weft__ring *r, const void *elem)
+{
+	uint64_t tail = weft__ld64_rlx(&r->tail);
+	for (;;) {
+		if (tail & WEFT__RING_CLOSED)
+			return -EPIPE;
+		uint64_t *stamp = slot_stamp(r, tail);
+		/* acquire: the previous lap's pop finished reading this slot */
+		uint64_t st = weft__ld64_acq(stamp);
+		if (st == tail) {
+			if (weft__cas64(&r->tail, &tail, pos_next(r, tail))) {
+				copy_elem(slot_data(stamp), elem, r->esize);
+				slot_publish(r, stamp, tail + 1);
+				return 0;
+			}
+			continue; /* tail reloaded by the failed CAS */
+		}
+		if (st + r->one_lap == tail + 1) {
+			/* the slot still holds last lap's element */
+			uint64_t head = weft__ld64_acq(&r->head);
+			if (head + r->one_lap == tail)
+				return -EAGAIN; /* full */
+			/* a pop claimed it and is still reading: wait for it */
+			slot_wait(r, stamp, st);
+		} else {
+			weft__cpu_relax(); /* another push moved tail on */
+		}
+		tail = weft__ld64_rlx(&r->tail);
+	}
+}
+
+int weft__ring_pop(struct weft__ring *r, void *elem)
+{
+	uint64_t head = weft__ld64_rlx(&r->head);
+	for (;;) {
+		uint64_t *stamp = slot_stamp(r, head);
+		/* acquire: pairs with the push's xchg; the element is there */
+		uint64_t st = weft__ld64_acq(stamp);
+		if (st == head + 1) {
+			if (weft__cas64(&r->head, &head, pos_next(r, head))) {
+				if (elem)
+					copy_elem(elem, slot_data(stamp), r->esize);
+				slot_publish(r, stamp, head + r->one_lap);
+				return 0;
+			}
+			continue;
+		}
+		if (st == head) {
+			uint64_t tail = weft__ld64_acq(&r->tail);
+			if ((tail & ~WEFT__RING_CLOSED) == head)
+				return (tail & WEFT__RING_CLOSED) ? -EPIPE : -EAGAIN;
+			/* a push claimed it and is still writing: wait for it */
+			slot_wait(r, stamp, st);
+		} else {
+			weft__cpu_relax(); /* another pop moved head on */
+		}
+		head = weft__ld64_rlx(&r->head);
+	}
+}
+
+long weft__ring_push_many(struct weft__ring *r, const void *elems, size_t n)
+{
+	const unsigned char *src = elems;
+	uint64_t tail = weft__ld64_rlx(&r->tail);
+	for (;;) {
+		if (tail & WEFT__RING_CLOSED)
+			return -EPIPE;
+		/* count free slots from tail: free stays free until claimed,
+		 * and claiming needs our CAS on tail to succeed */
+		uint64_t end = tail;
+		size_t k = 0;
+		while (k < n && weft__ld64_acq(slot_stamp(r, end)) == end) {
+			end = pos_next(r, end);
+			k++;
+		}
+		if (k == 0) {
+			uint64_t *stamp = slot_stamp(r, tail);
+			uint64_t st = weft__ld64_acq(stamp);
+			if (st + r->one_lap == tail + 1) {
+				uint64_t head = weft__ld64_acq(&r->head);
+				if (head + r->one_lap == tail)
+					return -EAGAIN;
+				slot_wait(r, stamp, st);
+			} else if (st != tail) {
+				weft__cpu_relax();
+			}
+			tail = weft__ld64_rlx(&r->tail);
+			continue;
+		}
+		if (!weft__cas64(&r->tail, &tail, end))
+			continue;
+		uint64_t pos = tail;
+		for (size_t i = 0; i < k; i++, pos = pos_next(r, pos)) {
+			uint64_t *stamp = slot_stamp(r, pos);
+			copy_elem(slot_data(stamp), src + i * r->esize, r->esize);
+			/* release: element before stamp, for the pop that
+			 * acquires it */
+			weft__st64_rel(stamp, pos + 1);
+		}
+		/* one full barrier for the batch, before the waiter loads */
+		weft__fence_sc();
+		if (__builtin_expect(weft__ld32_rlx(&r->slot_waiters) != 0, 0))
+			for (size_t i = 0; i < k; i++) {
+				weft__futex_wake(stamp_word(slot_stamp(r, tail)), INT_MAX);
+				tail = pos_next(r, tail);
+			}
+		return (long)k;
+	}
+}
+
+long weft__ring_pop_many(struct weft__ring *r, void *elems, size_t n)
+{
+	unsigned char *dst = elems;
+	uint64_t head = weft__ld64_rlx(&r->head);
+	for (;;) {
+		uint64_t end = head;
+		size_t k = 0;
+		/* full stays full until popped, which needs our CAS on head */
+		while (k < n && weft__ld64_acq(slot_stamp(r, end)) == end + 1) {
+			end = pos_next(r, end);
+			k++;
+		}
+		if (k == 0) {
+			uint64_t *stamp = slot_stamp(r, head);
+			uint64_t st = weft__ld64_acq(stamp);
+			if (st == head) {
+				uint64_t tail = weft__ld64_acq(&r->tail);
+				if ((tail & ~WEFT__RING_CLOSED) == head)
+					return (tail & WEFT__RING_CLOSED) ? -EPIPE : -EAGAIN;
+				slot_wait(r, stamp, st);
+			} else if (st != head + 1) {
+				weft__cpu_relax();
+			}
+			head = weft__ld64_rlx(&r->head);
+			continue;
+		}
+		if (!weft__cas64(&r->head, &head, end))
+			continue;
+		uint64_t pos = head;
+		for (size_t i = 0; i < k; i++, pos = pos_next(r, pos)) {
+			uint64_t *stamp = slot_stamp(r, pos);
+			if (dst)
+				copy_elem(dst + i * r->esize, slot_data(stamp), r->esize);
+			/* release: our read before a push reuses the slot */
+			weft__st64_rel(stamp, pos + r->one_lap);
+		}
+		weft__fence_sc();
+		if (__builtin_expect(weft__ld32_rlx(&r->slot_waiters) != 0, 0))
+			for (size_t i = 0; i < k; i++) {
+				weft__futex_wake(stamp_word(slot_stamp(r, head)), INT_MAX);
+				head = pos_next(r, head);
+			}
+		return (long)k;
+	}
+}
+
+int weft__ring_close(struct weft__ring *r)
+{
+	/* RMW: linearizes close against every push's CAS on tail */
+	uint64_t old = weft__or64(&r->tail, WEFT__RING_CLOSED);
+	return (old & WEFT__RING_CLOSED) ? -EPIPE : 0;
+}
+
+bool weft__ring_is_closed(const struct weft__ring *r)
+{
+	return (weft__ld64_acq(&r->tail) & WEFT__RING_CLOSED) != 0;
+}
+
+size_t weft__ring_len(const struct weft__ring *r)
+{
+	if (r->cap == 0)
+		return 0;
+	for (;;) {
+		uint64_t tail = weft__ld64_acq(&r->tail) & ~WEFT__RING_CLOSED;
+		uint64_t head = weft__ld64_acq(&r->head);
+		/* a consistent pair: tail unchanged around the head read */
+		if ((weft__ld64_acq(&r->tail) & ~WEFT__RING_CLOSED) != tail)
+			continue;
+		uint64_t hix = head & (r->one_lap - 1), tix = tail & (r->one_lap - 1);
+		if (hix < tix)
+			return (size_t)(tix - hix);
+		if (hix > tix)
+			return (size_t)(r->cap - hix + tix);
+		return tail == head ? 0 : r->cap;
+	}
+}
+
+bool weft__ring_can_pop(const struct weft__ring *r)
+{
+	uint64_t tail = weft__ld64_acq(&r->tail);
+	return (tail & WEFT__RING_CLOSED) || tail != weft__ld64_acq(&r->head);
+}
+
+bool weft__ring_can_push(const struct weft__ring *r)
+{
+	uint64_t tail = weft__ld64_acq(&r->tail);
+	return (tail & WEFT__RING_CLOSED) || weft__ld64_acq(&r->head) + r->one_lap != tail;
+}
+
+bool weft__ring_pop_ready(const struct weft__ring *r)
+{
+	/* one line to poll: the slot at head (the consumers' own head line
+	 * stays put); closed is noticed by weft__ring_can_pop */
+	uint64_t head = weft__ld64_rlx(&r->head);
+	return weft__ld64_rlx(slot_stamp(r, head)) == head + 1;
+}
+
+bool weft__ring_push_ready(const struct weft__ring *r)
+{
+	uint64_t tail = weft__ld64_rlx(&r->tail);
+	return weft__ld64_rlx(slot_stamp(r, tail)) == tail;
+}

@@ -1,0 +1,255 @@
+/* lib/select.c: select over any number of channel cases.
+ *
+ * 1. Try every enabled case once, in a fresh random permutation (so the
+ *    choice among ready cases is uniform), with the channels' try paths.
+ * 2. Spin briefly polling readiness, then register one wait node per case
+ *    (all sharing one waiter state word), fence, and re-check readiness.
+ * 3. Sleep. Exactly one waker wins the state word (NOTIFY for a buffered
+ *    case: retry it; DONE for an unbuffered case: the peer completed it).
+ *    The waiter unregisters every node before it acts.
+ *
+ * Ordering: as for single operations (chan.c): registration is an RMW on
+ * each queue's count followed by weft__fence_rmw_load before the re-check;
+ * publishers make their change with an RMW/xchg before reading the count.
+ * A select never meets itself: its own nodes are skipped by claims and by
+ * readiness checks (they carry its waiter pointer), and it is unregistered
+ * during its own try passes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal/chan_impl.h"
+#include "internal/futex.h"
+#include <weft/chan.h>
+
+#define SELECT_STACK_CASES 32
+
+static _Thread_local uint64_t rng_state;
+
+/* xorshift64*, seeded per thread from its own address and the clock */
+static inline uint32_t rnd32(void)
+{
+	uint64_t x = rng_state;
+	if (x == 0)
+		x = ((uint64_t)(uintptr_t)&rng_state * 0x9E3779B97F4A7C15ull) ^ (uint64_t)weft_now() ^ 1;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	rng_state = x;
+	return (uint32_t)((x * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+/* 0..n-1, without the bias of a modulo that matters here */
+static inline uint32_t rnd_below(uint32_t n)
+{
+	return (uint32_t)(((uint64_t)rnd32() * n) >> 32);
+}
+
+static int validate(const weft_case_t *cases, size_t n, size_t *enabled)
+{
+	if (n > 0 && !cases)
+		return -EINVAL;
+	if (n > WEFT_SELECT_MAX_CASES)
+		return -EINVAL;
+	*enabled = 0;
+	for (size_t i = 0; i < n; i++) {
+		const weft_case_t *c = &cases[i];
+		if (!c->chan)
+			continue;
+		if (c->op != WEFT_SEND && c->op != WEFT_RECV)
+			return -EINVAL;
+		if (c->op == WEFT_SEND && !c->elem && c->chan->elem_size)
+			return -EINVAL;
+		(*enabled)++;
+	}
+	return 0;
+}
+
+/* One pass over the cases in random order; index of the case done, or
+ * -EAGAIN. perm has room for n. */
+static int try_pass(weft_case_t *cases, size_t n, uint32_t *perm)
+{
+	for (size_t i = 0; i < n; i++)
+		perm[i] = (uint32_t)i;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i + rnd_below((uint32_t)(n - i));
+		uint32_t k = perm[j];
+		perm[j] = perm[i];
+		perm[i] = k;
+		weft_case_t *c = &cases[k];
+		if (!c->chan)
+			continue;
+		int rc = weft__chan_try(c->chan, c->op, c->elem, NULL);
+		if (rc != -EAGAIN) {
+			c->err = rc; /* 0, or -EPIPE: closed */
+			return (int)k;
+		}
+	}
+	return -EAGAIN;
+}
+
+static bool any_ready(weft_case_t *cases, size_t n, const weft__waiter_t *self)
+{
+	for (size_t i = 0; i < n; i++)
+		if (cases[i].chan && weft__chan_ready(cases[i].chan, cases[i].op, self))
+			return true;
+	return false;
+}
+
+/* lock-free readiness poll for the spin phase */
+static bool any_ready_fast(weft_case_t *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		weft_chan_t *ch = cases[i].chan;
+		if (!ch)
+			continue;
+		if (ch->cap) {
+			if (cases[i].op == WEFT_RECV ? weft__ring_pop_ready(&ch->ring)
+						     : weft__ring_push_ready(&ch->ring))
+				return true;
+		} else if (weft__waitq_count(cases[i].op == WEFT_SEND ? &ch->recvq : &ch->sendq)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool spin_until_ready(weft_case_t *cases, size_t n)
+{
+	weft__spin_t s;
+	if (!weft__spin_start(&s))
+		return false;
+	do {
+		if (any_ready_fast(cases, n) ||
+		    ((s.iter & 15) == 15 && any_ready(cases, n, NULL))) {
+			weft__spin_end(&s);
+			return true;
+		}
+	} while (weft__spin_again(&s));
+	return false;
+}
+
+/* no enabled case: wait for the deadline (nothing can wake us) */
+static int wait_for_deadline(int64_t deadline)
+{
+	uint32_t never = 0;
+	while (weft__futex_wait(&never, 0, deadline) != -ETIMEDOUT)
+		;
+	return -ETIMEDOUT;
+}
+
+static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool block)
+{
+	size_t enabled;
+	int rc = validate(cases, n, &enabled);
+	if (rc)
+		return rc;
+	if (enabled == 0) {
+		if (!block)
+			return -EAGAIN;
+		if (deadline == WEFT_FOREVER)
+			return -EINVAL; /* would block forever */
+		return wait_for_deadline(deadline);
+	}
+
+	uint32_t perm_stack[SELECT_STACK_CASES];
+	weft__wnode_t node_stack[SELECT_STACK_CASES];
+	uint32_t *perm = perm_stack;
+	weft__wnode_t *nodes = node_stack;
+	if (n > SELECT_STACK_CASES) {
+		perm = malloc(n * sizeof *perm);
+		nodes = malloc(n * sizeof *nodes);
+		if (!perm || !nodes) {
+			free(perm);
+			free(nodes);
+			return -ENOMEM;
+		}
+	}
+
+	bool may_spin = true;
+	int idx;
+	for (;;) {
+		idx = try_pass(cases, n, perm);
+		if (idx >= 0 || !block)
+			break;
+		if (deadline != WEFT_FOREVER && weft_now() >= deadline) {
+			idx = -ETIMEDOUT;
+			break;
+		}
+		if (may_spin) {
+			may_spin = false;
+			if (spin_until_ready(cases, n))
+				continue;
+		}
+
+		weft__waiter_t w = {WEFT__W_WAITING};
+		bool unbuffered = false;
+		for (size_t i = 0; i < n; i++) {
+			if (!cases[i].chan)
+				continue;
+			nodes[i] = (weft__wnode_t){.w = &w, .elem = cases[i].elem, .index = (uint32_t)i};
+			weft__chan_register(cases[i].chan, cases[i].op, &nodes[i]);
+			unbuffered |= cases[i].chan->cap == 0;
+		}
+		/* store-load: registrations before the re-check */
+		weft__fence_rmw_load();
+		bool ready = any_ready(cases, n, &w);
+		uint32_t st;
+		if (ready) {
+			st = weft__waiter_abort(&w);
+		} else {
+			st = weft__waiter_wait(&w, deadline, unbuffered);
+			if (st == WEFT__W_TIMEOUT)
+				st = weft__waiter_abort(&w);
+		}
+		for (size_t i = 0; i < n; i++)
+			if (cases[i].chan)
+				weft__chan_unregister(cases[i].chan, cases[i].op, &nodes[i]);
+
+		uint32_t kind = WEFT__W_KIND(st), i = WEFT__W_INDEX(st);
+		if (kind == WEFT__W_DONE) {
+			cases[i].err = 0; /* an unbuffered peer completed it */
+			idx = (int)i;
+			break;
+		}
+		if (kind == WEFT__W_NOTIFY) {
+			/* retry the case that woke us first: if it fails, its
+			 * element or room went to someone else */
+			rc = weft__chan_try(cases[i].chan, cases[i].op, cases[i].elem, NULL);
+			if (rc != -EAGAIN) {
+				cases[i].err = rc;
+				idx = (int)i;
+				break;
+			}
+			may_spin = true;
+			continue;
+		}
+		/* ABORT: we left on our own, for readiness or the deadline */
+		if (!ready) {
+			idx = try_pass(cases, n, perm);
+			if (idx < 0)
+				idx = -ETIMEDOUT;
+			break;
+		}
+	}
+	if (perm != perm_stack) {
+		free(perm);
+		free(nodes);
+	}
+	return idx;
+}
+
+int weft_select(weft_case_t *cases, size_t n)
+{
+	return select_impl(cases, n, WEFT_FOREVER, true);
+}
+
+int weft_select_try(weft_case_t *cases, size_t n)
+{
+	return select_impl(cases, n, WEFT_FOREVER, false);
+}
+
+int weft_select_until(weft_case_t *cases, size_t n, int64_t deadline)
+{
+	return select_impl(cases, n, deadline, true);
+}
