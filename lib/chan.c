@@ -82,6 +82,14 @@ int weft_chan_is_closed(const weft_chan_t *ch)
 
 /* ---- waiter plumbing shared with select.c ---- */
 
+static uint64_t select_tickets;
+
+uint64_t weft__chan_ticket(void)
+{
+	/* RMW: unique, increasing; only selects about to sleep take one */
+	return weft__faa64(&select_tickets, 1) + 1;
+}
+
 void weft__chan_register(weft_chan_t *ch, int op, weft__wnode_t *n)
 {
 	weft__mutex_lock(&ch->lock);
@@ -171,7 +179,7 @@ int weft__chan_try(weft_chan_t *ch, int op, void *elem, const weft__waiter_t *se
 	return rc;
 }
 
-bool weft__chan_ready(weft_chan_t *ch, int op, const weft__waiter_t *self)
+bool weft__chan_ready(weft_chan_t *ch, int op, const weft__wnode_t *mine)
 {
 	if (ch->cap) {
 		return op == WEFT_RECV ? weft__ring_can_pop(&ch->ring)
@@ -180,7 +188,8 @@ bool weft__chan_ready(weft_chan_t *ch, int op, const weft__waiter_t *self)
 	if (weft__ring_is_closed(&ch->ring))
 		return true;
 	weft__mutex_lock(&ch->lock);
-	bool r = weft__waitq_has_peer(op == WEFT_SEND ? &ch->recvq : &ch->sendq, self);
+	bool r = weft__waitq_has_peer(op == WEFT_SEND ? &ch->recvq : &ch->sendq,
+				      mine ? mine->w : NULL, mine ? mine->seq : UINT64_MAX);
 	weft__mutex_unlock(&ch->lock);
 	return r;
 }

@@ -88,10 +88,12 @@ static int try_pass(weft_case_t *cases, size_t n, uint32_t *perm)
 	return -EAGAIN;
 }
 
-static bool any_ready(weft_case_t *cases, size_t n, const weft__waiter_t *self)
+/* nodes: this select's registered nodes (NULL while not registered) */
+static bool any_ready(weft_case_t *cases, size_t n, const weft__wnode_t *nodes)
 {
 	for (size_t i = 0; i < n; i++)
-		if (cases[i].chan && weft__chan_ready(cases[i].chan, cases[i].op, self))
+		if (cases[i].chan &&
+		    weft__chan_ready(cases[i].chan, cases[i].op, nodes ? &nodes[i] : NULL))
 			return true;
 	return false;
 }
@@ -184,16 +186,18 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 
 		weft__waiter_t w = {WEFT__W_WAITING};
 		bool unbuffered = false;
+		uint64_t ticket = weft__chan_ticket();
 		for (size_t i = 0; i < n; i++) {
 			if (!cases[i].chan)
 				continue;
-			nodes[i] = (weft__wnode_t){.w = &w, .elem = cases[i].elem, .index = (uint32_t)i};
+			nodes[i] = (weft__wnode_t){
+				.w = &w, .elem = cases[i].elem, .seq = ticket, .index = (uint32_t)i};
 			weft__chan_register(cases[i].chan, cases[i].op, &nodes[i]);
 			unbuffered |= cases[i].chan->cap == 0;
 		}
 		/* store-load: registrations before the re-check */
 		weft__fence_rmw_load();
-		bool ready = any_ready(cases, n, &w);
+		bool ready = any_ready(cases, n, nodes);
 		uint32_t st;
 		if (ready) {
 			st = weft__waiter_abort(&w);

@@ -27,13 +27,22 @@ struct weft_chan {
 int weft__chan_try(weft_chan_t *ch, int op, void *elem, const weft__waiter_t *self);
 
 /* Could op proceed now (or is the channel closed)? A hint for re-checks
- * after registering; self's own entries do not count. */
-bool weft__chan_ready(weft_chan_t *ch, int op, const weft__waiter_t *self);
+ * after registering. mine: the caller's registered node on this channel
+ * (NULL if none). On an unbuffered channel only partners with an earlier
+ * ticket (node seq) count: when two selects register against each other
+ * at once, on one channel or across several, the later one acts (backs
+ * off and claims the earlier) while the earlier keeps waiting, so they
+ * never both back off and retry forever. Plain blocking calls register
+ * with seq 0 (they matched under the lock already and never re-check). */
+bool weft__chan_ready(weft_chan_t *ch, int op, const weft__wnode_t *mine);
 
 static inline weft__waitq_t *weft__chan_queue(weft_chan_t *ch, int op)
 {
 	return op == WEFT_SEND ? &ch->sendq : &ch->recvq;
 }
+
+/* A fresh select ticket: later registrations get larger tickets. */
+uint64_t weft__chan_ticket(void);
 
 /* Register n on op's queue / remove it if still there (takes the lock). */
 void weft__chan_register(weft_chan_t *ch, int op, weft__wnode_t *n);

@@ -183,6 +183,7 @@ void weft__mutex_lock_slow(weft__mutex_t *m)
 				return;
 			}
 		} while (weft__spin_again(&s));
+		tl_spin_began = 0; /* lock waits do not tune the channel spin */
 	}
 	/* mark contended; whoever unlocks 2 wakes one sleeper */
 	while (weft__fas32(&m->v, 2) != 0)
@@ -298,10 +299,10 @@ weft__wnode_t *weft__waitq_claim(weft__waitq_t *q, const weft__waiter_t *self)
 	return NULL;
 }
 
-bool weft__waitq_has_peer(weft__waitq_t *q, const weft__waiter_t *self)
+bool weft__waitq_has_peer(weft__waitq_t *q, const weft__waiter_t *self, uint64_t before)
 {
 	for (weft__wnode_t *n = q->head; n; n = n->next)
-		if (n->w != self && state_live(weft__ld32_rlx(&n->w->state)))
+		if (n->w != self && n->seq < before && state_live(weft__ld32_rlx(&n->w->state)))
 			return true;
 	return false;
 }

@@ -127,6 +127,7 @@ static void slot_wait(struct weft__ring *r, uint64_t *stamp, uint64_t seen)
 	while (weft__ld64_rlx(stamp) == seen)
 		weft__futex_wait(stamp_word(stamp), (uint32_t)seen, WEFT_FOREVER);
 	weft__faa32(&r->slot_waiters, (uint32_t)-1);
+	weft__spin_slept();
 }
 
 static inline void slot_publish(struct weft__ring *r, uint64_t *stamp, uint64_t val)

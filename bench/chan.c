@@ -1,0 +1,734 @@
+/* bench/chan.c: the channel benchmark scenarios (see chan.h).
+ *
+ * One runner (run_case) does all the threading and timing: it creates the
+ * channels, starts one thread per worker, releases them together through a
+ * barrier, joins them (reporting a hang instead of waiting forever), and
+ * checks what they moved. A scenario is only the choice of worker functions
+ * and channels.
+ *
+ * Item values: producer i of P sends i, i + P, i + 2P, ... below the item
+ * count, so every value in [0, items) is sent exactly once and the
+ * receivers' count and sum (mod 2^64) must come to items and
+ * items * (items - 1) / 2.
+ */
+#include "chan.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { CASE_SEND = 1, CASE_RECV = 2 }; /* struct chan_case op */
+
+#define MAX_CHANS 64
+#define IDLE_THREADS 64
+#define NS_PER_S 1000000000LL
+
+#define CAPS(fam, kind, p, c)                                                   \
+	{ fam, kind, p, c, 0 }, { fam, kind, p, c, 1 }, { fam, kind, p, c, 1024 }
+#define CAPS_BUFFERED(fam, kind, p, c)                                          \
+	{ fam, kind, p, c, 1 }, { fam, kind, p, c, 1024 }
+
+const struct chan_bench_case chan_bench_cases[] = {
+	CAPS_BUFFERED("seq", CHAN_BENCH_SEQ, 1, 1),
+	CAPS("spsc", CHAN_BENCH_PC, 1, 1),
+	CAPS("mpsc", CHAN_BENCH_PC, 2, 1),
+	CAPS("mpsc", CHAN_BENCH_PC, 4, 1),
+	CAPS("mpsc", CHAN_BENCH_PC, 8, 1),
+	CAPS("spmc", CHAN_BENCH_PC, 1, 2),
+	CAPS("spmc", CHAN_BENCH_PC, 1, 4),
+	CAPS("spmc", CHAN_BENCH_PC, 1, 8),
+	CAPS("mpmc", CHAN_BENCH_PC, 2, 2),
+	CAPS("mpmc", CHAN_BENCH_PC, 4, 4),
+	CAPS("mpmc", CHAN_BENCH_PC, 8, 8),
+	CAPS("select_rx", CHAN_BENCH_SELECT_RX, 4, 1),
+	CAPS("select_both", CHAN_BENCH_SELECT_BOTH, 2, 2),
+	{ "pingpong", CHAN_BENCH_PINGPONG, 1, 1, 1 },
+	{ "pingpong", CHAN_BENCH_FLOOR, 1, 1, 0 },
+	{ "idle", CHAN_BENCH_IDLE, IDLE_THREADS, 0, 1 },
+};
+const size_t chan_bench_ncases = sizeof chan_bench_cases / sizeof chan_bench_cases[0];
+
+/* ---- time ------------------------------------------------------------- */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+/* user + sys CPU time of the whole process (every thread), ns */
+static int64_t cpu_ns(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * NS_PER_S +
+	       ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+static void sleep_ns(int64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / NS_PER_S, .tv_nsec = ns % NS_PER_S };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+		;
+}
+
+/* One step of a spin-wait. Every 4096 steps it yields, so that on a
+ * machine busy elsewhere (both threads on one core) a round trip costs a
+ * yield rather than a whole time slice. */
+static inline void spin_step(unsigned *spins)
+{
+	if (++*spins % 4096 == 0) {
+		sched_yield();
+		return;
+	}
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+struct bench;
+
+struct worker {
+	alignas(64) struct bench *b;
+	void (*fn)(struct worker *w);
+	const char *role;
+	unsigned id;
+	pthread_t tid;
+	/* progress, stored relaxed by the worker alone; read by the hang
+	 * report and, after the join, by the checks */
+	_Atomic uint64_t sent, received;
+	uint64_t sum; /* of the values received */
+	int err;      /* first unexpected return code, with where */
+	const char *err_at;
+};
+
+/* one cache line each way for the hardware floor */
+struct floor_line {
+	alignas(64) _Atomic uint64_t seq;
+};
+
+struct bench {
+	const struct chan_bench_case *c;
+	const struct chan_strategy *s;
+	uint64_t items;
+	unsigned nch;
+	void *ch[MAX_CHANS];
+	_Atomic unsigned senders_left[MAX_CHANS]; /* the last one closes */
+	pthread_barrier_t go;
+	int64_t *lat;     /* pingpong, floor: one per timed round trip */
+	uint64_t nlat;
+	uint64_t warmup;  /* pingpong, floor: untimed round trips first */
+	struct floor_line *line; /* floor: [0] ping, [1] pong */
+};
+
+/* 0 + 1 + ... + (n - 1), mod 2^64: what the receivers' sum must be */
+static uint64_t value_sum(uint64_t n)
+{
+	return n % 2 ? n * ((n - 1) / 2) : (n / 2) * (n - 1);
+}
+
+static void progress(_Atomic uint64_t *counter, uint64_t n)
+{
+	atomic_store_explicit(counter, n, memory_order_relaxed);
+}
+
+/* Record the first failure and close every channel, so that the other
+ * workers return (with -EPIPE) instead of waiting for this one forever. */
+static void fail(struct worker *w, const char *at, int rc)
+{
+	struct bench *b = w->b;
+
+	if (!w->err_at) {
+		w->err = rc;
+		w->err_at = at;
+	}
+	for (unsigned i = 0; i < b->nch; i++)
+		b->s->close(b->ch[i]);
+}
+
+static void sender_done(struct worker *w, void *ch, unsigned slot)
+{
+	struct bench *b = w->b;
+
+	/* acq_rel: every sender's last send before the close; pairs with the
+	 * other senders' decrements */
+	if (atomic_fetch_sub_explicit(&b->senders_left[slot], 1, memory_order_acq_rel) == 1)
+		b->s->close(ch);
+}
+
+/* Producer i of P (P = c->producers) on channel i % nch. */
+static void producer(struct worker *w)
+{
+	struct bench *b = w->b;
+	unsigned np = b->c->producers, slot = w->id % b->nch;
+	void *ch = b->ch[slot];
+	uint64_t n = 0;
+
+	for (uint64_t v = w->id; v < b->items; v += np) {
+		int rc = b->s->send(ch, &v);
+
+		if (rc) {
+			fail(w, "send", rc);
+			break;
+		}
+		progress(&w->sent, ++n);
+	}
+	sender_done(w, ch, slot);
+}
+
+/* Receive from channel 0 until it is closed and drained. */
+static void consumer(struct worker *w)
+{
+	struct bench *b = w->b;
+	uint64_t v, n = 0, sum = 0;
+	int rc;
+
+	while ((rc = b->s->recv(b->ch[0], &v)) == 0) {
+		sum += v;
+		progress(&w->received, ++n);
+	}
+	if (rc != -EPIPE)
+		fail(w, "recv", rc);
+	w->sum = sum;
+}
+
+/* One thread: fill the channel with cap items, drain it, repeat. */
+static void seq_worker(struct worker *w)
+{
+	struct bench *b = w->b;
+	void *ch = b->ch[0];
+	uint64_t cap = b->c->capacity, v = 0, x, sum = 0;
+	int rc;
+
+	while (v < b->items) {
+		uint64_t end = b->items - v < cap ? b->items : v + cap;
+
+		for (uint64_t k = v; k < end; k++) {
+			if ((rc = b->s->send(ch, &k)) != 0) {
+				fail(w, "send", rc);
+				goto out;
+			}
+		}
+		for (uint64_t k = v; k < end; k++) {
+			if ((rc = b->s->recv(ch, &x)) != 0) {
+				fail(w, "recv", rc);
+				goto out;
+			}
+			sum += x;
+		}
+		v = end;
+		progress(&w->sent, v);
+		progress(&w->received, v);
+	}
+out:
+	w->sum = sum;
+}
+
+/* Select over a receive case on every channel until all are closed. */
+static void select_receiver(struct worker *w)
+{
+	struct bench *b = w->b;
+	struct chan_case cs[MAX_CHANS];
+	uint64_t v, n = 0, sum = 0;
+	unsigned open = b->nch;
+
+	for (unsigned i = 0; i < b->nch; i++)
+		cs[i] = (struct chan_case){ .chan = b->ch[i], .op = CASE_RECV, .elem = &v };
+	while (open) {
+		int i = b->s->select(cs, b->nch);
+
+		if (i < 0 || (unsigned)i >= b->nch) {
+			fail(w, "select", i < 0 ? i : -ERANGE);
+			break;
+		}
+		if (cs[i].err == -EPIPE) {
+			cs[i].chan = NULL;
+			open--;
+		} else if (cs[i].err) {
+			fail(w, "select case", cs[i].err);
+			break;
+		} else {
+			sum += v;
+			progress(&w->received, ++n);
+		}
+	}
+	w->sum = sum;
+}
+
+/* Thread i of 2 selects over "send on channel i" and "receive on channel
+ * 1 - i" until it has sent its values (those = i mod 2) and received the
+ * other thread's. */
+static void select_both_worker(struct worker *w)
+{
+	struct bench *b = w->b;
+	void *out = b->ch[w->id], *in = b->ch[1 - w->id];
+	uint64_t next = w->id, v, sent = 0, got = 0, sum = 0;
+	uint64_t to_recv = (b->items + w->id) / 2; /* values = 1 - id (mod 2) */
+	struct chan_case cs[2];
+
+	while (next < b->items || got < to_recv) {
+		cs[0] = (struct chan_case){ .chan = next < b->items ? out : NULL,
+					    .op = CASE_SEND, .elem = &next };
+		cs[1] = (struct chan_case){ .chan = got < to_recv ? in : NULL,
+					    .op = CASE_RECV, .elem = &v };
+		int i = b->s->select(cs, 2);
+
+		if (i < 0 || i > 1 || cs[i].err) {
+			fail(w, "select", i < 0 ? i : i > 1 ? -ERANGE : cs[i].err);
+			break;
+		}
+		if (i == 0) {
+			next += 2;
+			progress(&w->sent, ++sent);
+		} else {
+			sum += v;
+			progress(&w->received, ++got);
+		}
+	}
+	w->sum = sum;
+}
+
+static void timed(struct bench *b, uint64_t i, int64_t t0)
+{
+	if (i >= b->warmup)
+		b->lat[i - b->warmup] = now_ns() - t0;
+}
+
+/* pingpong: send i on channel 0, wait for it back on channel 1 */
+static void pinger(struct worker *w)
+{
+	struct bench *b = w->b;
+	uint64_t v;
+	int rc;
+
+	for (uint64_t i = 0; i < b->items; i++) {
+		int64_t t0 = now_ns();
+
+		if ((rc = b->s->send(b->ch[0], &i)) != 0) {
+			fail(w, "send", rc);
+			break;
+		}
+		if ((rc = b->s->recv(b->ch[1], &v)) != 0) {
+			fail(w, "recv", rc);
+			break;
+		}
+		timed(b, i, t0);
+		if (v != i) {
+			fail(w, "echo (wrong value back)", -EPROTO);
+			break;
+		}
+		progress(&w->sent, i + 1);
+		progress(&w->received, i + 1);
+		w->sum += v;
+	}
+	b->s->close(b->ch[0]);
+}
+
+static void ponger(struct worker *w)
+{
+	struct bench *b = w->b;
+	uint64_t v, n = 0;
+	int rc;
+
+	while ((rc = b->s->recv(b->ch[0], &v)) == 0) {
+		if ((rc = b->s->send(b->ch[1], &v)) != 0) {
+			fail(w, "send", rc);
+			return;
+		}
+		progress(&w->received, ++n);
+		progress(&w->sent, n);
+	}
+	if (rc != -EPIPE)
+		fail(w, "recv", rc);
+}
+
+/* the hardware floor: the same round trip on two bare cache lines */
+static void floor_pinger(struct worker *w)
+{
+	struct bench *b = w->b;
+
+	for (uint64_t i = 0; i < b->items; i++) {
+		int64_t t0 = now_ns();
+		unsigned spins = 0;
+
+		/* release/acquire: only the words themselves are exchanged */
+		atomic_store_explicit(&b->line[0].seq, i + 1, memory_order_release);
+		while (atomic_load_explicit(&b->line[1].seq, memory_order_acquire) != i + 1)
+			spin_step(&spins);
+		timed(b, i, t0);
+	}
+	progress(&w->sent, b->items);
+	progress(&w->received, b->items);
+	w->sum = value_sum(b->items);
+}
+
+static void floor_ponger(struct worker *w)
+{
+	struct bench *b = w->b;
+
+	for (uint64_t i = 0; i < b->items; i++) {
+		unsigned spins = 0;
+
+		while (atomic_load_explicit(&b->line[0].seq, memory_order_acquire) != i + 1)
+			spin_step(&spins);
+		atomic_store_explicit(&b->line[1].seq, i + 1, memory_order_release);
+	}
+	progress(&w->sent, b->items);
+	progress(&w->received, b->items);
+}
+
+/* idle: block in recv on an empty channel until it is closed */
+static void idle_receiver(struct worker *w)
+{
+	struct bench *b = w->b;
+	uint64_t v;
+	int rc = b->s->recv(b->ch[w->id], &v);
+
+	if (rc != -EPIPE)
+		fail(w, "recv (before close)", rc);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	pthread_barrier_wait(&w->b->go);
+	w->fn(w);
+	return NULL;
+}
+
+/* ---- the runner ------------------------------------------------------- */
+
+int chan_bench_supported(const struct chan_bench_case *c, const struct chan_strategy *s)
+{
+	if (c->kind == CHAN_BENCH_FLOOR)
+		return s == NULL;
+	if (!s)
+		return 0;
+	if (c->capacity == 0 && !(s->caps & CHAN_CAP_UNBUFFERED))
+		return 0;
+	switch (c->kind) {
+	case CHAN_BENCH_PC:
+		return (c->producers == 1 && c->consumers == 1) || (s->caps & CHAN_CAP_MPMC);
+	case CHAN_BENCH_SEQ:
+		return c->capacity > 0;
+	case CHAN_BENCH_SELECT_RX:
+	case CHAN_BENCH_SELECT_BOTH:
+		return s->select != NULL;
+	default:
+		return 1;
+	}
+}
+
+uint64_t chan_bench_items(const struct chan_bench_case *c, uint64_t base)
+{
+	uint64_t n = base;
+
+	if (c->kind == CHAN_BENCH_IDLE)
+		return 0;
+	if (c->kind == CHAN_BENCH_PINGPONG || c->kind == CHAN_BENCH_FLOOR)
+		n = base / 50;
+	else if (c->capacity < 2)
+		n = base / 10;
+	return n < 100 ? 100 : n;
+}
+
+char *chan_bench_name(char *buf, size_t size, const struct chan_bench_case *c,
+		      const struct chan_strategy *s)
+{
+	char cap[32] = "", threads[48] = "";
+	int pingpong = c->kind == CHAN_BENCH_PINGPONG || c->kind == CHAN_BENCH_FLOOR;
+
+	if (!pingpong)
+		snprintf(cap, sizeof cap, "/cap:%zu", c->capacity);
+	if (c->kind == CHAN_BENCH_IDLE || c->kind == CHAN_BENCH_SELECT_BOTH)
+		snprintf(threads, sizeof threads, "/threads:%u", c->producers);
+	else if (c->kind == CHAN_BENCH_PC && (c->producers > 1 || c->consumers > 1))
+		snprintf(threads, sizeof threads, "/threads:%ux%u", c->producers, c->consumers);
+	else if (c->kind == CHAN_BENCH_SELECT_RX)
+		snprintf(threads, sizeof threads, "/threads:%ux%u", c->producers, c->consumers);
+	snprintf(buf, size, "chan/%s%s%s/%s", c->family, cap, threads,
+		 s ? s->name : "hw_floor");
+	return buf;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* nearest rank: the smallest sample with at least permille/1000 of the
+ * samples at or below it */
+static int64_t percentile(const int64_t *sorted, uint64_t n, unsigned permille)
+{
+	uint64_t rank = (n * permille + 999) / 1000;
+
+	return sorted[rank ? rank - 1 : 0];
+}
+
+static void hang_report(const struct bench *b, const struct worker *w, unsigned n)
+{
+	char name[160];
+
+	chan_bench_name(name, sizeof name, b->c, b->s);
+	fprintf(stderr, "weft-bench: %s hung: no finish after the timeout (%llu items)\n",
+		name, (unsigned long long)b->items);
+	for (unsigned i = 0; i < n; i++)
+		fprintf(stderr, "  worker %u (%s): sent %llu, received %llu%s\n", i, w[i].role,
+			(unsigned long long)atomic_load(&w[i].sent),
+			(unsigned long long)atomic_load(&w[i].received),
+			w[i].err_at ? " (failed)" : "");
+	for (unsigned i = 0; i < b->nch; i++)
+		if (b->s && b->s->len)
+			fprintf(stderr, "  channel %u: len %zu\n", i, b->s->len(b->ch[i]));
+	fflush(stderr);
+	_exit(124);
+}
+
+static void join_all(const struct bench *b, struct worker *w, unsigned n, int64_t timeout_ns)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ns / NS_PER_S;
+	for (unsigned i = 0; i < n; i++)
+		if (pthread_timedjoin_np(w[i].tid, NULL, &dl) != 0)
+			hang_report(b, w, n);
+}
+
+/* Worker i's function and role for case c. */
+static void assign(const struct chan_bench_case *c, struct worker *w, unsigned i)
+{
+	switch (c->kind) {
+	case CHAN_BENCH_SEQ:
+		w->fn = seq_worker, w->role = "send+recv";
+		break;
+	case CHAN_BENCH_PC:
+		if (i < c->producers)
+			w->fn = producer, w->role = "producer";
+		else
+			w->fn = consumer, w->role = "consumer";
+		break;
+	case CHAN_BENCH_SELECT_RX:
+		if (i < c->producers)
+			w->fn = producer, w->role = "sender";
+		else
+			w->fn = select_receiver, w->role = "select receiver";
+		break;
+	case CHAN_BENCH_SELECT_BOTH:
+		w->fn = select_both_worker, w->role = "select send+recv";
+		break;
+	case CHAN_BENCH_PINGPONG:
+		w->fn = i ? ponger : pinger, w->role = i ? "ponger" : "pinger";
+		break;
+	case CHAN_BENCH_FLOOR:
+		w->fn = i ? floor_ponger : floor_pinger, w->role = i ? "ponger" : "pinger";
+		break;
+	case CHAN_BENCH_IDLE:
+		w->fn = idle_receiver, w->role = "idle receiver";
+		break;
+	}
+}
+
+static unsigned nthreads(const struct chan_bench_case *c)
+{
+	switch (c->kind) {
+	case CHAN_BENCH_SEQ:
+		return 1;
+	case CHAN_BENCH_SELECT_BOTH:
+	case CHAN_BENCH_PINGPONG:
+	case CHAN_BENCH_FLOOR:
+		return 2;
+	case CHAN_BENCH_IDLE:
+		return c->producers;
+	default:
+		return c->producers + c->consumers;
+	}
+}
+
+static unsigned nchannels(const struct chan_bench_case *c)
+{
+	switch (c->kind) {
+	case CHAN_BENCH_SELECT_RX:
+		return c->producers;
+	case CHAN_BENCH_SELECT_BOTH:
+	case CHAN_BENCH_PINGPONG:
+		return 2;
+	case CHAN_BENCH_FLOOR:
+		return 0;
+	case CHAN_BENCH_IDLE:
+		return c->producers;
+	default:
+		return 1;
+	}
+}
+
+/* After the join: every worker's errors, then exactly-once delivery. */
+static void check(const struct bench *b, const struct worker *w, unsigned n,
+		  struct chan_bench_result *r)
+{
+	uint64_t sent = 0, received = 0, sum = 0, want;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (w[i].err_at) {
+			snprintf(r->error, sizeof r->error,
+				 "worker %u (%s): %s returned %d (%s)", i, w[i].role,
+				 w[i].err_at, w[i].err, strerror(-w[i].err));
+			return;
+		}
+		sent += atomic_load(&w[i].sent);
+		received += atomic_load(&w[i].received);
+		sum += w[i].sum;
+	}
+	if (b->c->kind == CHAN_BENCH_IDLE)
+		return;
+	if (b->c->kind == CHAN_BENCH_PINGPONG || b->c->kind == CHAN_BENCH_FLOOR) {
+		sent /= 2; /* each side counts every round trip */
+		received /= 2;
+	}
+	want = value_sum(b->items);
+	if (sent != b->items || received != b->items || sum != want)
+		snprintf(r->error, sizeof r->error,
+			 "lost or invented items: sent %llu, received %llu of %llu "
+			 "(sum %llu, want %llu)",
+			 (unsigned long long)sent, (unsigned long long)received,
+			 (unsigned long long)b->items, (unsigned long long)sum,
+			 (unsigned long long)want);
+}
+
+static int setup(struct bench *b, struct chan_bench_result *r)
+{
+	const struct chan_bench_case *c = b->c;
+
+	for (unsigned i = 0; i < b->nch; i++) {
+		int rc = b->s->create(&b->ch[i], sizeof(uint64_t), c->capacity);
+
+		if (rc) {
+			snprintf(r->error, sizeof r->error, "create(cap %zu): %d (%s)",
+				 c->capacity, rc, strerror(-rc));
+			b->nch = i;
+			return -1;
+		}
+		atomic_init(&b->senders_left[i], 0);
+	}
+	if (c->kind == CHAN_BENCH_PC || c->kind == CHAN_BENCH_SELECT_RX)
+		for (unsigned i = 0; i < c->producers; i++)
+			atomic_fetch_add(&b->senders_left[i % b->nch], 1);
+	if (c->kind == CHAN_BENCH_PINGPONG || c->kind == CHAN_BENCH_FLOOR) {
+		b->warmup = b->items / 10 < 1000 ? b->items / 10 : 1000;
+		b->nlat = b->items - b->warmup;
+		b->lat = calloc(b->nlat, sizeof *b->lat); /* zeroed: touched now, not timed */
+		if (!b->lat) {
+			snprintf(r->error, sizeof r->error, "out of memory");
+			return -1;
+		}
+	}
+	if (c->kind == CHAN_BENCH_FLOOR) {
+		b->line = aligned_alloc(64, 2 * sizeof *b->line);
+		if (!b->line) {
+			snprintf(r->error, sizeof r->error, "out of memory");
+			return -1;
+		}
+		atomic_init(&b->line[0].seq, 0);
+		atomic_init(&b->line[1].seq, 0);
+	}
+	return 0;
+}
+
+static void teardown(struct bench *b)
+{
+	for (unsigned i = 0; i < b->nch; i++)
+		b->s->destroy(b->ch[i]);
+	free(b->lat);
+	free(b->line);
+}
+
+int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *s,
+		   const struct chan_bench_params *p, struct chan_bench_result *r)
+{
+	struct bench b = { .c = c, .s = s };
+	unsigned n = nthreads(c);
+	struct worker *w;
+	int64_t t0, c0, t1, c1;
+	int64_t timeout = p->timeout_ns > 0 ? p->timeout_ns : 300 * NS_PER_S;
+
+	memset(r, 0, sizeof *r);
+	if (!chan_bench_supported(c, s)) {
+		snprintf(r->error, sizeof r->error, "not supported by this strategy");
+		return -1;
+	}
+	b.items = chan_bench_items(c, p->base_items);
+	b.nch = nchannels(c);
+	w = aligned_alloc(64, n * sizeof *w);
+	if (!w) {
+		snprintf(r->error, sizeof r->error, "out of memory");
+		return -1;
+	}
+	memset(w, 0, n * sizeof *w);
+	if (setup(&b, r) != 0)
+		goto out;
+
+	pthread_barrier_init(&b.go, NULL, n + 1);
+	for (unsigned i = 0; i < n; i++) {
+		w[i].b = &b;
+		w[i].id = i;
+		assign(c, &w[i], i);
+		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0) {
+			/* the threads already started wait at the barrier */
+			fprintf(stderr, "weft-bench: pthread_create failed\n");
+			abort();
+		}
+	}
+	c0 = cpu_ns();
+	t0 = now_ns();
+	pthread_barrier_wait(&b.go);
+	if (c->kind == CHAN_BENCH_IDLE) {
+		sleep_ns(p->idle_ns > 0 ? p->idle_ns : NS_PER_S);
+		c1 = cpu_ns();
+		t1 = now_ns();
+		for (unsigned i = 0; i < b.nch; i++)
+			s->close(b.ch[i]);
+		join_all(&b, w, n, timeout);
+		r->release_ns = now_ns() - t1;
+	} else {
+		join_all(&b, w, n, timeout);
+		t1 = now_ns();
+		c1 = cpu_ns();
+	}
+	pthread_barrier_destroy(&b.go);
+
+	r->items = b.items;
+	r->wall_ns = t1 - t0;
+	r->cpu_ns = c1 - c0;
+	check(&b, w, n, r);
+	if (b.lat && !r->error[0]) {
+		qsort(b.lat, b.nlat, sizeof *b.lat, cmp_i64);
+		r->has_latency = 1;
+		r->p50_ns = percentile(b.lat, b.nlat, 500);
+		r->p99_ns = percentile(b.lat, b.nlat, 990);
+		r->p999_ns = percentile(b.lat, b.nlat, 999);
+		r->max_ns = b.lat[b.nlat - 1];
+	}
+out:
+	teardown(&b);
+	free(w);
+	return r->error[0] ? -1 : 0;
+}

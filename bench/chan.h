@@ -1,0 +1,108 @@
+/* bench/chan.h: the channel benchmark scenarios, plain C over
+ * struct chan_strategy (bench/strategy.h), so every strategy runs through
+ * the same code. bench/harness.cc registers one Google Benchmark per
+ * case x strategy and only reports what chan_bench_run() measured.
+ *
+ * Every scenario creates its own threads (pthreads), releases them together
+ * through a barrier, and measures wall time (CLOCK_MONOTONIC) and the CPU
+ * time of the whole process (getrusage RUSAGE_SELF, user + sys) from the
+ * release until the last thread is joined. Every item carries a value, and
+ * the scenario checks that each was received exactly once (count and sum):
+ * a strategy that loses or invents items fails the run instead of looking
+ * fast.
+ *
+ * The matrix (chan_bench_cases[]):
+ *   seq          one thread: send cap items, receive cap items, repeat (cap >= 1)
+ *   spsc/mpsc/spmc/mpmc  P producers and C consumers on one channel; the last
+ *                producer closes it, consumers receive until -EPIPE
+ *   select_rx    4 senders, each on its own channel (closing it at the end),
+ *                one receiver selecting over the 4 receive cases
+ *   select_both  2 threads and 2 channels; thread i selects over "send on
+ *                channel i" and "receive on channel 1-i" until it has sent
+ *                its half and received the other half
+ *   pingpong     round trips over two capacity-1 channels, each timed
+ *   floor        the hardware floor for pingpong: one 64-byte aligned atomic
+ *                word each way, both threads spinning (no strategy)
+ *   idle         64 threads blocked in recv on 64 empty channels for a while
+ *                (the CPU they burn), then released by close
+ */
+#ifndef WEFT_BENCH_CHAN_H
+#define WEFT_BENCH_CHAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strategy.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum chan_bench_kind {
+	CHAN_BENCH_SEQ,
+	CHAN_BENCH_PC, /* producers x consumers on one channel */
+	CHAN_BENCH_SELECT_RX,
+	CHAN_BENCH_SELECT_BOTH,
+	CHAN_BENCH_PINGPONG,
+	CHAN_BENCH_FLOOR, /* no strategy */
+	CHAN_BENCH_IDLE,
+};
+
+struct chan_bench_case {
+	const char *family; /* "spsc", "mpmc", "pingpong", ... */
+	enum chan_bench_kind kind;
+	unsigned producers; /* sending threads (idle: blocked threads) */
+	unsigned consumers; /* receiving threads */
+	size_t capacity;
+};
+
+/* The whole matrix; count in chan_bench_ncases. */
+extern const struct chan_bench_case chan_bench_cases[];
+extern const size_t chan_bench_ncases;
+
+struct chan_bench_params {
+	/* Items per run for capacity >= 2 (default 10 million); the other
+	 * cases derive theirs from it, see chan_bench_items(). */
+	uint64_t base_items;
+	/* idle: how long the threads stay blocked (default 1 s) */
+	int64_t idle_ns;
+	/* a run longer than this is reported as hung, with each thread's
+	 * progress, and the process aborts (0: default 300 s) */
+	int64_t timeout_ns;
+};
+
+struct chan_bench_result {
+	uint64_t items;  /* items moved (pingpong, floor: round trips) */
+	int64_t wall_ns; /* release of the threads to the last join (idle: the idle window) */
+	int64_t cpu_ns;  /* process user + sys over the same span */
+	int has_latency; /* pingpong, floor: per round trip */
+	int64_t p50_ns, p99_ns, p999_ns, max_ns;
+	int64_t release_ns; /* idle: close of the channels to the last join */
+	char error[200];    /* nonempty: the run failed (and says why) */
+};
+
+/* 1 if strategy s can run case c (s is NULL only for CHAN_BENCH_FLOOR). */
+int chan_bench_supported(const struct chan_bench_case *c, const struct chan_strategy *s);
+
+/* Items a run of case c moves for the given base count:
+ *   capacity >= 2           base
+ *   capacity 0 and 1        base / 10 (each item is a hand-off between threads)
+ *   pingpong, floor         base / 50 round trips (200k for the default)
+ *   idle                    0
+ * never less than 100 (except idle). */
+uint64_t chan_bench_items(const struct chan_bench_case *c, uint64_t base_items);
+
+/* Name of the benchmark, e.g. "chan/spsc/cap:1024/weft",
+ * "chan/mpmc/cap:0/threads:4x4/mutex", "chan/floor/hw". Returns buf. */
+char *chan_bench_name(char *buf, size_t size, const struct chan_bench_case *c,
+		      const struct chan_strategy *s);
+
+/* Run case c once with strategy s. Returns 0, or -1 with r->error set. */
+int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *s,
+		   const struct chan_bench_params *p, struct chan_bench_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_BENCH_CHAN_H */

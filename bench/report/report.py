@@ -1,0 +1,334 @@
+#!/usr/bin/python3
+"""Turn a weft-bench JSON file into tables, report.md and a PNG chart.
+
+usage: /usr/bin/python3 bench/report/report.py BENCH.json [--out DIR]
+                        [--machine FILE] [--no-plot]
+
+BENCH.json is Google Benchmark's output of weft-bench
+(--benchmark_out=BENCH.json --benchmark_out_format=json). Benchmark names
+are chan/<family>/<param:value>.../<strategy>, e.g.
+chan/mpmc/cap:1024/threads:4x4/weft. Repetitions of one benchmark are
+reduced to their median (max_ns: the worst); Google Benchmark's own
+aggregate rows are ignored, so any --benchmark_repetitions works.
+
+Per scenario family it prints a table (strategy, items/s, ns/item, CPU
+ns/item, cores busy, latency percentiles where present, and "vs mutex":
+that strategy's items/s over the mutex baseline's in the same case, so the
+weft row holds the weft/mutex speed ratio), writes the same as DIR/report.md
+with a summary matrix on top, and, when matplotlib imports, draws
+DIR/throughput.png (items/s per case by strategy, log scale). Uses only
+the standard library otherwise.
+"""
+import argparse
+import json
+import math
+import os
+import re
+import statistics
+import sys
+
+BASELINE = "mutex"
+# what Google Benchmark appends to a registered name
+GB_SUFFIX = re.compile(r"(/(iterations|repeats|min_time|min_warmup_time|threads):[^/]+"
+                       r"|/process_time|/real_time|/manual_time)+$")
+METRICS = ("items_per_second", "ns_per_item", "cpu_ns_per_item", "cpu_util",
+           "p50_ns", "p99_ns", "p999_ns", "max_ns", "idle_cpu_ns", "release_ns",
+           "items", "threads")
+FAMILY_ORDER = ("seq", "spsc", "mpsc", "spmc", "mpmc", "select_rx", "select_both",
+                "pingpong", "idle")
+
+
+class Row:
+    """One strategy in one case, reduced over repetitions."""
+
+    def __init__(self, family, case, strategy):
+        self.family, self.case, self.strategy = family, case, strategy
+        self.samples = {}  # metric -> [values]
+        self.error = None
+        self.reps = 0
+
+    def add(self, bench):
+        if bench.get("error_occurred"):
+            self.error = bench.get("error_message", "error")
+            return
+        self.reps += 1
+        for m in METRICS:
+            if m in bench:
+                self.samples.setdefault(m, []).append(float(bench[m]))
+
+    def get(self, metric):
+        v = self.samples.get(metric)
+        if not v:
+            return None
+        return max(v) if metric == "max_ns" else statistics.median(v)
+
+
+def parse_name(name):
+    """chan/mpmc/cap:1024/threads:4x4/weft -> (mpmc, cap:1024/threads:4x4, weft)"""
+    parts = GB_SUFFIX.sub("", name).split("/")
+    if len(parts) < 3 or parts[0] != "chan":
+        return None
+    return parts[1], "/".join(parts[2:-1]), parts[-1]
+
+
+def case_key(case):
+    """sort cases by threads then capacity, numerically"""
+    params = dict(p.split(":", 1) for p in case.split("/") if ":" in p)
+    threads = [int(x) for x in re.findall(r"\d+", params.get("threads", "1"))]
+    return (threads, int(params.get("cap", "0")))
+
+
+def load(path):
+    with open(path) as f:
+        data = json.load(f)
+    rows = {}
+    for b in data.get("benchmarks", []):
+        if b.get("run_type", "iteration") != "iteration":
+            continue
+        parsed = parse_name(b.get("run_name", b["name"]))
+        if not parsed:
+            continue
+        row = rows.get(parsed)
+        if row is None:
+            row = rows[parsed] = Row(*parsed)
+        row.add(b)
+    return data.get("context", {}), list(rows.values())
+
+
+def group(rows):
+    """{family: {case: {strategy: Row}}}, in a stable, readable order"""
+    fam = {}
+    for r in rows:
+        fam.setdefault(r.family, {}).setdefault(r.case, {})[r.strategy] = r
+    order = {f: i for i, f in enumerate(FAMILY_ORDER)}
+    out = {}
+    for f in sorted(fam, key=lambda f: (order.get(f, len(order)), f)):
+        cases = fam[f]
+        out[f] = {}
+        for c in sorted(cases, key=case_key):
+            strategies = cases[c]
+            out[f][c] = dict(sorted(strategies.items(),
+                                    key=lambda kv: (kv[0] != "weft", kv[0] != BASELINE, kv[0])))
+    return out
+
+
+def ratio(row, case_rows):
+    """this strategy's speed over the baseline's (items/s), or None"""
+    base = case_rows.get(BASELINE)
+    if not base or row.error or base.error:
+        return None
+    a, b = row.get("items_per_second"), base.get("items_per_second")
+    if not a or not b:
+        return None
+    return a / b
+
+
+def si(v):
+    if v is None:
+        return "-"
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return "%.2f%s" % (v / div, unit)
+    return "%.0f" % v
+
+
+def ns(v):
+    if v is None:
+        return "-"
+    if v >= 1e6:
+        return "%.2f ms" % (v / 1e6)
+    if v >= 1e4:
+        return "%.1f us" % (v / 1e3)
+    if v >= 100:
+        return "%.0f" % v
+    return "%.1f" % v
+
+
+def x(v):
+    return "-" if v is None else "%.2fx" % v
+
+
+def table(family, cases):
+    """(header, rows of strings) for one family"""
+    if family == "idle":
+        header = ["case", "strategy", "CPU burned", "CPU % of a core", "release (close to join)"]
+        body = []
+        for case, strategies in cases.items():
+            for s, r in strategies.items():
+                if r.error:
+                    body.append([case, s, "error: " + r.error, "", ""])
+                    continue
+                util = r.get("cpu_util")
+                body.append([case, s, ns(r.get("idle_cpu_ns")),
+                             "-" if util is None else "%.2f%%" % (util * 100),
+                             ns(r.get("release_ns"))])
+        return header, body
+    latency = any(r.get("p50_ns") is not None
+                  for strategies in cases.values() for r in strategies.values())
+    header = ["case", "strategy", "items/s", "ns/item", "CPU ns/item", "cores busy"]
+    if latency:
+        header += ["p50 ns", "p99 ns", "p99.9 ns", "max ns"]
+    header.append("vs " + BASELINE)
+    body = []
+    for case, strategies in cases.items():
+        for s, r in strategies.items():
+            if r.error:
+                body.append([case or "-", s, "error: " + r.error] + [""] * (len(header) - 3))
+                continue
+            line = [case or "-", s, si(r.get("items_per_second")), ns(r.get("ns_per_item")),
+                    ns(r.get("cpu_ns_per_item")),
+                    "-" if r.get("cpu_util") is None else "%.2f" % r.get("cpu_util")]
+            if latency:
+                line += [ns(r.get(m)) for m in ("p50_ns", "p99_ns", "p999_ns", "max_ns")]
+            line.append(x(ratio(r, strategies)))
+            body.append(line)
+    return header, body
+
+
+def summary(groups):
+    """weft/mutex speed per case: (header, body, geometric mean, cases)"""
+    caps = set()
+    lines = {}
+    ratios = []
+    for family, cases in groups.items():
+        if family == "idle":
+            continue
+        for case, strategies in cases.items():
+            params = dict(p.split(":", 1) for p in case.split("/") if ":" in p)
+            cap = params.pop("cap", "-")
+            label = family + "".join(" " + k + ":" + v for k, v in params.items())
+            w = strategies.get("weft")
+            r = ratio(w, strategies) if w else None
+            if r is None:
+                continue
+            caps.add(cap)
+            lines.setdefault(label, {})[cap] = r
+            ratios.append(r)
+    caps = sorted(caps, key=lambda c: (c == "-", int(c) if c.isdigit() else 0))
+    header = ["scenario"] + ["cap:" + c if c != "-" else "" for c in caps]
+    body = [[label] + [x(v.get(c)) for c in caps] for label, v in lines.items()]
+    gmean = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
+    return header, body, gmean, len(ratios)
+
+
+def text_table(header, body):
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *body)]
+    fmt = lambda cells: "  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w)
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(b) for b in body])
+
+
+def md_table(header, body):
+    esc = lambda c: str(c).replace("|", "\\|")
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |",
+             "|" + "|".join(" --- " if i < 2 else " ---: " for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in b) + " |" for b in body]
+    return "\n".join(lines)
+
+
+def machine_lines(context, machine_file):
+    out = []
+    if machine_file and os.path.exists(machine_file):
+        with open(machine_file) as f:
+            out += [l.rstrip("\n") for l in f if l.strip()]
+    keys = ("date", "host_name", "num_cpus", "mhz_per_cpu", "cpu_scaling_enabled",
+            "load_avg", "library_build_type", "weft_base_items", "weft_idle_ms")
+    for k in keys:
+        if k in context:
+            out.append("%s: %s" % (k, context[k]))
+    return out
+
+
+def plot(groups, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not available: no chart", file=sys.stderr)
+        return False
+    fams = [f for f in groups if f != "idle"]
+    if not fams:
+        return False
+    ncols = 2
+    nrows = (len(fams) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(14, 3.6 * nrows), squeeze=False)
+    strategies = sorted({s for f in fams for c in groups[f].values() for s in c},
+                        key=lambda s: (s != "weft", s != BASELINE, s))
+    width = 0.8 / max(len(strategies), 1)
+    for ax, f in zip(axes.flat, fams):
+        cases = list(groups[f])
+        for i, s in enumerate(strategies):
+            ys = []
+            for c in cases:
+                r = groups[f][c].get(s)
+                ys.append((r.get("items_per_second") or 0) if r and not r.error else 0)
+            ax.bar([j + (i - (len(strategies) - 1) / 2) * width for j in range(len(cases))],
+                   ys, width, label=s)
+        ax.set_title(f)
+        ax.set_yscale("log")
+        ax.set_ylabel("items/s" if f != "pingpong" else "round trips/s")
+        ax.set_xticks(range(len(cases)))
+        ax.set_xticklabels([c.replace("/", "\n") or f for c in cases], fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(fams):]:
+        ax.axis("off")
+    axes.flat[0].legend()
+    fig.suptitle("weft channels: throughput by strategy (higher is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("json", help="weft-bench --benchmark_out JSON")
+    ap.add_argument("--out", help="directory for report.md and throughput.png "
+                    "(default: the JSON's directory)")
+    ap.add_argument("--machine", help="text file describing the machine, copied into report.md")
+    ap.add_argument("--no-plot", action="store_true", help="skip the PNG chart")
+    args = ap.parse_args(argv)
+
+    context, rows = load(args.json)
+    if not rows:
+        print("%s: no chan/* benchmarks found" % args.json, file=sys.stderr)
+        return 1
+    groups = group(rows)
+    out = args.out or os.path.dirname(os.path.abspath(args.json))
+    os.makedirs(out, exist_ok=True)
+
+    md = ["# weft channel benchmarks", ""]
+    machine = machine_lines(context, args.machine)
+    if machine:
+        md += ["## Machine", "", "```"] + machine + ["```", ""]
+    md += ["Ratios are speeds measured in the same run: a strategy's items/s over the "
+           "%s baseline's (above 1: faster than %s). CPU ns/item is the whole process's "
+           "user + sys time (every thread) per item; cores busy = CPU time / wall time. "
+           "Repetitions are reduced to their median (max: the worst)." % (BASELINE, BASELINE), ""]
+    sh, sb, gmean, n = summary(groups)
+    if sb:
+        md += ["## Summary: weft speed / %s speed" % BASELINE, "", md_table(sh, sb), ""]
+        md += ["Geometric mean over %d cases: %s" % (n, x(gmean)), ""]
+        print("weft speed / %s speed" % BASELINE)
+        print(text_table(sh, sb))
+        print("geometric mean: %s\n" % x(gmean))
+    for family, cases in groups.items():
+        header, body = table(family, cases)
+        print("== %s" % family)
+        print(text_table(header, body))
+        print()
+        md += ["## %s" % family, "", md_table(header, body), ""]
+    png = os.path.join(out, "throughput.png")
+    if not args.no_plot and plot(groups, png):
+        md += ["![throughput by strategy](throughput.png)", ""]
+        print("chart: %s" % png)
+    report = os.path.join(out, "report.md")
+    with open(report, "w") as f:
+        f.write("\n".join(md))
+    print("report: %s" % report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1260 @@
+/* tests/stress/stress_select.c: select stress, run on every strategy in
+ * chan_strategies[] that has select.
+ *
+ * Sub-tests (each prints one line per strategy and configuration):
+ *   fan       producers send into several channels through select (send
+ *             cases, disabled NULL cases mixed in), consumers receive
+ *             through select over all channels; some threads use plain
+ *             calls or select_try on the same channels. Exactly once,
+ *             FIFO per producer per channel; close wakes the consumers.
+ *   self      a select with a send and a receive case on the same
+ *             unbuffered channel never pairs with itself: one selecting
+ *             thread against a partner, and several selecting threads
+ *             against each other
+ *   deadline  select_until with short deadlines on both sides: a send case
+ *             that completed is received exactly once, a timed-out select
+ *             sent nothing; afterwards no ghost waiter is left behind
+ *   close     close wakes every select blocked on it (receive cases and
+ *             send cases get err -EPIPE, nothing is delivered), and close
+ *             racing active selecting producers loses nothing
+ *
+ * Usage: stress_select [size] [strategy] [tests]. size (default 1, may be
+ * fractional) multiplies every item count; ThreadSanitizer and
+ * AddressSanitizer builds divide the counts by 10. strategy ("all" or
+ * empty: every one) restricts the run to one name; tests (e.g. "self,close")
+ * to those sub-tests.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "strategy.h"
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define STRESS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define STRESS_SANITIZED 1
+#endif
+#endif
+#ifndef STRESS_SANITIZED
+#define STRESS_SANITIZED 0
+#endif
+
+enum { SEND = 1, RECV = 2 };
+
+/* ---- harness (as in stress_chan.c) --------------------------------------- */
+
+static double g_size = 1.0;
+static char g_ctx[160]; /* what is running, printed on failure */
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "FAIL [%s]: ", g_ctx);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
+}
+
+static uint64_t scaled(double base, uint64_t lo)
+{
+	double v = base * g_size;
+
+	if (STRESS_SANITIZED)
+		v /= 10;
+	return v < (double)lo ? lo : (uint64_t)v;
+}
+
+static void arm(unsigned base_seconds)
+{
+	double s = base_seconds * (g_size < 1 ? 1 : g_size);
+
+	if (STRESS_SANITIZED)
+		s *= 3;
+	test_watchdog(s > 3000 ? 3000 : (unsigned)s + 1);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void sleep_ns(int64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+
+	while (nanosleep(&ts, &ts) != 0) {
+	}
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+static uint64_t seed_for(unsigned a, unsigned b)
+{
+	return 0x9E3779B97F4A7C15ULL * (a + 1) ^ (0xC2B2AE3D27D4EB4FULL * (b + 7)) ^ (uint64_t)now_ns();
+}
+
+static int64_t short_deadline(uint64_t *r)
+{
+	static const int64_t d[] = { -1, 0, 1000, 5000, 20000, 100000 };
+
+	return now_ns() + d[rnd(r) % (sizeof d / sizeof d[0])];
+}
+
+static void spawn(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	CHECK_EQ(pthread_create(t, NULL, fn, arg), 0);
+}
+
+static void join(pthread_t t)
+{
+	CHECK_EQ(pthread_join(t, NULL), 0);
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n ? n : 1, sz ? sz : 1);
+
+	CHECK(p != NULL);
+	return p;
+}
+
+static void report(const struct chan_strategy *s, const char *what, int64_t t0,
+		   const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("stress_select [%s] %-8s ", s->name, what);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("  %.0f ms\n", (now_ns() - t0) / 1e6);
+	fflush(stdout);
+}
+
+static bool has(const struct chan_strategy *s, unsigned caps)
+{
+	return (s->caps & caps) == caps;
+}
+
+/* ---- items and the ledger ------------------------------------------------ */
+
+#define ITEM_MAGIC 0xA5C3ULL
+
+static uint64_t item_make(unsigned pid, uint64_t seq)
+{
+	return ITEM_MAGIC << 48 | (uint64_t)pid << 32 | seq;
+}
+
+static unsigned item_pid(uint64_t item)
+{
+	return (unsigned)(item >> 32 & 0xffff);
+}
+
+struct ledger {
+	unsigned nprod;
+	uint64_t per;
+	_Atomic unsigned char *seen;
+	atomic_ullong received;
+};
+
+static void ledger_init(struct ledger *l, unsigned nprod, uint64_t per)
+{
+	l->nprod = nprod;
+	l->per = per;
+	l->seen = xcalloc((size_t)nprod * per, 1);
+	atomic_init(&l->received, 0);
+}
+
+static void ledger_free(struct ledger *l)
+{
+	free((void *)l->seen);
+}
+
+static int64_t *last_new(size_t n)
+{
+	int64_t *last = xcalloc(n, sizeof *last);
+
+	for (size_t i = 0; i < n; i++)
+		last[i] = -1;
+	return last;
+}
+
+/* Record one item; when last is given, check FIFO in last[pid * stride + lane]. */
+static void ledger_take(struct ledger *l, uint64_t item, int64_t *last, unsigned stride,
+			unsigned lane)
+{
+	unsigned pid = item_pid(item);
+	uint64_t seq = item & 0xffffffffULL;
+
+	if (item >> 48 != ITEM_MAGIC || pid >= l->nprod || seq >= l->per)
+		fail("invented item %#" PRIx64 " (pid %u seq %" PRIu64 ")", item, pid, seq);
+	if (last) {
+		int64_t *lp = &last[(size_t)pid * stride + lane];
+
+		if ((int64_t)seq <= *lp)
+			fail("FIFO broken: producer %u channel %u seq %" PRIu64 " after %" PRId64,
+			     pid, lane, seq, *lp);
+		*lp = (int64_t)seq;
+	}
+	if (atomic_exchange_explicit(&l->seen[(size_t)pid * l->per + seq], 1,
+				     memory_order_relaxed) != 0)
+		fail("duplicate: producer %u seq %" PRIu64 " received twice", pid, seq);
+	atomic_fetch_add_explicit(&l->received, 1, memory_order_relaxed);
+}
+
+static bool ledger_has(const struct ledger *l, unsigned pid, uint64_t seq)
+{
+	return atomic_load_explicit(&l->seen[(size_t)pid * l->per + seq],
+				    memory_order_relaxed) != 0;
+}
+
+static void ledger_expect_prefix(const struct ledger *l, unsigned pid, uint64_t n)
+{
+	for (uint64_t q = 0; q < l->per; q++) {
+		bool want = q < n;
+
+		if (ledger_has(l, pid, q) != want)
+			fail("producer %u seq %" PRIu64 ": %s (accepted sends: %" PRIu64 ")",
+			     pid, q, want ? "accepted but never received" : "refused but received",
+			     n);
+	}
+}
+
+/* ---- case sets ----------------------------------------------------------- */
+
+#define MAXK 4
+#define MAXCASES (2 * MAXK + 4)
+
+/* A case array over k channels, all with operation op, with disabled cases
+ * (NULL channel, random op) mixed in; map[i] is the channel index of case
+ * i, or -1 for a disabled one. */
+struct caseset {
+	struct chan_case c[MAXCASES];
+	int map[MAXCASES];
+	size_t n;
+	int junk_send;     /* a disabled SEND case points here */
+	uint64_t junk_recv; /* and a disabled RECV case here */
+};
+
+static void caseset_build(struct caseset *cs, void *const *ch, unsigned k, int op,
+			  void *elems /* RECV: k uint64_t; SEND: one uint64_t */, uint64_t *r)
+{
+	unsigned nnull = 1 + (unsigned)(rnd(r) % 3), j = 0, total = k + nnull;
+
+	cs->n = 0;
+	for (unsigned i = 0; i < total; i++) {
+		bool put_null = j == k || (nnull > 0 && rnd(r) % 2 == 0);
+		struct chan_case *c = &cs->c[cs->n];
+
+		if (put_null) {
+			nnull--;
+			c->chan = NULL;
+			c->op = rnd(r) % 2 ? SEND : RECV;
+			c->elem = c->op == SEND ? (void *)&cs->junk_send : (void *)&cs->junk_recv;
+			cs->map[cs->n] = -1;
+		} else {
+			c->chan = ch[j];
+			c->op = op;
+			c->elem = op == SEND ? elems : (void *)((uint64_t *)elems + j);
+			cs->map[cs->n] = (int)j;
+			j++;
+		}
+		c->err = 12345;
+		cs->n++;
+	}
+	CHECK_EQ(j, k);
+}
+
+/* Check what a select returned: an enabled case; returns its channel. */
+static int caseset_chosen(struct caseset *cs, int idx, const char *who)
+{
+	if (idx < 0 || (size_t)idx >= cs->n)
+		fail("%s: select returned %d (of %zu cases)", who, idx, cs->n);
+	if (cs->map[idx] < 0 || cs->c[idx].chan == NULL)
+		fail("%s: select chose disabled case %d", who, idx);
+	if (cs->c[idx].err != 0 && cs->c[idx].err != -EPIPE)
+		fail("%s: case %d err %d", who, idx, cs->c[idx].err);
+	return cs->map[idx];
+}
+
+static void caseset_disable_chan(struct caseset *cs, int chan_index)
+{
+	for (size_t i = 0; i < cs->n; i++)
+		if (cs->map[i] == chan_index)
+			cs->c[i].chan = NULL;
+}
+
+/* ---- fan: exactly once through select ------------------------------------ */
+
+struct fan {
+	const struct chan_strategy *s;
+	void *ch[MAXK];
+	unsigned k;
+	struct ledger led;
+	uint64_t per;
+};
+
+struct fan_worker {
+	struct fan *f;
+	unsigned id;
+	uint64_t count;
+	uint64_t per_chan[MAXK];
+	pthread_t t;
+};
+
+/* modes: 0 select, 1 select_try then select, 2 plain send/recv, 3 select */
+static unsigned fan_mode(const struct fan_worker *w)
+{
+	unsigned m = w->id % 4;
+
+	if (m == 1 && !w->f->s->select_try)
+		m = 0;
+	return m;
+}
+
+static void *fan_producer(void *arg)
+{
+	struct fan_worker *w = arg;
+	struct fan *f = w->f;
+	const struct chan_strategy *s = f->s;
+	uint64_t r = seed_for(w->id, 11), val = 0;
+	unsigned mode = fan_mode(w);
+	struct caseset cs;
+
+	for (uint64_t q = 0; q < f->per; q++) {
+		int idx, j;
+
+		val = item_make(w->id, q);
+		if (mode == 2) {
+			j = (int)(q % f->k);
+			CHECK_EQ(s->send(f->ch[j], &val), 0);
+			w->per_chan[j]++;
+			w->count++;
+			continue;
+		}
+		if (q % 64 == 0)
+			caseset_build(&cs, f->ch, f->k, SEND, &val, &r);
+		for (size_t i = 0; i < cs.n; i++)
+			cs.c[i].err = 12345;
+		idx = -EAGAIN;
+		if (mode == 1)
+			idx = s->select_try(cs.c, cs.n);
+		if (idx == -EAGAIN)
+			idx = s->select(cs.c, cs.n);
+		j = caseset_chosen(&cs, idx, "producer");
+		if (cs.c[idx].err != 0)
+			fail("producer %u: send case on channel %d: err %d", w->id, j,
+			     cs.c[idx].err);
+		w->per_chan[j]++;
+		w->count++;
+	}
+	return NULL;
+}
+
+static void *fan_consumer(void *arg)
+{
+	struct fan_worker *w = arg;
+	struct fan *f = w->f;
+	const struct chan_strategy *s = f->s;
+	uint64_t r = seed_for(w->id, 12), buf[MAXK];
+	int64_t *last = last_new((size_t)f->led.nprod * f->k);
+	unsigned mode = fan_mode(w), open = f->k;
+	struct caseset cs;
+
+	if (mode == 2) {
+		unsigned j = w->id % f->k;
+		int rc;
+
+		while ((rc = s->recv(f->ch[j], &buf[0])) == 0) {
+			ledger_take(&f->led, buf[0], last, f->k, j);
+			w->per_chan[j]++;
+			w->count++;
+		}
+		CHECK_EQ(rc, -EPIPE);
+		free(last);
+		return NULL;
+	}
+	caseset_build(&cs, f->ch, f->k, RECV, buf, &r);
+	while (open > 0) {
+		int idx = -EAGAIN, j;
+
+		for (size_t i = 0; i < cs.n; i++)
+			cs.c[i].err = 12345;
+		if (mode == 1)
+			idx = s->select_try(cs.c, cs.n);
+		if (idx == -EAGAIN)
+			idx = s->select(cs.c, cs.n);
+		j = caseset_chosen(&cs, idx, "consumer");
+		if (cs.c[idx].err == -EPIPE) {
+			caseset_disable_chan(&cs, j);
+			open--;
+			continue;
+		}
+		ledger_take(&f->led, buf[j], last, f->k, (unsigned)j);
+		w->per_chan[j]++;
+		w->count++;
+	}
+	free(last);
+	return NULL;
+}
+
+static void fan_cell(const struct chan_strategy *s, unsigned np, unsigned nc,
+		     const size_t *caps, unsigned k, uint64_t items, uint64_t *r)
+{
+	struct fan f = { .s = s, .k = k };
+	struct fan_worker *pw = xcalloc(np, sizeof *pw), *cw = xcalloc(nc, sizeof *cw);
+	uint64_t sent = 0, got = 0, ps[MAXK] = { 0 }, cg[MAXK] = { 0 };
+	int64_t t0 = now_ns();
+	unsigned order[MAXK];
+	char capstr[48];
+	int off = 0;
+
+	for (unsigned j = 0; j < k; j++)
+		off += snprintf(capstr + off, sizeof capstr - (size_t)off, "%s%zu", j ? "," : "",
+				caps[j]);
+	snprintf(g_ctx, sizeof g_ctx, "%s fan P=%u C=%u caps=%s", s->name, np, nc, capstr);
+	f.per = (items + np - 1) / np;
+	for (unsigned j = 0; j < k; j++)
+		CHECK_EQ(s->create(&f.ch[j], sizeof(uint64_t), caps[j]), 0);
+	ledger_init(&f.led, np, f.per);
+	for (unsigned i = 0; i < nc; i++) {
+		cw[i] = (struct fan_worker){ .f = &f, .id = i };
+		spawn(&cw[i].t, fan_consumer, &cw[i]);
+	}
+	for (unsigned i = 0; i < np; i++) {
+		pw[i] = (struct fan_worker){ .f = &f, .id = i };
+		spawn(&pw[i].t, fan_producer, &pw[i]);
+	}
+	for (unsigned i = 0; i < np; i++) {
+		join(pw[i].t);
+		sent += pw[i].count;
+		for (unsigned j = 0; j < k; j++)
+			ps[j] += pw[i].per_chan[j];
+	}
+	/* close in a random order while the consumers wait in select */
+	for (unsigned j = 0; j < k; j++)
+		order[j] = j;
+	for (unsigned j = k; j > 1; j--) {
+		unsigned x = (unsigned)(rnd(r) % j), t = order[j - 1];
+
+		order[j - 1] = order[x];
+		order[x] = t;
+	}
+	for (unsigned j = 0; j < k; j++)
+		CHECK_EQ(s->close(f.ch[order[j]]), 0);
+	for (unsigned i = 0; i < nc; i++) {
+		join(cw[i].t);
+		got += cw[i].count;
+		for (unsigned j = 0; j < k; j++)
+			cg[j] += cw[i].per_chan[j];
+	}
+	CHECK_EQ(sent, (uint64_t)np * f.per);
+	CHECK_EQ(got, sent);
+	for (unsigned j = 0; j < k; j++)
+		CHECK_EQ(cg[j], ps[j]);
+	for (unsigned i = 0; i < np; i++)
+		ledger_expect_prefix(&f.led, i, f.per);
+	for (unsigned j = 0; j < k; j++)
+		s->destroy(f.ch[j]);
+	ledger_free(&f.led);
+	free(pw);
+	free(cw);
+	report(s, "fan", t0, "K=%u P=%u C=%u caps=%-11s items=%" PRIu64 " ok", k, np, nc, capstr,
+	       sent);
+}
+
+static void test_fan(const struct chan_strategy *s)
+{
+	static const unsigned shapes[][2] = { { 1, 1 }, { 2, 2 }, { 4, 4 },
+					      { 1, 4 }, { 4, 1 }, { 8, 8 } };
+	static const size_t capsets[][3] = {
+		{ 0, 0, 0 }, { 1, 1, 1 }, { 3, 3, 3 }, { 1024, 1024, 1024 }, { 0, 1, 1024 },
+	};
+	uint64_t items = scaled(40000, 400), r = seed_for(1, 1);
+
+	for (size_t c = 0; c < sizeof capsets / sizeof capsets[0]; c++) {
+		bool unbuf = capsets[c][0] == 0 || capsets[c][1] == 0 || capsets[c][2] == 0;
+
+		if (unbuf && !has(s, CHAN_CAP_UNBUFFERED))
+			continue;
+		for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+			if ((shapes[k][0] > 1 || shapes[k][1] > 1) && !has(s, CHAN_CAP_MPMC))
+				continue;
+			arm(120);
+			fan_cell(s, shapes[k][0], shapes[k][1], capsets[c], 3, items, &r);
+		}
+	}
+	/* one channel: select over a single enabled case plus disabled ones */
+	if (has(s, CHAN_CAP_UNBUFFERED | CHAN_CAP_MPMC)) {
+		static const size_t c0[1] = { 0 }, c3[1] = { 3 };
+
+		arm(120);
+		fan_cell(s, 4, 4, c0, 1, items, &r);
+		fan_cell(s, 4, 4, c3, 1, items, &r);
+	}
+}
+
+/* ---- self: a select never meets itself ----------------------------------- */
+
+struct self {
+	const struct chan_strategy *s;
+	void *ch;
+	unsigned nsel; /* selecting threads: ids 0 .. nsel-1; partner: id nsel */
+	uint64_t iters;
+	struct ledger led;
+	atomic_uint done;
+};
+
+struct self_worker {
+	struct self *x;
+	unsigned id;
+	uint64_t sent, got;
+	pthread_t t;
+};
+
+static void *self_selector(void *arg)
+{
+	struct self_worker *w = arg;
+	struct self *x = w->x;
+	const struct chan_strategy *s = x->s;
+	int64_t *last = last_new(x->led.nprod);
+	uint64_t r = seed_for(w->id, 21), out = 0, in = 0, junk = 0;
+	struct chan_case c[4];
+	int is = 0, ir = 0;
+
+	for (uint64_t i = 0; i < x->iters; i++) {
+		int idx;
+		size_t n = 0;
+
+		/* shuffle the order of the two cases, with a disabled one */
+		if (rnd(&r) % 2) {
+			is = (int)n;
+			c[n++] = (struct chan_case){ x->ch, SEND, &out, 12345 };
+			c[n++] = (struct chan_case){ NULL, RECV, &junk, 12345 };
+			ir = (int)n;
+			c[n++] = (struct chan_case){ x->ch, RECV, &in, 12345 };
+		} else {
+			ir = (int)n;
+			c[n++] = (struct chan_case){ x->ch, RECV, &in, 12345 };
+			is = (int)n;
+			c[n++] = (struct chan_case){ x->ch, SEND, &out, 12345 };
+			c[n++] = (struct chan_case){ NULL, SEND, &junk, 12345 };
+		}
+		out = item_make(w->id, w->sent);
+		idx = s->select(c, n);
+		if (idx != is && idx != ir)
+			fail("selector %u: select returned %d", w->id, idx);
+		if (c[idx].err == -EPIPE)
+			break;
+		if (c[idx].err != 0)
+			fail("selector %u: err %d", w->id, c[idx].err);
+		if (idx == is) {
+			w->sent++;
+			continue;
+		}
+		if (item_pid(in) == w->id)
+			fail("selector %u received its own value %#" PRIx64 ": the select met itself",
+			     w->id, in);
+		ledger_take(&x->led, in, last, 1, 0);
+		w->got++;
+	}
+	atomic_fetch_add(&x->done, 1);
+	free(last);
+	return NULL;
+}
+
+/* The partner: randomly a blocking send or recv, until the channel closes. */
+static void *self_partner(void *arg)
+{
+	struct self_worker *w = arg;
+	struct self *x = w->x;
+	const struct chan_strategy *s = x->s;
+	int64_t *last = last_new(x->led.nprod);
+	uint64_t r = seed_for(w->id, 22), v;
+	int rc;
+
+	for (;;) {
+		if (rnd(&r) % 2) {
+			v = item_make(w->id, w->sent);
+			rc = s->send(x->ch, &v);
+			if (rc == 0)
+				w->sent++;
+		} else {
+			rc = s->recv(x->ch, &v);
+			if (rc == 0) {
+				if (item_pid(v) == w->id)
+					fail("partner received its own value");
+				ledger_take(&x->led, v, last, 1, 0);
+				w->got++;
+			}
+		}
+		if (rc == -EPIPE)
+			break;
+		if (rc != 0)
+			fail("partner: %d", rc);
+	}
+	free(last);
+	return NULL;
+}
+
+static void self_run(const struct chan_strategy *s, unsigned nsel, bool partner)
+{
+	struct self x = { .s = s, .nsel = nsel, .iters = scaled(100000, 1000) / nsel };
+	unsigned nt = nsel + (partner ? 1 : 0);
+	struct self_worker *w = xcalloc(nt, sizeof *w);
+	uint64_t sent = 0, got = 0;
+	int64_t t0 = now_ns();
+
+	snprintf(g_ctx, sizeof g_ctx, "%s self selectors=%u partner=%d", s->name, nsel,
+		 partner);
+	CHECK_EQ(s->create(&x.ch, sizeof(uint64_t), 0), 0);
+	/* a thread sends at most one value per iteration; the partner at most
+	 * one per selector iteration, over all selectors */
+	ledger_init(&x.led, nt, x.iters * nsel + 1);
+	for (unsigned i = 0; i < nt; i++) {
+		w[i] = (struct self_worker){ .x = &x, .id = i };
+		spawn(&w[i].t, i < nsel ? self_selector : self_partner, &w[i]);
+	}
+	/* with a partner: close once every selector is done (the partner then
+	 * gets -EPIPE); without: once at most one selector is left, which may
+	 * wait forever for a peer that will not come */
+	while (atomic_load(&x.done) < (partner ? nsel : nsel - 1))
+		sleep_ns(200000);
+	CHECK_EQ(s->close(x.ch), 0);
+	for (unsigned i = 0; i < nt; i++) {
+		join(w[i].t);
+		sent += w[i].sent;
+		got += w[i].got;
+	}
+	CHECK_EQ(got, sent);
+	for (unsigned i = 0; i < nt; i++)
+		ledger_expect_prefix(&x.led, i, w[i].sent);
+	if (partner && nsel == 1) {
+		/* every value the selector sent went to the partner and back */
+		CHECK_EQ(w[nsel].got, w[0].sent);
+		CHECK_EQ(w[0].got, w[nsel].sent);
+	}
+	s->destroy(x.ch);
+	ledger_free(&x.led);
+	report(s, "self", t0, "selectors=%u partner=%s exchanges=%" PRIu64 " ok", nsel,
+	       partner ? "yes" : "no", sent);
+	free(w);
+}
+
+static void test_self(const struct chan_strategy *s)
+{
+	if (!has(s, CHAN_CAP_UNBUFFERED)) {
+		printf("stress_select [%s] self     skipped (no unbuffered)\n", s->name);
+		return;
+	}
+	arm(120);
+	self_run(s, 1, true);
+	if (!has(s, CHAN_CAP_MPMC))
+		return;
+	arm(120);
+	self_run(s, 2, true);
+	arm(120);
+	self_run(s, 4, false);
+}
+
+/* ---- deadline: select_until racing -------------------------------------- */
+
+#define DLK 2
+
+struct dl {
+	const struct chan_strategy *s;
+	void *ch[DLK];
+	struct ledger led;
+	uint64_t per;
+	atomic_int stop;
+};
+
+struct dl_worker {
+	struct dl *d;
+	unsigned id;
+	unsigned char *ok;
+	uint64_t n_ok, n_timeout;
+	pthread_t t;
+};
+
+static void *dl_sender(void *arg)
+{
+	struct dl_worker *w = arg;
+	struct dl *d = w->d;
+	uint64_t r = seed_for(w->id, 31), val = 0;
+	struct caseset cs;
+
+	caseset_build(&cs, d->ch, DLK, SEND, &val, &r);
+	for (uint64_t q = 0; q < d->per; q++) {
+		int idx;
+
+		val = item_make(w->id, q);
+		idx = d->s->select_until(cs.c, cs.n, short_deadline(&r));
+		if (idx == -ETIMEDOUT) {
+			w->n_timeout++;
+			continue;
+		}
+		caseset_chosen(&cs, idx, "sender");
+		if (cs.c[idx].err != 0)
+			fail("sender %u: err %d", w->id, cs.c[idx].err);
+		w->ok[q] = 1;
+		w->n_ok++;
+	}
+	return NULL;
+}
+
+/* ids 0, 1: select_until over both channels; id 2: plain recv_until */
+static void *dl_receiver(void *arg)
+{
+	struct dl_worker *w = arg;
+	struct dl *d = w->d;
+	int64_t *last = last_new((size_t)d->led.nprod * DLK);
+	uint64_t r = seed_for(w->id, 32), buf[DLK];
+	struct caseset cs;
+
+	caseset_build(&cs, d->ch, DLK, RECV, buf, &r);
+	while (!atomic_load(&d->stop)) {
+		int idx, j;
+
+		if (w->id == 2) {
+			int rc = d->s->recv_until(d->ch[0], &buf[0], short_deadline(&r));
+
+			if (rc == -ETIMEDOUT) {
+				w->n_timeout++;
+				continue;
+			}
+			if (rc != 0)
+				fail("recv_until: %d", rc);
+			ledger_take(&d->led, buf[0], last, DLK, 0);
+			w->n_ok++;
+			continue;
+		}
+		idx = d->s->select_until(cs.c, cs.n, short_deadline(&r));
+		if (idx == -ETIMEDOUT) {
+			w->n_timeout++;
+			continue;
+		}
+		j = caseset_chosen(&cs, idx, "receiver");
+		if (cs.c[idx].err != 0)
+			fail("receiver %u: err %d", w->id, cs.c[idx].err);
+		ledger_take(&d->led, buf[j], last, DLK, (unsigned)j);
+		w->n_ok++;
+	}
+	free(last);
+	return NULL;
+}
+
+struct echo {
+	const struct chan_strategy *s;
+	void *ch, *to_main, *to_echo;
+	unsigned n;
+	pthread_t t;
+};
+
+/* n times: recv a on ch, send a + 1 to main; recv b from main, send b + 1
+ * on ch; wait for main's ack. Strictly alternating with the main thread,
+ * so nobody can take back its own value even on a buffered channel. */
+static void *echo_thread(void *arg)
+{
+	struct echo *e = arg;
+
+	for (unsigned i = 0; i < e->n; i++) {
+		uint64_t v;
+
+		CHECK_EQ(e->s->recv(e->ch, &v), 0);
+		v++;
+		CHECK_EQ(e->s->send(e->to_main, &v), 0);
+		CHECK_EQ(e->s->recv(e->to_echo, &v), 0);
+		v++;
+		CHECK_EQ(e->s->send(e->ch, &v), 0);
+		CHECK_EQ(e->s->recv(e->to_echo, &v), 0);
+	}
+	return NULL;
+}
+
+static void echo_start(struct echo *e)
+{
+	size_t cap = has(e->s, CHAN_CAP_UNBUFFERED) ? 0 : 1;
+
+	CHECK_EQ(e->s->create(&e->to_main, sizeof(uint64_t), cap), 0);
+	CHECK_EQ(e->s->create(&e->to_echo, sizeof(uint64_t), cap), 0);
+	spawn(&e->t, echo_thread, e);
+}
+
+static void echo_stop(struct echo *e)
+{
+	join(e->t);
+	e->s->destroy(e->to_main);
+	e->s->destroy(e->to_echo);
+}
+
+/* Nobody waits any more: idle channels look idle to try calls and to a
+ * select, and a select still meets a blocking partner. */
+static void check_no_ghost(const struct chan_strategy *s, void *const *ch, const size_t *caps)
+{
+	uint64_t v = 0, buf[DLK];
+	struct chan_case rc[DLK], sc[DLK];
+
+	for (unsigned j = 0; j < DLK; j++) {
+		CHECK_EQ(s->len(ch[j]), 0);
+		CHECK_EQ(s->try_recv(ch[j], &v), -EAGAIN);
+		if (caps[j] == 0)
+			CHECK_EQ(s->try_send(ch[j], &v), -EAGAIN);
+		rc[j] = (struct chan_case){ ch[j], RECV, &buf[j], 0 };
+		sc[j] = (struct chan_case){ ch[j], SEND, &v, 0 };
+	}
+	if (s->select_try) {
+		CHECK_EQ(s->select_try(rc, DLK), -EAGAIN);
+		if (caps[0] == 0 && caps[1] == 0)
+			CHECK_EQ(s->select_try(sc, DLK), -EAGAIN);
+	}
+	CHECK_EQ(s->select_until(rc, DLK, now_ns() + 2000), -ETIMEDOUT);
+	if (caps[0] == 0 && caps[1] == 0)
+		CHECK_EQ(s->select_until(sc, DLK, now_ns() + 2000), -ETIMEDOUT);
+	for (unsigned j = 0; j < DLK; j++) {
+		struct echo e = { .s = s, .ch = ch[j], .n = 100 };
+		struct chan_case one[2];
+
+		echo_start(&e);
+		for (unsigned i = 0; i < e.n; i++) {
+			int idx;
+
+			/* a select's send case meets a blocking receiver */
+			v = 5 * i;
+			one[0] = (struct chan_case){ NULL, RECV, &buf[0], 0 };
+			one[1] = (struct chan_case){ ch[j], SEND, &v, 0 };
+			idx = s->select(one, 2);
+			CHECK_EQ(idx, 1);
+			CHECK_EQ(one[1].err, 0);
+			CHECK_EQ(s->recv(e.to_main, &buf[0]), 0);
+			CHECK_EQ(buf[0], 5 * i + 1);
+			/* a select's receive case meets a blocking sender */
+			v = 3 * i;
+			CHECK_EQ(s->send(e.to_echo, &v), 0);
+			one[0] = (struct chan_case){ ch[j], RECV, &buf[0], 0 };
+			one[1] = (struct chan_case){ NULL, SEND, &v, 0 };
+			idx = s->select(one, 2);
+			CHECK_EQ(idx, 0);
+			CHECK_EQ(one[0].err, 0);
+			CHECK_EQ(buf[0], 3 * i + 1);
+			CHECK_EQ(s->send(e.to_echo, &v), 0);
+		}
+		echo_stop(&e);
+		CHECK_EQ(s->len(ch[j]), 0);
+	}
+}
+
+static void test_deadline(const struct chan_strategy *s)
+{
+	static const size_t capsets[][DLK] = { { 0, 0 }, { 1, 1 }, { 3, 3 }, { 0, 3 } };
+	bool mpmc = has(s, CHAN_CAP_MPMC);
+	unsigned ns = mpmc ? 3 : 1, nr = mpmc ? 3 : 1;
+
+	if (!s->select_until) {
+		printf("stress_select [%s] deadline skipped (no select_until)\n", s->name);
+		return;
+	}
+	for (size_t ci = 0; ci < sizeof capsets / sizeof capsets[0]; ci++) {
+		const size_t *caps = capsets[ci];
+		struct dl d = { .s = s, .per = scaled(10000, 100) };
+		struct dl_worker *sw = xcalloc(ns, sizeof *sw), *rw = xcalloc(nr, sizeof *rw);
+		int64_t *last = last_new(ns);
+		uint64_t ok = 0, tmo = 0, rtmo = 0, item;
+		int64_t t0 = now_ns();
+
+		if ((caps[0] == 0 || caps[1] == 0) && !has(s, CHAN_CAP_UNBUFFERED)) {
+			free(sw);
+			free(rw);
+			free(last);
+			continue;
+		}
+		arm(120);
+		snprintf(g_ctx, sizeof g_ctx, "%s deadline caps=%zu,%zu", s->name, caps[0], caps[1]);
+		for (unsigned j = 0; j < DLK; j++)
+			CHECK_EQ(s->create(&d.ch[j], sizeof(uint64_t), caps[j]), 0);
+		ledger_init(&d.led, ns, d.per);
+		for (unsigned i = 0; i < nr; i++) {
+			rw[i] = (struct dl_worker){ .d = &d, .id = i };
+			spawn(&rw[i].t, dl_receiver, &rw[i]);
+		}
+		for (unsigned i = 0; i < ns; i++) {
+			sw[i] = (struct dl_worker){ .d = &d, .id = i, .ok = xcalloc(d.per, 1) };
+			spawn(&sw[i].t, dl_sender, &sw[i]);
+		}
+		for (unsigned i = 0; i < ns; i++) {
+			join(sw[i].t);
+			ok += sw[i].n_ok;
+			tmo += sw[i].n_timeout;
+		}
+		atomic_store(&d.stop, 1);
+		for (unsigned i = 0; i < nr; i++) {
+			join(rw[i].t);
+			rtmo += rw[i].n_timeout;
+		}
+		for (unsigned j = 0; j < DLK; j++) {
+			int rc;
+
+			while ((rc = s->try_recv(d.ch[j], &item)) == 0)
+				ledger_take(&d.led, item, NULL, 0, 0);
+			CHECK_EQ(rc, -EAGAIN);
+		}
+		CHECK_EQ(atomic_load(&d.led.received), ok);
+		for (unsigned i = 0; i < ns; i++)
+			for (uint64_t q = 0; q < d.per; q++)
+				if (ledger_has(&d.led, i, q) != (sw[i].ok[q] != 0))
+					fail("sender %u seq %" PRIu64 ": select %s but %s", i, q,
+					     sw[i].ok[q] ? "sent it" : "timed out",
+					     sw[i].ok[q] ? "never received" : "received");
+		check_no_ghost(s, d.ch, caps);
+		for (unsigned j = 0; j < DLK; j++)
+			s->destroy(d.ch[j]);
+		ledger_free(&d.led);
+		for (unsigned i = 0; i < ns; i++)
+			free(sw[i].ok);
+		free(sw);
+		free(rw);
+		free(last);
+		report(s, "deadline", t0,
+		       "caps=%zu,%zu S=%u R=%u sent=%" PRIu64 " send-timeouts=%" PRIu64
+		       " recv-timeouts=%" PRIu64 " ok",
+		       caps[0], caps[1], ns, nr, ok, tmo, rtmo);
+	}
+}
+
+/* ---- close: wakes every select ------------------------------------------- */
+
+#define CLK 3
+
+struct cl {
+	const struct chan_strategy *s;
+	void *ch[CLK];     /* the receive side: empty */
+	void *full[CLK];   /* the send side: full (or unbuffered, nobody receiving) */
+	atomic_uint started;
+	/* racing variant */
+	struct ledger led;
+	uint64_t close_at;
+	atomic_ullong recv_count;
+};
+
+struct cl_worker {
+	struct cl *c;
+	unsigned id;
+	unsigned recv_closed, send_closed;
+	uint64_t ok;
+	pthread_t t;
+};
+
+/* Blocked in a select over receive cases on the empty channels, send cases
+ * on the full ones and disabled cases; each close must wake it with the
+ * matching case and err -EPIPE. Runs until every case is closed. */
+static void *cl_blocked(void *arg)
+{
+	struct cl_worker *w = arg;
+	struct cl *c = w->c;
+	uint64_t r = seed_for(w->id, 41), buf[CLK], val = item_make(w->id, 0);
+	struct chan_case cs[2 * CLK + 1];
+	int kind[2 * CLK + 1]; /* 0 disabled, 1 recv, 2 send */
+	size_t n = 0;
+	unsigned open;
+
+	for (unsigned j = 0; j < CLK; j++) {
+		cs[n] = (struct chan_case){ c->ch[j], RECV, &buf[j], 12345 };
+		kind[n++] = 1;
+		if (w->id % 2 == 1) {
+			cs[n] = (struct chan_case){ c->full[j], SEND, &val, 12345 };
+			kind[n++] = 2;
+		}
+	}
+	cs[n] = (struct chan_case){ NULL, rnd(&r) % 2 ? SEND : RECV, &val, 12345 };
+	kind[n++] = 0;
+	open = (unsigned)n - 1;
+	atomic_fetch_add(&c->started, 1);
+	while (open > 0) {
+		int idx = c->s->select(cs, n);
+
+		if (idx < 0 || (size_t)idx >= n || kind[idx] == 0)
+			fail("blocked select %u returned %d", w->id, idx);
+		if (cs[idx].err != -EPIPE)
+			fail("blocked select %u: case %d completed with err %d on a channel "
+			     "nobody else uses",
+			     w->id, idx, cs[idx].err);
+		if (kind[idx] == 1)
+			w->recv_closed++;
+		else
+			w->send_closed++;
+		cs[idx].chan = NULL;
+		open--;
+	}
+	return NULL;
+}
+
+static unsigned cl_blocked_round(const struct chan_strategy *s, size_t cap, unsigned nt,
+				 uint64_t *r)
+{
+	unsigned wakes = 0;
+
+	struct cl c = { .s = s };
+	struct cl_worker *w = xcalloc(nt, sizeof *w);
+	unsigned order[2 * CLK];
+
+	for (unsigned j = 0; j < CLK; j++) {
+		CHECK_EQ(s->create(&c.ch[j], sizeof(uint64_t), cap), 0);
+		CHECK_EQ(s->create(&c.full[j], sizeof(uint64_t), cap), 0);
+		for (size_t i = 0; i < cap; i++)
+			CHECK_EQ(s->try_send(c.full[j], &(uint64_t){ 100 * j + i }), 0);
+	}
+	for (unsigned i = 0; i < nt; i++) {
+		w[i] = (struct cl_worker){ .c = &c, .id = i };
+		spawn(&w[i].t, cl_blocked, &w[i]);
+	}
+	while (atomic_load(&c.started) < nt)
+		sleep_ns(50000);
+	/* close the six channels in a random order, pausing now and then */
+	for (unsigned j = 0; j < 2 * CLK; j++)
+		order[j] = j;
+	for (unsigned j = 2 * CLK; j > 1; j--) {
+		unsigned x = (unsigned)(rnd(r) % j), t = order[j - 1];
+
+		order[j - 1] = order[x];
+		order[x] = t;
+	}
+	for (unsigned j = 0; j < 2 * CLK; j++) {
+		unsigned o = order[j];
+
+		if (rnd(r) % 2)
+			sleep_ns((int64_t)(rnd(r) % 200000));
+		CHECK_EQ(s->close(o < CLK ? c.ch[o] : c.full[o - CLK]), 0);
+	}
+	for (unsigned i = 0; i < nt; i++) {
+		join(w[i].t);
+		CHECK_EQ(w[i].recv_closed, CLK);
+		CHECK_EQ(w[i].send_closed, i % 2 == 1 ? CLK : 0);
+		wakes += w[i].recv_closed + w[i].send_closed;
+	}
+	/* the blocked sends delivered nothing: exactly the prefill remains */
+	for (unsigned j = 0; j < CLK; j++) {
+		uint64_t v;
+		int rc;
+
+		for (size_t i = 0; i < cap; i++) {
+			CHECK_EQ(s->recv(c.full[j], &v), 0);
+			CHECK_EQ(v, 100 * j + i);
+		}
+		CHECK_EQ(s->recv(c.full[j], &v), -EPIPE);
+		rc = s->recv(c.ch[j], &v);
+		CHECK_EQ(rc, -EPIPE);
+		s->destroy(c.ch[j]);
+		s->destroy(c.full[j]);
+	}
+	free(w);
+	return wakes;
+}
+
+/* Producers send seq 0, 1, ... through select over the channels until a
+ * send case reports -EPIPE; consumers select over the channels; after a
+ * random number of items one consumer closes all channels. */
+static void *cl_producer(void *arg)
+{
+	struct cl_worker *w = arg;
+	struct cl *c = w->c;
+	uint64_t r = seed_for(w->id, 42), val = 0;
+	struct caseset cs;
+
+	caseset_build(&cs, c->ch, CLK, SEND, &val, &r);
+	for (uint64_t q = 0; q < c->led.per; q++) {
+		int idx;
+
+		val = item_make(w->id, q);
+		idx = c->s->select(cs.c, cs.n);
+		caseset_chosen(&cs, idx, "producer");
+		if (cs.c[idx].err == -EPIPE)
+			return NULL;
+		w->ok++;
+	}
+	return NULL; /* limit reached: stop quietly, the close still comes */
+}
+
+static void *cl_consumer(void *arg)
+{
+	struct cl_worker *w = arg;
+	struct cl *c = w->c;
+	uint64_t r = seed_for(w->id, 43), buf[CLK];
+	int64_t *last = last_new((size_t)c->led.nprod * CLK);
+	struct caseset cs;
+	unsigned open = CLK;
+
+	caseset_build(&cs, c->ch, CLK, RECV, buf, &r);
+	while (open > 0) {
+		int idx = c->s->select(cs.c, cs.n), j;
+
+		j = caseset_chosen(&cs, idx, "consumer");
+		if (cs.c[idx].err == -EPIPE) {
+			caseset_disable_chan(&cs, j);
+			open--;
+			continue;
+		}
+		ledger_take(&c->led, buf[j], last, CLK, (unsigned)j);
+		w->ok++;
+		if (atomic_fetch_add(&c->recv_count, 1) + 1 == c->close_at)
+			for (unsigned k = 0; k < CLK; k++)
+				CHECK_EQ(c->s->close(c->ch[k]), 0);
+	}
+	free(last);
+	return NULL;
+}
+
+static uint64_t cl_race_round(const struct chan_strategy *s, size_t cap, unsigned np,
+			      unsigned nc, uint64_t *r)
+{
+	struct cl c = { .s = s };
+	struct cl_worker *pw = xcalloc(np, sizeof *pw), *cw = xcalloc(nc, sizeof *cw);
+	uint64_t ok = 0, got = 0, per = 1000;
+
+	for (unsigned j = 0; j < CLK; j++)
+		CHECK_EQ(s->create(&c.ch[j], sizeof(uint64_t), cap), 0);
+	ledger_init(&c.led, np, 2 * per + CLK * cap);
+	c.close_at = 1 + rnd(r) % per;
+	for (unsigned i = 0; i < nc; i++) {
+		cw[i] = (struct cl_worker){ .c = &c, .id = i };
+		spawn(&cw[i].t, cl_consumer, &cw[i]);
+	}
+	for (unsigned i = 0; i < np; i++) {
+		pw[i] = (struct cl_worker){ .c = &c, .id = i };
+		spawn(&pw[i].t, cl_producer, &pw[i]);
+	}
+	for (unsigned i = 0; i < np; i++) {
+		join(pw[i].t);
+		ok += pw[i].ok;
+	}
+	for (unsigned i = 0; i < nc; i++) {
+		join(cw[i].t);
+		got += cw[i].ok;
+	}
+	CHECK_EQ(got, ok);
+	CHECK(got >= c.close_at);
+	for (unsigned i = 0; i < np; i++)
+		ledger_expect_prefix(&c.led, i, pw[i].ok);
+	for (unsigned j = 0; j < CLK; j++)
+		s->destroy(c.ch[j]);
+	ledger_free(&c.led);
+	free(pw);
+	free(cw);
+	return ok;
+}
+
+static void test_close(const struct chan_strategy *s)
+{
+	static const size_t caps[] = { 0, 1, 3, 64 };
+	uint64_t rounds = scaled(100, 3), r = seed_for(4, 4);
+	bool mpmc = has(s, CHAN_CAP_MPMC);
+
+	for (size_t ci = 0; ci < sizeof caps / sizeof caps[0]; ci++) {
+		size_t cap = caps[ci];
+		uint64_t acc = 0, wakes = 0;
+		int64_t t0 = now_ns();
+
+		if (cap == 0 && !has(s, CHAN_CAP_UNBUFFERED))
+			continue;
+		arm(120);
+		for (uint64_t i = 0; i < rounds; i++) {
+			unsigned n1 = mpmc ? 1 + (unsigned)(rnd(&r) % 4) : 1;
+			unsigned n2 = mpmc ? 1 + (unsigned)(rnd(&r) % 4) : 1;
+
+			snprintf(g_ctx, sizeof g_ctx, "%s close cap=%zu blocked selects=%u", s->name,
+				 cap, n1 + n2);
+			wakes += cl_blocked_round(s, cap, mpmc ? n1 + n2 : 1, &r);
+			snprintf(g_ctx, sizeof g_ctx, "%s close cap=%zu race P=%u C=%u", s->name,
+				 cap, n1, n2);
+			acc += cl_race_round(s, cap, n1, n2, &r);
+		}
+		report(s, "close", t0,
+		       "cap=%-4zu rounds=%" PRIu64 " close-wakes=%" PRIu64 " race-accepted=%" PRIu64
+		       " ok",
+		       cap, rounds, wakes, acc);
+	}
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+/* argv[3], if given: run only the sub-tests whose names it contains */
+static const char *g_only_tests;
+
+static bool want(const char *test)
+{
+	return !g_only_tests || strstr(g_only_tests, test) != NULL;
+}
+
+int main(int argc, char **argv)
+{
+	const char *only = NULL;
+	int64_t t0 = now_ns();
+	unsigned n = 0;
+
+	if (argc > 1) {
+		g_size = strtod(argv[1], NULL);
+		if (!(g_size > 0)) {
+			fprintf(stderr, "usage: %s [size > 0] [strategy]\n", argv[0]);
+			return 2;
+		}
+	}
+	if (argc > 2 && argv[2][0] && strcmp(argv[2], "all") != 0)
+		only = argv[2];
+	if (argc > 3)
+		g_only_tests = argv[3];
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("stress_select: size %g%s\n", g_size,
+	       STRESS_SANITIZED ? " (sanitizer build: counts / 10)" : "");
+	for (const struct chan_strategy *const *sp = chan_strategies; *sp; sp++) {
+		const struct chan_strategy *s = *sp;
+
+		if (only && strcmp(only, s->name) != 0)
+			continue;
+		if (!s->select) {
+			printf("stress_select [%s] skipped (no select)\n", s->name);
+			continue;
+		}
+		n++;
+		if (want("fan"))
+			test_fan(s);
+		if (want("self"))
+			test_self(s);
+		if (want("deadline"))
+			test_deadline(s);
+		if (want("close"))
+			test_close(s);
+	}
+	if (n == 0) {
+		fprintf(stderr, "no strategy with select ran\n");
+		return 1;
+	}
+	printf("stress_select: all passed on %u strategies in %.1f s\n", n,
+	       (now_ns() - t0) / 1e9);
+	return 0;
+}
