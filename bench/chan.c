@@ -116,6 +116,7 @@ struct worker {
 	uint64_t sum; /* of the values received */
 	int err;      /* first unexpected return code, with where */
 	const char *err_at;
+	int joined;
 };
 
 /* one cache line each way for the hardware floor */
@@ -135,6 +136,7 @@ struct bench {
 	uint64_t nlat;
 	uint64_t warmup;  /* pingpong, floor: untimed round trips first */
 	struct floor_line *line; /* floor: [0] ping, [1] pong */
+	int hung;                /* released by close after the timeout */
 };
 
 /* 0 + 1 + ... + (n - 1), mod 2^64: what the receivers' sum must be */
@@ -445,7 +447,7 @@ uint64_t chan_bench_items(const struct chan_bench_case *c, uint64_t base)
 	if (c->kind == CHAN_BENCH_PINGPONG || c->kind == CHAN_BENCH_FLOOR)
 		n = base / 50;
 	else if (c->capacity < 2)
-		n = base / 10;
+		n = base / 100;
 	return n < 100 ? 100 : n;
 }
 
@@ -459,9 +461,8 @@ char *chan_bench_name(char *buf, size_t size, const struct chan_bench_case *c,
 		snprintf(cap, sizeof cap, "/cap:%zu", c->capacity);
 	if (c->kind == CHAN_BENCH_IDLE || c->kind == CHAN_BENCH_SELECT_BOTH)
 		snprintf(threads, sizeof threads, "/threads:%u", c->producers);
-	else if (c->kind == CHAN_BENCH_PC && (c->producers > 1 || c->consumers > 1))
-		snprintf(threads, sizeof threads, "/threads:%ux%u", c->producers, c->consumers);
-	else if (c->kind == CHAN_BENCH_SELECT_RX)
+	else if (c->kind == CHAN_BENCH_SELECT_RX ||
+		 (c->kind == CHAN_BENCH_PC && (c->producers > 1 || c->consumers > 1)))
 		snprintf(threads, sizeof threads, "/threads:%ux%u", c->producers, c->consumers);
 	snprintf(buf, size, "chan/%s%s%s/%s", c->family, cap, threads,
 		 s ? s->name : "hw_floor");
@@ -484,68 +485,86 @@ static int64_t percentile(const int64_t *sorted, uint64_t n, unsigned permille)
 	return sorted[rank ? rank - 1 : 0];
 }
 
-static void hang_report(const struct bench *b, const struct worker *w, unsigned n)
-{
-	char name[160];
-
-	chan_bench_name(name, sizeof name, b->c, b->s);
-	fprintf(stderr, "weft-bench: %s hung: no finish after the timeout (%llu items)\n",
-		name, (unsigned long long)b->items);
-	for (unsigned i = 0; i < n; i++)
-		fprintf(stderr, "  worker %u (%s): sent %llu, received %llu%s\n", i, w[i].role,
-			(unsigned long long)atomic_load(&w[i].sent),
-			(unsigned long long)atomic_load(&w[i].received),
-			w[i].err_at ? " (failed)" : "");
-	for (unsigned i = 0; i < b->nch; i++)
-		if (b->s && b->s->len)
-			fprintf(stderr, "  channel %u: len %zu\n", i, b->s->len(b->ch[i]));
-	fflush(stderr);
-	_exit(124);
-}
-
-static void join_all(const struct bench *b, struct worker *w, unsigned n, int64_t timeout_ns)
+/* Join every worker by the timeout: 0, or -ETIMEDOUT (some still run). */
+static int join_all(struct worker *w, unsigned n, int64_t timeout_ns)
 {
 	struct timespec dl;
 
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += timeout_ns / NS_PER_S;
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
+		if (w[i].joined)
+			continue;
 		if (pthread_timedjoin_np(w[i].tid, NULL, &dl) != 0)
-			hang_report(b, w, n);
+			return -ETIMEDOUT;
+		w[i].joined = 1;
+	}
+	return 0;
+}
+
+/* A run that does not finish in time is a hang: print each thread's
+ * progress, then close every channel to release the threads (close wakes
+ * every waiter) and fail the run. If even that does not release them,
+ * exit 124: nothing more can be measured in this process. */
+static void hang(struct bench *b, struct worker *w, unsigned n, int64_t timeout_ns,
+		 struct chan_bench_result *r)
+{
+	char name[160];
+	uint64_t sent = 0, received = 0;
+
+	chan_bench_name(name, sizeof name, b->c, b->s);
+	fprintf(stderr, "weft-bench: %s hung: not finished after %lld s (%llu items)\n",
+		name, (long long)(timeout_ns / NS_PER_S), (unsigned long long)b->items);
+	for (unsigned i = 0; i < n; i++) {
+		sent += atomic_load(&w[i].sent);
+		received += atomic_load(&w[i].received);
+		fprintf(stderr, "  worker %u (%s): sent %llu, received %llu%s\n", i, w[i].role,
+			(unsigned long long)atomic_load(&w[i].sent),
+			(unsigned long long)atomic_load(&w[i].received),
+			w[i].err_at ? " (failed)" : "");
+	}
+	for (unsigned i = 0; i < b->nch; i++)
+		if (b->s && b->s->len)
+			fprintf(stderr, "  channel %u: len %zu\n", i, b->s->len(b->ch[i]));
+	snprintf(r->error, sizeof r->error,
+		 "hung: not finished after %lld s (sent %llu, received %llu of %llu); "
+		 "see stderr",
+		 (long long)(timeout_ns / NS_PER_S), (unsigned long long)sent,
+		 (unsigned long long)received, (unsigned long long)b->items);
+	b->hung = 1;
+	for (unsigned i = 0; i < b->nch; i++)
+		b->s->close(b->ch[i]);
+	if (b->nch == 0 || join_all(w, n, 10 * NS_PER_S) != 0) {
+		fprintf(stderr, "weft-bench: %s: close did not release the threads; exiting\n",
+			name);
+		fflush(stderr);
+		_exit(124);
+	}
+	fprintf(stderr, "  (close released every thread; the run is failed)\n");
 }
 
 /* Worker i's function and role for case c. */
 static void assign(const struct chan_bench_case *c, struct worker *w, unsigned i)
 {
-	switch (c->kind) {
-	case CHAN_BENCH_SEQ:
-		w->fn = seq_worker, w->role = "send+recv";
-		break;
-	case CHAN_BENCH_PC:
-		if (i < c->producers)
-			w->fn = producer, w->role = "producer";
-		else
-			w->fn = consumer, w->role = "consumer";
-		break;
-	case CHAN_BENCH_SELECT_RX:
-		if (i < c->producers)
-			w->fn = producer, w->role = "sender";
-		else
-			w->fn = select_receiver, w->role = "select receiver";
-		break;
-	case CHAN_BENCH_SELECT_BOTH:
-		w->fn = select_both_worker, w->role = "select send+recv";
-		break;
-	case CHAN_BENCH_PINGPONG:
-		w->fn = i ? ponger : pinger, w->role = i ? "ponger" : "pinger";
-		break;
-	case CHAN_BENCH_FLOOR:
-		w->fn = i ? floor_ponger : floor_pinger, w->role = i ? "ponger" : "pinger";
-		break;
-	case CHAN_BENCH_IDLE:
-		w->fn = idle_receiver, w->role = "idle receiver";
-		break;
-	}
+	static const struct {
+		void (*fn[2])(struct worker *w); /* [0]: the first producers, [1]: the rest */
+		const char *role[2];
+	} roles[] = {
+		[CHAN_BENCH_SEQ] = { { seq_worker, seq_worker }, { "send+recv", "send+recv" } },
+		[CHAN_BENCH_PC] = { { producer, consumer }, { "producer", "consumer" } },
+		[CHAN_BENCH_SELECT_RX] = { { producer, select_receiver },
+					   { "sender", "select receiver" } },
+		[CHAN_BENCH_SELECT_BOTH] = { { select_both_worker, select_both_worker },
+					     { "select send+recv", "select send+recv" } },
+		[CHAN_BENCH_PINGPONG] = { { pinger, ponger }, { "pinger", "ponger" } },
+		[CHAN_BENCH_FLOOR] = { { floor_pinger, floor_ponger }, { "pinger", "ponger" } },
+		[CHAN_BENCH_IDLE] = { { idle_receiver, idle_receiver },
+				      { "idle receiver", "idle receiver" } },
+	};
+	unsigned second = i >= c->producers; /* pingpong, floor: 1 "producer" */
+
+	w->fn = roles[c->kind].fn[second];
+	w->role = roles[c->kind].role[second];
 }
 
 static unsigned nthreads(const struct chan_bench_case *c)
@@ -668,7 +687,7 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 	unsigned n = nthreads(c);
 	struct worker *w;
 	int64_t t0, c0, t1, c1;
-	int64_t timeout = p->timeout_ns > 0 ? p->timeout_ns : 300 * NS_PER_S;
+	int64_t timeout = p->timeout_ns > 0 ? p->timeout_ns : 120 * NS_PER_S;
 
 	memset(r, 0, sizeof *r);
 	if (!chan_bench_supported(c, s)) {
@@ -706,10 +725,12 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 		t1 = now_ns();
 		for (unsigned i = 0; i < b.nch; i++)
 			s->close(b.ch[i]);
-		join_all(&b, w, n, timeout);
+		if (join_all(w, n, timeout) != 0)
+			hang(&b, w, n, timeout, r);
 		r->release_ns = now_ns() - t1;
 	} else {
-		join_all(&b, w, n, timeout);
+		if (join_all(w, n, timeout) != 0)
+			hang(&b, w, n, timeout, r);
 		t1 = now_ns();
 		c1 = cpu_ns();
 	}
@@ -718,7 +739,8 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 	r->items = b.items;
 	r->wall_ns = t1 - t0;
 	r->cpu_ns = c1 - c0;
-	check(&b, w, n, r);
+	if (!b.hung)
+		check(&b, w, n, r);
 	if (b.lat && !r->error[0]) {
 		qsort(b.lat, b.nlat, sizeof *b.lat, cmp_i64);
 		r->has_latency = 1;

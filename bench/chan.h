@@ -66,8 +66,10 @@ struct chan_bench_params {
 	uint64_t base_items;
 	/* idle: how long the threads stay blocked (default 1 s) */
 	int64_t idle_ns;
-	/* a run longer than this is reported as hung, with each thread's
-	 * progress, and the process aborts (0: default 300 s) */
+	/* a run longer than this is a hang: each thread's progress goes to
+	 * stderr, the channels are closed to release the threads and the run
+	 * fails (if close does not release them, the process exits 124).
+	 * 0: 120 s */
 	int64_t timeout_ns;
 };
 
@@ -85,9 +87,12 @@ struct chan_bench_result {
 int chan_bench_supported(const struct chan_bench_case *c, const struct chan_strategy *s);
 
 /* Items a run of case c moves for the given base count:
- *   capacity >= 2           base
- *   capacity 0 and 1        base / 10 (each item is a hand-off between threads)
- *   pingpong, floor         base / 50 round trips (200k for the default)
+ *   capacity >= 2           base (10 million by default)
+ *   capacity 0 and 1        base / 100 (100k by default): there nearly every
+ *                           item is a hand-off that may wake a sleeping
+ *                           thread, 5 to 50 us each on 2 cores for the mutex
+ *                           baseline, so 10 million would take an hour
+ *   pingpong, floor         base / 50 round trips (200k by default)
  *   idle                    0
  * never less than 100 (except idle). */
 uint64_t chan_bench_items(const struct chan_bench_case *c, uint64_t base_items);

@@ -16,7 +16,8 @@
 //                       environment variable WEFT_BENCH_ITEMS); see
 //                       chan_bench_items() for what each case derives
 //   --weft_idle_ms=MS   idle: how long the threads stay blocked (default 1000)
-//   --weft_timeout=S    a run taking longer is a hang: report and exit 124
+//   --weft_timeout=S    a run taking longer is a hang (default 120): report
+//                       it, release the threads by closing the channels, fail
 // Exit status: 1 if any run failed (lost items, an error from a strategy).
 #include <benchmark/benchmark.h>
 

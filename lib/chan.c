@@ -82,14 +82,6 @@ int weft_chan_is_closed(const weft_chan_t *ch)
 
 /* ---- waiter plumbing shared with select.c ---- */
 
-static uint64_t select_tickets;
-
-uint64_t weft__chan_ticket(void)
-{
-	/* RMW: unique, increasing; only selects about to sleep take one */
-	return weft__faa64(&select_tickets, 1) + 1;
-}
-
 void weft__chan_register(weft_chan_t *ch, int op, weft__wnode_t *n)
 {
 	weft__mutex_lock(&ch->lock);
@@ -132,7 +124,7 @@ static inline void notify_other(weft_chan_t *ch, int op, size_t k)
 
 /* Copy between the caller and a peer won with weft__waitq_claim, then
  * release the peer. */
-static void handoff(weft_chan_t *ch, int op, void *elem, weft__wnode_t *peer)
+void weft__chan_handoff(weft_chan_t *ch, int op, void *elem, weft__wnode_t *peer)
 {
 	if (ch->elem_size) {
 		if (op == WEFT_SEND) {
@@ -145,24 +137,28 @@ static void handoff(weft_chan_t *ch, int op, void *elem, weft__wnode_t *peer)
 	weft__waiter_finish(peer->w, WEFT__W_DONE | peer->index);
 }
 
-static int try_unbuffered(weft_chan_t *ch, int op, void *elem, const weft__waiter_t *self)
+int weft__chan_match_locked(weft_chan_t *ch, int op, const weft__waiter_t *self,
+			    weft__wnode_t **peer)
 {
-	weft__waitq_t *peers = op == WEFT_SEND ? &ch->recvq : &ch->sendq;
 	if (weft__ring_is_closed(&ch->ring))
 		return -EPIPE;
-	if (weft__waitq_count(peers) == 0)
+	*peer = weft__waitq_claim(op == WEFT_SEND ? &ch->recvq : &ch->sendq, self);
+	return *peer ? 0 : -EAGAIN;
+}
+
+static int try_unbuffered(weft_chan_t *ch, int op, void *elem, const weft__waiter_t *self)
+{
+	weft__wnode_t *peer;
+	if (weft__ring_is_closed(&ch->ring))
+		return -EPIPE;
+	if (weft__waitq_count(op == WEFT_SEND ? &ch->recvq : &ch->sendq) == 0)
 		return -EAGAIN; /* nobody there at this instant */
 	weft__mutex_lock(&ch->lock);
-	if (weft__ring_is_closed(&ch->ring)) {
-		weft__mutex_unlock(&ch->lock);
-		return -EPIPE;
-	}
-	weft__wnode_t *peer = weft__waitq_claim(peers, self);
+	int rc = weft__chan_match_locked(ch, op, self, &peer);
 	weft__mutex_unlock(&ch->lock);
-	if (!peer)
-		return -EAGAIN;
-	handoff(ch, op, elem, peer);
-	return 0;
+	if (rc == 0)
+		weft__chan_handoff(ch, op, elem, peer);
+	return rc;
 }
 
 int weft__chan_try(weft_chan_t *ch, int op, void *elem, const weft__waiter_t *self)
@@ -179,19 +175,14 @@ int weft__chan_try(weft_chan_t *ch, int op, void *elem, const weft__waiter_t *se
 	return rc;
 }
 
-bool weft__chan_ready(weft_chan_t *ch, int op, const weft__wnode_t *mine)
+bool weft__chan_ready(weft_chan_t *ch, int op)
 {
 	if (ch->cap) {
 		return op == WEFT_RECV ? weft__ring_can_pop(&ch->ring)
 				       : weft__ring_can_push(&ch->ring);
 	}
-	if (weft__ring_is_closed(&ch->ring))
-		return true;
-	weft__mutex_lock(&ch->lock);
-	bool r = weft__waitq_has_peer(op == WEFT_SEND ? &ch->recvq : &ch->sendq,
-				      mine ? mine->w : NULL, mine ? mine->seq : UINT64_MAX);
-	weft__mutex_unlock(&ch->lock);
-	return r;
+	return weft__ring_is_closed(&ch->ring) ||
+	       weft__waitq_count(op == WEFT_SEND ? &ch->recvq : &ch->sendq) != 0;
 }
 
 /* ---- blocking ---- */
@@ -222,7 +213,7 @@ static bool spin_until_ready(weft_chan_t *ch, int op)
 		 * a slot still being written) only now and then */
 		bool ready = op == WEFT_RECV ? weft__ring_pop_ready(&ch->ring)
 					     : weft__ring_push_ready(&ch->ring);
-		if (ready || ((s.iter & 15) == 15 && weft__chan_ready(ch, op, NULL))) {
+		if (ready || ((s.iter & 15) == 15 && weft__chan_ready(ch, op))) {
 			weft__spin_end(&s);
 			return true;
 		}
@@ -261,20 +252,18 @@ static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t de
 		weft__waitq_t *q = weft__chan_queue(ch, op);
 		if (ch->cap == 0) {
 			/* match or register, atomically under the lock */
+			weft__wnode_t *peer;
 			weft__mutex_lock(&ch->lock);
-			if (weft__ring_is_closed(&ch->ring)) {
-				weft__mutex_unlock(&ch->lock);
-				return -EPIPE;
-			}
-			weft__wnode_t *peer = weft__waitq_claim(
-				op == WEFT_SEND ? &ch->recvq : &ch->sendq, NULL);
-			if (peer) {
-				weft__mutex_unlock(&ch->lock);
-				handoff(ch, op, elem, peer);
+			int m = weft__chan_match_locked(ch, op, NULL, &peer);
+			if (m == -EAGAIN)
+				weft__waitq_push(q, &node);
+			weft__mutex_unlock(&ch->lock);
+			if (m == 0) {
+				weft__chan_handoff(ch, op, elem, peer);
 				return 1;
 			}
-			weft__waitq_push(q, &node);
-			weft__mutex_unlock(&ch->lock);
+			if (m == -EPIPE)
+				return -EPIPE;
 		} else {
 			weft__chan_register(ch, op, &node);
 			/* store-load: our registration before the re-check */

@@ -2,8 +2,13 @@
  *
  * 1. Try every enabled case once, in a fresh random permutation (so the
  *    choice among ready cases is uniform), with the channels' try paths.
- * 2. Spin briefly polling readiness, then register one wait node per case
- *    (all sharing one waiter state word), fence, and re-check readiness.
+ * 2. Spin briefly polling readiness. Then, holding the locks of all its
+ *    unbuffered channels (taken in address order, as Go does), match a
+ *    waiting partner on one of them or register one wait node per case
+ *    (all sharing one waiter state word): matching and registering are
+ *    atomic for unbuffered channels, so two selects can never both
+ *    register against each other and sleep. Then fence and re-check the
+ *    buffered cases (Dekker with their lock-free publishers).
  * 3. Sleep. Exactly one waker wins the state word (NOTIFY for a buffered
  *    case: retry it; DONE for an unbuffered case: the peer completed it).
  *    The waiter unregisters every node before it acts.
@@ -13,7 +18,7 @@
  * publishers make their change with an RMW/xchg before reading the count.
  * A select never meets itself: its own nodes are skipped by claims and by
  * readiness checks (they carry its waiter pointer), and it is unregistered
- * during its own try passes.
+ * during its own try passes and while it matches under the locks.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -88,14 +93,68 @@ static int try_pass(weft_case_t *cases, size_t n, uint32_t *perm)
 	return -EAGAIN;
 }
 
-/* nodes: this select's registered nodes (NULL while not registered) */
-static bool any_ready(weft_case_t *cases, size_t n, const weft__wnode_t *nodes)
+/* buffered cases only: unbuffered ones are settled under the locks */
+static bool any_buffered_ready(weft_case_t *cases, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (cases[i].chan &&
-		    weft__chan_ready(cases[i].chan, cases[i].op, nodes ? &nodes[i] : NULL))
+		if (cases[i].chan && cases[i].chan->cap &&
+		    weft__chan_ready(cases[i].chan, cases[i].op))
 			return true;
 	return false;
+}
+
+static int chan_addr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (weft_chan_t *const *)a;
+	uintptr_t y = (uintptr_t) * (weft_chan_t *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Lock the distinct unbuffered channels among the cases, in address order
+ * (so selects never deadlock on each other); returns how many. */
+static size_t lock_unbuffered(weft_case_t *cases, size_t n, weft_chan_t **locked)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (cases[i].chan && cases[i].chan->cap == 0)
+			locked[k++] = cases[i].chan;
+	qsort(locked, k, sizeof *locked, chan_addr_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < k; i++)
+		if (u == 0 || locked[u - 1] != locked[i])
+			locked[u++] = locked[i];
+	for (size_t i = 0; i < u; i++)
+		weft__mutex_lock(&locked[i]->lock);
+	return u;
+}
+
+static void unlock_all(weft_chan_t **locked, size_t k)
+{
+	while (k > 0)
+		weft__mutex_unlock(&locked[--k]->lock);
+}
+
+/* With the unbuffered channels locked: a random ready unbuffered case
+ * (a partner won into *peer, or closed), or -EAGAIN. */
+static int match_locked(weft_case_t *cases, size_t n, uint32_t *perm, weft__wnode_t **peer)
+{
+	for (size_t i = 0; i < n; i++)
+		perm[i] = (uint32_t)i;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i + rnd_below((uint32_t)(n - i));
+		uint32_t k = perm[j];
+		perm[j] = perm[i];
+		perm[i] = k;
+		weft_case_t *c = &cases[k];
+		if (!c->chan || c->chan->cap)
+			continue;
+		int rc = weft__chan_match_locked(c->chan, c->op, NULL, peer);
+		if (rc != -EAGAIN) {
+			c->err = rc; /* 0, or -EPIPE: closed */
+			return (int)k;
+		}
+	}
+	return -EAGAIN;
 }
 
 /* lock-free readiness poll for the spin phase */
@@ -109,7 +168,7 @@ static bool any_ready_fast(weft_case_t *cases, size_t n)
 			if (cases[i].op == WEFT_RECV ? weft__ring_pop_ready(&ch->ring)
 						     : weft__ring_push_ready(&ch->ring))
 				return true;
-		} else if (weft__waitq_count(cases[i].op == WEFT_SEND ? &ch->recvq : &ch->sendq)) {
+		} else if (weft__chan_ready(ch, cases[i].op)) {
 			return true;
 		}
 	}
@@ -123,7 +182,7 @@ static bool spin_until_ready(weft_case_t *cases, size_t n)
 		return false;
 	do {
 		if (any_ready_fast(cases, n) ||
-		    ((s.iter & 15) == 15 && any_ready(cases, n, NULL))) {
+		    ((s.iter & 15) == 15 && any_buffered_ready(cases, n))) {
 			weft__spin_end(&s);
 			return true;
 		}
@@ -156,14 +215,18 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 
 	uint32_t perm_stack[SELECT_STACK_CASES];
 	weft__wnode_t node_stack[SELECT_STACK_CASES];
+	weft_chan_t *locked_stack[SELECT_STACK_CASES];
 	uint32_t *perm = perm_stack;
 	weft__wnode_t *nodes = node_stack;
+	weft_chan_t **locked = locked_stack;
 	if (n > SELECT_STACK_CASES) {
 		perm = malloc(n * sizeof *perm);
 		nodes = malloc(n * sizeof *nodes);
-		if (!perm || !nodes) {
+		locked = malloc(n * sizeof *locked);
+		if (!perm || !nodes || !locked) {
 			free(perm);
 			free(nodes);
+			free(locked);
 			return -ENOMEM;
 		}
 	}
@@ -185,24 +248,37 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 		}
 
 		weft__waiter_t w = {WEFT__W_WAITING};
-		bool unbuffered = false;
-		uint64_t ticket = weft__chan_ticket();
-		for (size_t i = 0; i < n; i++) {
-			if (!cases[i].chan)
-				continue;
-			nodes[i] = (weft__wnode_t){
-				.w = &w, .elem = cases[i].elem, .seq = ticket, .index = (uint32_t)i};
-			weft__chan_register(cases[i].chan, cases[i].op, &nodes[i]);
-			unbuffered |= cases[i].chan->cap == 0;
+		weft__wnode_t *peer = NULL;
+		size_t nlocked = lock_unbuffered(cases, n, locked);
+		if (nlocked) {
+			idx = match_locked(cases, n, perm, &peer);
+			if (idx >= 0) {
+				unlock_all(locked, nlocked);
+				if (peer)
+					weft__chan_handoff(cases[idx].chan, cases[idx].op,
+							   cases[idx].elem, peer);
+				break;
+			}
 		}
+		for (size_t i = 0; i < n; i++) {
+			weft_chan_t *ch = cases[i].chan;
+			if (!ch)
+				continue;
+			nodes[i] = (weft__wnode_t){.w = &w, .elem = cases[i].elem, .index = (uint32_t)i};
+			if (ch->cap == 0)
+				weft__waitq_push(weft__chan_queue(ch, cases[i].op), &nodes[i]);
+			else
+				weft__chan_register(ch, cases[i].op, &nodes[i]);
+		}
+		unlock_all(locked, nlocked);
 		/* store-load: registrations before the re-check */
 		weft__fence_rmw_load();
-		bool ready = any_ready(cases, n, nodes);
+		bool ready = any_buffered_ready(cases, n);
 		uint32_t st;
 		if (ready) {
 			st = weft__waiter_abort(&w);
 		} else {
-			st = weft__waiter_wait(&w, deadline, unbuffered);
+			st = weft__waiter_wait(&w, deadline, nlocked != 0);
 			if (st == WEFT__W_TIMEOUT)
 				st = weft__waiter_abort(&w);
 		}
@@ -239,6 +315,7 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 	if (perm != perm_stack) {
 		free(perm);
 		free(nodes);
+		free(locked);
 	}
 	return idx;
 }

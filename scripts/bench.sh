@@ -11,8 +11,8 @@
 #   --repetitions N  run each benchmark N times; the report takes medians
 #   --out DIR        where bench.json, machine.txt, report.md and
 #                    throughput.png go (default: bench-out)
-#   --items N        base items per run (capacity >= 2; capacity 0 and 1
-#                    move N/10, pingpong N/50 round trips)
+#   --items N        base items per run (default 10 million; capacity >= 2
+#                    moves N, capacity 0 and 1 N/100, pingpong N/50 round trips)
 #   --no-install     do not try to install missing Debian packages
 #
 # Installs what is missing of meson ninja-build pkg-config libck-dev
@@ -104,7 +104,7 @@ cat "$out/machine.txt"
 # ---- run -------------------------------------------------------------------
 args=(--benchmark_out="$out/bench.json" --benchmark_out_format=json)
 if [ $quick -eq 1 ]; then
-	args+=(--weft_items="${items:-1000000}" --weft_idle_ms=200)
+	args+=(--weft_items="${items:-1000000}" --weft_idle_ms=200 --weft_timeout=30)
 elif [ -n "$items" ]; then
 	args+=(--weft_items="$items")
 fi

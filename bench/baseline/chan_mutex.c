@@ -354,7 +354,7 @@ static int do_recv(struct mchan *c, void *elem, int64_t deadline, bool try)
 {
 	int rc;
 
-	if (!c)
+	if (!c || (!elem && c->elem_size))
 		return -EINVAL;
 	pthread_mutex_lock(&c->mu);
 	for (;;) {

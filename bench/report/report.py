@@ -205,23 +205,24 @@ def summary(groups):
             lines.setdefault(label, {})[cap] = r
             ratios.append(r)
     caps = sorted(caps, key=lambda c: (c == "-", int(c) if c.isdigit() else 0))
-    header = ["scenario"] + ["cap:" + c if c != "-" else "" for c in caps]
+    header = ["scenario"] + ["cap:" + c if c != "-" else "other" for c in caps]
     body = [[label] + [x(v.get(c)) for c in caps] for label, v in lines.items()]
     gmean = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
     return header, body, gmean, len(ratios)
 
 
-def text_table(header, body):
+def text_table(header, body, ntext=2):
+    """the first ntext columns left-aligned, the figures right-aligned"""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *body)]
-    fmt = lambda cells: "  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w)
+    fmt = lambda cells: "  ".join(str(c).ljust(w) if i < ntext else str(c).rjust(w)
                                   for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(b) for b in body])
 
 
-def md_table(header, body):
+def md_table(header, body, ntext=2):
     esc = lambda c: str(c).replace("|", "\\|")
     lines = ["| " + " | ".join(esc(h) for h in header) + " |",
-             "|" + "|".join(" --- " if i < 2 else " ---: " for i in range(len(header))) + "|"]
+             "|" + "|".join(" --- " if i < ntext else " ---: " for i in range(len(header))) + "|"]
     lines += ["| " + " | ".join(esc(c) for c in b) + " |" for b in body]
     return "\n".join(lines)
 
@@ -231,11 +232,14 @@ def machine_lines(context, machine_file):
     if machine_file and os.path.exists(machine_file):
         with open(machine_file) as f:
             out += [l.rstrip("\n") for l in f if l.strip()]
-    keys = ("date", "host_name", "num_cpus", "mhz_per_cpu", "cpu_scaling_enabled",
-            "load_avg", "library_build_type", "weft_base_items", "weft_idle_ms")
-    for k in keys:
+    keys = (("date", "date"), ("host_name", "host"), ("num_cpus", "cpus"),
+            ("mhz_per_cpu", "mhz_per_cpu"), ("cpu_scaling_enabled", "cpu_scaling_enabled"),
+            ("load_avg", "load_avg"), ("weft_base_items", "base items"),
+            ("weft_idle_ms", "idle ms"),
+            ("library_build_type", "google benchmark library build"))
+    for k, label in keys:
         if k in context:
-            out.append("%s: %s" % (k, context[k]))
+            out.append("%s: %s" % (label, context[k]))
     return out
 
 
@@ -267,6 +271,10 @@ def plot(groups, path):
                    ys, width, label=s)
         ax.set_title(f)
         ax.set_yscale("log")
+        low = [r.get("items_per_second") for c in cases for r in groups[f][c].values()
+               if not r.error and r.get("items_per_second")]
+        if low:
+            ax.set_ylim(bottom=min(low) / 4)  # bars start well below the shortest
         ax.set_ylabel("items/s" if f != "pingpong" else "round trips/s")
         ax.set_xticks(range(len(cases)))
         ax.set_xticklabels([c.replace("/", "\n") or f for c in cases], fontsize=7)
@@ -308,10 +316,10 @@ def main(argv=None):
            "Repetitions are reduced to their median (max: the worst)." % (BASELINE, BASELINE), ""]
     sh, sb, gmean, n = summary(groups)
     if sb:
-        md += ["## Summary: weft speed / %s speed" % BASELINE, "", md_table(sh, sb), ""]
+        md += ["## Summary: weft speed / %s speed" % BASELINE, "", md_table(sh, sb, 1), ""]
         md += ["Geometric mean over %d cases: %s" % (n, x(gmean)), ""]
         print("weft speed / %s speed" % BASELINE)
-        print(text_table(sh, sb))
+        print(text_table(sh, sb, 1))
         print("geometric mean: %s\n" % x(gmean))
     for family, cases in groups.items():
         header, body = table(family, cases)

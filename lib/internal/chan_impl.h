@@ -26,25 +26,24 @@ struct weft_chan {
  * waiters on the other side have been notified. */
 int weft__chan_try(weft_chan_t *ch, int op, void *elem, const weft__waiter_t *self);
 
-/* Could op proceed now (or is the channel closed)? A hint for re-checks
- * after registering. mine: the caller's registered node on this channel
- * (NULL if none). On an unbuffered channel only partners with an earlier
- * ticket (node seq) count: when two selects register against each other
- * at once, on one channel or across several, the later one acts (backs
- * off and claims the earlier) while the earlier keeps waiting, so they
- * never both back off and retry forever. Plain blocking calls register
- * with seq 0 (they matched under the lock already and never re-check). */
-bool weft__chan_ready(weft_chan_t *ch, int op, const weft__wnode_t *mine);
+/* Could op proceed now (or is the channel closed)? A lock-free hint for
+ * spinning and for re-checks of buffered cases after registering. */
+bool weft__chan_ready(weft_chan_t *ch, int op);
+
+/* Unbuffered, with ch->lock held: -EPIPE if closed; 0 with *peer set if a
+ * waiting partner (not of self) was won, to be completed with
+ * weft__chan_handoff after the lock is dropped; else -EAGAIN. */
+int weft__chan_match_locked(weft_chan_t *ch, int op, const weft__waiter_t *self,
+			    weft__wnode_t **peer);
+void weft__chan_handoff(weft_chan_t *ch, int op, void *elem, weft__wnode_t *peer);
 
 static inline weft__waitq_t *weft__chan_queue(weft_chan_t *ch, int op)
 {
 	return op == WEFT_SEND ? &ch->sendq : &ch->recvq;
 }
 
-/* A fresh select ticket: later registrations get larger tickets. */
-uint64_t weft__chan_ticket(void);
-
-/* Register n on op's queue / remove it if still there (takes the lock). */
+/* Register n on op's queue / remove it if still there (takes the lock;
+ * for unbuffered channels select registers under its own held locks). */
 void weft__chan_register(weft_chan_t *ch, int op, weft__wnode_t *n);
 void weft__chan_unregister(weft_chan_t *ch, int op, weft__wnode_t *n);
 

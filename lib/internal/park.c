@@ -299,10 +299,10 @@ weft__wnode_t *weft__waitq_claim(weft__waitq_t *q, const weft__waiter_t *self)
 	return NULL;
 }
 
-bool weft__waitq_has_peer(weft__waitq_t *q, const weft__waiter_t *self, uint64_t before)
+bool weft__waitq_has_peer(weft__waitq_t *q)
 {
 	for (weft__wnode_t *n = q->head; n; n = n->next)
-		if (n->w != self && n->seq < before && state_live(weft__ld32_rlx(&n->w->state)))
+		if (state_live(weft__ld32_rlx(&n->w->state)))
 			return true;
 	return false;
 }

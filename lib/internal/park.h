@@ -97,7 +97,6 @@ typedef struct weft__wnode {
 	struct weft__wnode *next, *prev;
 	weft__waiter_t *w;
 	void *elem; /* unbuffered handoff: source (sender) or destination */
-	uint64_t seq; /* registration order on its channel (select tie-break) */
 	uint32_t index;
 	bool linked; /* guarded by the queue's lock */
 } weft__wnode_t;
@@ -129,9 +128,8 @@ void weft__waitq_notify_all(weft__waitq_t *q);
  * CLAIMED); unlinks and returns its node, or NULL. The caller copies, then
  * calls weft__waiter_finish(node->w, WEFT__W_DONE | node->index). */
 weft__wnode_t *weft__waitq_claim(weft__waitq_t *q, const weft__waiter_t *self);
-/* Is there a live waiter, not of self's waiter, registered before seq?
- * (a readiness hint; pass UINT64_MAX for "any") */
-bool weft__waitq_has_peer(weft__waitq_t *q, const weft__waiter_t *self, uint64_t before);
+/* Is there a live waiter? (a readiness hint) */
+bool weft__waitq_has_peer(weft__waitq_t *q);
 
 /* futex-wake the owner of w (returned by notify_one). */
 void weft__waiter_wake(weft__waiter_t *w);
