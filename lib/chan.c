@@ -209,11 +209,12 @@ static bool spin_until_ready(weft_chan_t *ch, int op)
 	if (!weft__spin_start(&s))
 		return false;
 	do {
-		/* poll the one slot we need; the full check (closed, and
-		 * a slot still being written) only now and then */
+		/* poll only the slot we need: reading tail or head here would
+		 * pull the other side's line away from it on every round. A
+		 * close is seen after the spin (bounded) by the re-check. */
 		bool ready = op == WEFT_RECV ? weft__ring_pop_ready(&ch->ring)
 					     : weft__ring_push_ready(&ch->ring);
-		if (ready || ((s.iter & 15) == 15 && weft__chan_ready(ch, op))) {
+		if (ready) {
 			weft__spin_end(&s);
 			return true;
 		}

@@ -16,8 +16,14 @@
  * Invariants (buffered channels): a claimable record sits in recvq only
  * while the ring is empty, and in sendq only while it is full, because a
  * select parks only after finding its cases not ready and every operation
- * serves claimable records before touching the ring. Hence plain waiters on
- * not_empty / not_full never miss an element held by a record.
+ * serves claimable records before touching the ring.
+ *
+ * Every blocked call parks such a record with its own condvar (Go's sudog
+ * design): the partner completes the operation for it and wakes exactly
+ * that thread. An earlier version parked plain buffered waiters on shared
+ * not_full / not_empty condvars; glibc 2.36 lost a signal there under the
+ * stress test (a sender asleep beside free room), and per-waiter records
+ * wake exactly who they must anyway.
  */
 #include "chan_mutex.h"
 
@@ -54,12 +60,9 @@ struct wq {
 
 struct mchan {
 	pthread_mutex_t mu;
-	pthread_cond_t not_full;  /* plain senders of a buffered channel */
-	pthread_cond_t not_empty; /* plain receivers of a buffered channel */
 	unsigned char *buf;
 	size_t elem_size, cap;
 	size_t head, count;
-	unsigned long waiting_send, waiting_recv; /* asleep on not_full / not_empty */
 	bool closed;
 	struct wq sendq, recvq; /* parked records */
 };
@@ -205,19 +208,6 @@ static void sudog_finish(struct sudog *s, int err)
 	pthread_mutex_unlock(&w->mu);
 }
 
-static void signal_n(pthread_cond_t *cv, unsigned long n, unsigned long waiting)
-{
-	if (n >= waiting) {
-		if (waiting > 1)
-			pthread_cond_broadcast(cv);
-		else if (waiting)
-			pthread_cond_signal(cv);
-		return;
-	}
-	while (n--)
-		pthread_cond_signal(cv);
-}
-
 static void copy_elem(const struct mchan *c, void *dst, const void *src)
 {
 	if (c->elem_size && dst)
@@ -259,8 +249,6 @@ static int send_locked(struct mchan *c, const void *src)
 	}
 	if (c->count < c->cap) {
 		ring_push(c, src);
-		if (c->waiting_recv)
-			pthread_cond_signal(&c->not_empty);
 		return 0;
 	}
 	return -EAGAIN;
@@ -273,13 +261,11 @@ static int recv_locked(struct mchan *c, void *dst)
 
 	if (c->count) {
 		ring_pop(c, dst);
-		/* refill the freed slot from a parked sender, else wake one */
+		/* refill the freed slot from a parked sender */
 		s = wq_claim(&c->sendq);
 		if (s) {
 			ring_push(c, s->elem);
 			sudog_finish(s, 0);
-		} else if (c->waiting_send) {
-			pthread_cond_signal(&c->not_full);
 		}
 		return 0;
 	}
@@ -340,11 +326,7 @@ static int do_send(struct mchan *c, const void *elem, int64_t deadline, bool try
 			rc = -ETIMEDOUT;
 			break;
 		}
-		if (!c->cap)
-			return park_one(c, &c->sendq, (void *)(uintptr_t)elem, deadline);
-		c->waiting_send++;
-		cond_wait_until(&c->not_full, &c->mu, deadline);
-		c->waiting_send--;
+		return park_one(c, &c->sendq, (void *)(uintptr_t)elem, deadline);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return rc;
@@ -367,11 +349,7 @@ static int do_recv(struct mchan *c, void *elem, int64_t deadline, bool try)
 			rc = -ETIMEDOUT;
 			break;
 		}
-		if (!c->cap)
-			return park_one(c, &c->recvq, elem, deadline);
-		c->waiting_recv++;
-		cond_wait_until(&c->not_empty, &c->mu, deadline);
-		c->waiting_recv--;
+		return park_one(c, &c->recvq, elem, deadline);
 	}
 	pthread_mutex_unlock(&c->mu);
 	return rc;
@@ -396,19 +374,11 @@ int mchan_create(mchan_t **out, size_t elem_size, size_t cap)
 	}
 	if (pthread_mutex_init(&c->mu, NULL))
 		goto fail_mu;
-	if (cond_init_monotonic(&c->not_full))
-		goto fail_nf;
-	if (cond_init_monotonic(&c->not_empty))
-		goto fail_ne;
 	c->elem_size = elem_size;
 	c->cap = cap;
 	*out = c;
 	return 0;
 
-fail_ne:
-	pthread_cond_destroy(&c->not_full);
-fail_nf:
-	pthread_mutex_destroy(&c->mu);
 fail_mu:
 	free(c->buf);
 fail_buf:
@@ -420,8 +390,6 @@ void mchan_destroy(mchan_t *c)
 {
 	if (!c)
 		return;
-	pthread_cond_destroy(&c->not_empty);
-	pthread_cond_destroy(&c->not_full);
 	pthread_mutex_destroy(&c->mu);
 	free(c->buf);
 	free(c);
@@ -489,8 +457,6 @@ static size_t send_batch_locked(struct mchan *c, const unsigned char *src, size_
 	}
 	c->count += k;
 	sent += k;
-	if (c->waiting_recv)
-		signal_n(&c->not_empty, k, c->waiting_recv);
 	return sent;
 }
 
@@ -511,8 +477,8 @@ long mchan_send_many(mchan_t *c, const void *elems, size_t n)
 		sent = send_batch_locked(c, src, n);
 		if (sent)
 			break;
-		if (!c->cap) {
-			/* rendezvous for the first, then whoever else waits */
+		{
+			/* hand the first over, then whatever fits */
 			rc = park_one(c, &c->sendq, (void *)(uintptr_t)src, MCHAN_FOREVER);
 			if (rc < 0)
 				return rc;
@@ -522,9 +488,6 @@ long mchan_send_many(mchan_t *c, const void *elems, size_t n)
 				sent += send_batch_locked(c, src + c->elem_size, n - 1);
 			break;
 		}
-		c->waiting_send++;
-		pthread_cond_wait(&c->not_full, &c->mu);
-		c->waiting_send--;
 	}
 	pthread_mutex_unlock(&c->mu);
 	return (long)sent;
@@ -534,7 +497,7 @@ long mchan_send_many(mchan_t *c, const void *elems, size_t n)
  * from parked senders, up to max. Returns how many. */
 static size_t recv_batch_locked(struct mchan *c, unsigned char *dst, size_t max)
 {
-	size_t got = 0, freed = 0;
+	size_t got = 0;
 	struct sudog *s;
 
 	while (got < max) {
@@ -546,8 +509,6 @@ static size_t recv_batch_locked(struct mchan *c, unsigned char *dst, size_t max)
 			if (s) {
 				ring_push(c, s->elem);
 				sudog_finish(s, 0);
-			} else {
-				freed++;
 			}
 		} else if ((s = wq_claim(&c->sendq))) {
 			copy_elem(c, d, s->elem);
@@ -557,8 +518,6 @@ static size_t recv_batch_locked(struct mchan *c, unsigned char *dst, size_t max)
 		}
 		got++;
 	}
-	if (freed && c->waiting_send)
-		signal_n(&c->not_full, freed, c->waiting_send);
 	return got;
 }
 
@@ -579,7 +538,7 @@ long mchan_recv_many(mchan_t *c, void *elems, size_t max)
 			pthread_mutex_unlock(&c->mu);
 			return -EPIPE;
 		}
-		if (!c->cap) {
+		{
 			rc = park_one(c, &c->recvq, dst, MCHAN_FOREVER);
 			if (rc < 0)
 				return rc;
@@ -588,9 +547,6 @@ long mchan_recv_many(mchan_t *c, void *elems, size_t max)
 			got += recv_batch_locked(c, dst ? dst + c->elem_size : NULL, max - 1);
 			break;
 		}
-		c->waiting_recv++;
-		pthread_cond_wait(&c->not_empty, &c->mu);
-		c->waiting_recv--;
 	}
 	pthread_mutex_unlock(&c->mu);
 	return (long)got;
@@ -612,10 +568,6 @@ int mchan_close(mchan_t *c)
 		sudog_finish(s, -EPIPE);
 	while ((s = wq_claim(&c->sendq)))
 		sudog_finish(s, -EPIPE);
-	if (c->waiting_recv)
-		pthread_cond_broadcast(&c->not_empty);
-	if (c->waiting_send)
-		pthread_cond_broadcast(&c->not_full);
 	pthread_mutex_unlock(&c->mu);
 	return 0;
 }

@@ -44,12 +44,14 @@ class Row:
     def __init__(self, family, case, strategy):
         self.family, self.case, self.strategy = family, case, strategy
         self.samples = {}  # metric -> [values]
-        self.error = None
+        self.error = None  # the first failure's message
+        self.failed = 0
         self.reps = 0
 
     def add(self, bench):
         if bench.get("error_occurred"):
-            self.error = bench.get("error_message", "error")
+            self.error = self.error or bench.get("error_message", "error")
+            self.failed += 1
             return
         self.reps += 1
         for m in METRICS:
@@ -148,21 +150,30 @@ def x(v):
     return "-" if v is None else "%.2fx" % v
 
 
+def failure(case, s, r, notes):
+    """the note under the table for a failed row; returns the cell text"""
+    runs = r.failed + r.reps
+    notes.append("%s %s%s: %s" % (s, case or "-", "" if runs == 1 else
+                                  " (%d of %d runs)" % (r.failed, runs), r.error))
+    return "FAILED"
+
+
 def table(family, cases):
-    """(header, rows of strings) for one family"""
+    """(header, rows of strings, notes on failed rows) for one family"""
+    notes = []
     if family == "idle":
         header = ["case", "strategy", "CPU burned", "CPU % of a core", "release (close to join)"]
         body = []
         for case, strategies in cases.items():
             for s, r in strategies.items():
                 if r.error:
-                    body.append([case, s, "error: " + r.error, "", ""])
+                    body.append([case, s, failure(case, s, r, notes), "", ""])
                     continue
                 util = r.get("cpu_util")
                 body.append([case, s, ns(r.get("idle_cpu_ns")),
                              "-" if util is None else "%.2f%%" % (util * 100),
                              ns(r.get("release_ns"))])
-        return header, body
+        return header, body, notes
     latency = any(r.get("p50_ns") is not None
                   for strategies in cases.values() for r in strategies.values())
     header = ["case", "strategy", "items/s", "ns/item", "CPU ns/item", "cores busy"]
@@ -173,7 +184,8 @@ def table(family, cases):
     for case, strategies in cases.items():
         for s, r in strategies.items():
             if r.error:
-                body.append([case or "-", s, "error: " + r.error] + [""] * (len(header) - 3))
+                body.append([case or "-", s, failure(case, s, r, notes)] +
+                            [""] * (len(header) - 3))
                 continue
             line = [case or "-", s, si(r.get("items_per_second")), ns(r.get("ns_per_item")),
                     ns(r.get("cpu_ns_per_item")),
@@ -182,7 +194,7 @@ def table(family, cases):
                 line += [ns(r.get(m)) for m in ("p50_ns", "p99_ns", "p999_ns", "max_ns")]
             line.append(x(ratio(r, strategies)))
             body.append(line)
-    return header, body
+    return header, body, notes
 
 
 def summary(groups):
@@ -313,7 +325,14 @@ def main(argv=None):
     md += ["Ratios are speeds measured in the same run: a strategy's items/s over the "
            "%s baseline's (above 1: faster than %s). CPU ns/item is the whole process's "
            "user + sys time (every thread) per item; cores busy = CPU time / wall time. "
-           "Repetitions are reduced to their median (max: the worst)." % (BASELINE, BASELINE), ""]
+           "Repetitions are reduced to their median (max: the worst)." % (BASELINE, BASELINE)]
+    base = context.get("weft_base_items")
+    if base and base.isdigit():
+        n = int(base)
+        md += ["Items per run: %s at capacity >= 2, %s at capacity 0 and 1 (each item a "
+               "hand-off), %s pingpong round trips; 8-byte items." %
+               (si(n), si(max(n // 100, 100)), si(max(n // 50, 100)))]
+    md += [""]
     sh, sb, gmean, n = summary(groups)
     if sb:
         md += ["## Summary: weft speed / %s speed" % BASELINE, "", md_table(sh, sb, 1), ""]
@@ -322,11 +341,14 @@ def main(argv=None):
         print(text_table(sh, sb, 1))
         print("geometric mean: %s\n" % x(gmean))
     for family, cases in groups.items():
-        header, body = table(family, cases)
+        header, body, notes = table(family, cases)
         print("== %s" % family)
         print(text_table(header, body))
+        for n in notes:
+            print("FAILED: " + n)
         print()
         md += ["## %s" % family, "", md_table(header, body), ""]
+        md += ["FAILED: " + n + "  " for n in notes] + ([""] if notes else [])
     png = os.path.join(out, "throughput.png")
     if not args.no_plot and plot(groups, png):
         md += ["![throughput by strategy](throughput.png)", ""]

@@ -90,15 +90,29 @@ static uint32_t read_runnable(void)
 	return 0;
 }
 
-/* Runnable threads system-wide, at most RUNNABLE_REFRESH_NS old; one
- * thread refreshes it while the others use the old value. */
-static uint32_t runnable(int64_t now)
+/* Oversubscribed? procs_running is an instant, noisy sample (a kernel
+ * thread passing by counts), so both of the last two samples must exceed
+ * the cores. Samples are taken at most every RUNNABLE_REFRESH_NS, and only
+ * by a thread about to sleep (weft__park_before_sleep): reading /proc costs
+ * microseconds, which a spinning waiter must not pay. If nobody sleeps the
+ * sample goes stale, which is harmless: spinning is working. */
+static uint32_t runnable_prev;
+
+static bool oversubscribed(uint32_t cpus)
 {
+	uint32_t a = weft__ld32_rlx(&runnable_cached), b = weft__ld32_rlx(&runnable_prev);
+	return (a < b ? a : b) > cpus;
+}
+
+void weft__park_before_sleep(void)
+{
+	int64_t now = weft_now();
 	uint64_t stamp = weft__ld64_rlx(&runnable_stamp);
 	if ((uint64_t)now - stamp > RUNNABLE_REFRESH_NS &&
-	    weft__cas64(&runnable_stamp, &stamp, (uint64_t)now))
+	    weft__cas64(&runnable_stamp, &stamp, (uint64_t)now)) {
+		weft__st32_rlx(&runnable_prev, weft__ld32_rlx(&runnable_cached));
 		weft__st32_rlx(&runnable_cached, read_runnable());
-	return weft__ld32_rlx(&runnable_cached);
+	}
 }
 
 /* Adaptive spin, per thread. A wait that spun out and then slept, but
@@ -120,9 +134,9 @@ bool weft__spin_start(weft__spin_t *s)
 	uint32_t cpus = ncpu();
 	if (base <= 0 || cpus < 2)
 		return false;
+	if (oversubscribed(cpus))
+		return false; /* the core is worth more to the runnable threads */
 	int64_t now = weft_now();
-	if (runnable(now) > cpus)
-		return false; /* oversubscribed: the core is worth more to others */
 	if (weft__faa32(&spinners, 1) >= cpus) {
 		weft__faa32(&spinners, (uint32_t)-1);
 		return false; /* every core already spins: someone must run */
@@ -186,8 +200,10 @@ void weft__mutex_lock_slow(weft__mutex_t *m)
 		tl_spin_began = 0; /* lock waits do not tune the channel spin */
 	}
 	/* mark contended; whoever unlocks 2 wakes one sleeper */
-	while (weft__fas32(&m->v, 2) != 0)
+	while (weft__fas32(&m->v, 2) != 0) {
+		weft__park_before_sleep();
 		weft__futex_wait(&m->v, 2, WEFT_FOREVER);
+	}
 }
 
 void weft__mutex_unlock_slow(weft__mutex_t *m)
@@ -357,6 +373,7 @@ uint32_t weft__waiter_wait(weft__waiter_t *w, int64_t deadline, bool spin)
 				continue;
 			s |= WEFT__W_SLEEPING;
 		}
+		weft__park_before_sleep();
 		/* a claimed handoff is never abandoned: it completes promptly */
 		int64_t dl = (s & WEFT__W_CLAIMED) ? WEFT_FOREVER : deadline;
 		if (weft__futex_wait(&w->state, s, dl) == -ETIMEDOUT)

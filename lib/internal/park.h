@@ -45,6 +45,9 @@ void weft__spin_end(weft__spin_t *s);
 /* Tell the adaptive spin that this thread's last spin ran out and it then
  * slept until now (called by waiter_wait after a futex sleep). */
 void weft__spin_slept(void);
+/* Call before every futex sleep: refreshes the oversubscription sample
+ * (a /proc read, microseconds) off the spinning path. */
+void weft__park_before_sleep(void);
 
 /* ---- futex mutex (slow paths only) ---- */
 

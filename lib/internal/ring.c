@@ -124,8 +124,10 @@ static void slot_wait(struct weft__ring *r, uint64_t *stamp, uint64_t seen)
 	/* RMW then re-check: Dekker with slot_publish */
 	weft__faa32(&r->slot_waiters, 1);
 	weft__fence_rmw_load();
-	while (weft__ld64_rlx(stamp) == seen)
+	while (weft__ld64_rlx(stamp) == seen) {
+		weft__park_before_sleep();
 		weft__futex_wait(stamp_word(stamp), (uint32_t)seen, WEFT_FOREVER);
+	}
 	weft__faa32(&r->slot_waiters, (uint32_t)-1);
 	weft__spin_slept();
 }
@@ -142,6 +144,9 @@ static inline void slot_publish(struct weft__ring *r, uint64_t *stamp, uint64_t 
 int weft__ring_push(struct weft__ring *r, const void *elem)
 {
 	uint64_t tail = weft__ld64_rlx(&r->tail);
+	/* we will write this slot: fetch its line for writing now, one
+	 * transfer instead of a shared fetch and then an upgrade */
+	__builtin_prefetch(slot_stamp(r, tail), 1, 3);
 	for (;;) {
 		if (tail & WEFT__RING_CLOSED)
 			return -EPIPE;

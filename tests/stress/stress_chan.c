@@ -1100,7 +1100,7 @@ static void test_many(const struct chan_strategy *s)
 			arm(120);
 			snprintf(g_ctx, sizeof g_ctx, "%s many P=%u C=%u cap=%zu", s->name, np, nc,
 				 caps[ci]);
-			m.per = scaled(50000, 500) / np;
+			m.per = scaled(30000, 500) / np;
 			CHECK_EQ(s->create(&m.ch, sizeof(uint64_t), caps[ci]), 0);
 			ledger_init(&m.led, np, m.per);
 			pw = xcalloc(np, sizeof *pw);
