@@ -87,6 +87,7 @@ static inline void weft__mutex_unlock(weft__mutex_t *m)
 #define WEFT__W_DONE (2u << 24)    /* a peer completed the operation */
 #define WEFT__W_ABORT (3u << 24)   /* the owner left (timeout, or done alone) */
 #define WEFT__W_TIMEOUT (4u << 24) /* (returned by wait only) */
+#define WEFT__W_CANCEL (5u << 24)  /* a context the waiter watches is done */
 #define WEFT__W_KIND(s) ((s) & (0xfu << 24))
 #define WEFT__W_INDEX(s) ((s) & 0xffffffu)
 #define WEFT__W_MAX_INDEX 0xffffffu
