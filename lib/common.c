@@ -23,9 +23,9 @@ int64_t weft_deadline(int64_t timeout_ns)
 
 const char *weft_strerror(int err)
 {
-	if (err < 0)
-		err = -err;
-	switch (err) {
+	/* widen first: -INT_MIN does not fit in an int */
+	long long e = err < 0 ? -(long long)err : err;
+	switch (e) {
 	case 0:
 		return "success";
 	case EAGAIN:
