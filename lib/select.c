@@ -231,8 +231,10 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 		}
 	}
 
-	bool may_spin = true;
+	bool may_spin = true, has_unbuffered = false;
 	int idx;
+	for (size_t i = 0; i < n; i++)
+		has_unbuffered |= cases[i].chan && cases[i].chan->cap == 0;
 	for (;;) {
 		idx = try_pass(cases, n, perm);
 		if (idx >= 0 || !block)
@@ -241,7 +243,12 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 			idx = -ETIMEDOUT;
 			break;
 		}
-		if (may_spin) {
+		/* Spin before registering only over buffered cases. A
+		 * rendezvous needs one side registered: two selects spinning
+		 * at each other over unbuffered channels would both spin to
+		 * the end. With any unbuffered case, register first and spin
+		 * on our own state instead (waiter_wait below). */
+		if (may_spin && !has_unbuffered) {
 			may_spin = false;
 			if (spin_until_ready(cases, n))
 				continue;
