@@ -70,9 +70,13 @@ static int validate(const weft_case_t *cases, size_t n, size_t *enabled)
 	return 0;
 }
 
-/* One pass over the cases in random order; index of the case done, or
- * -EAGAIN. perm has room for n. */
-static int try_pass(weft_case_t *cases, size_t n, uint32_t *perm)
+/* One pass over the cases in a fresh random order (Fisher-Yates, drawn
+ * lazily: the pass usually stops early). with_lock: the unbuffered
+ * channels are held and only they are tried (a partner won into *peer, to
+ * be completed after unlocking); otherwise every enabled case is tried with
+ * its channel's try path. Index of the case done, or -EAGAIN. */
+static int random_pass(weft_case_t *cases, size_t n, uint32_t *perm, bool with_lock,
+		       weft__wnode_t **peer)
 {
 	for (size_t i = 0; i < n; i++)
 		perm[i] = (uint32_t)i;
@@ -82,15 +86,21 @@ static int try_pass(weft_case_t *cases, size_t n, uint32_t *perm)
 		perm[j] = perm[i];
 		perm[i] = k;
 		weft_case_t *c = &cases[k];
-		if (!c->chan)
+		if (!c->chan || (with_lock && c->chan->cap))
 			continue;
-		int rc = weft__chan_try(c->chan, c->op, c->elem, NULL);
+		int rc = with_lock ? weft__chan_match_locked(c->chan, c->op, NULL, peer)
+				   : weft__chan_try(c->chan, c->op, c->elem, NULL);
 		if (rc != -EAGAIN) {
 			c->err = rc; /* 0, or -EPIPE: closed */
 			return (int)k;
 		}
 	}
 	return -EAGAIN;
+}
+
+static int try_pass(weft_case_t *cases, size_t n, uint32_t *perm)
+{
+	return random_pass(cases, n, perm, false, NULL);
 }
 
 /* buffered cases only: unbuffered ones are settled under the locks */
@@ -134,28 +144,6 @@ static void unlock_all(weft_chan_t **locked, size_t k)
 		weft__mutex_unlock(&locked[--k]->lock);
 }
 
-/* With the unbuffered channels locked: a random ready unbuffered case
- * (a partner won into *peer, or closed), or -EAGAIN. */
-static int match_locked(weft_case_t *cases, size_t n, uint32_t *perm, weft__wnode_t **peer)
-{
-	for (size_t i = 0; i < n; i++)
-		perm[i] = (uint32_t)i;
-	for (size_t i = 0; i < n; i++) {
-		size_t j = i + rnd_below((uint32_t)(n - i));
-		uint32_t k = perm[j];
-		perm[j] = perm[i];
-		perm[i] = k;
-		weft_case_t *c = &cases[k];
-		if (!c->chan || c->chan->cap)
-			continue;
-		int rc = weft__chan_match_locked(c->chan, c->op, NULL, peer);
-		if (rc != -EAGAIN) {
-			c->err = rc; /* 0, or -EPIPE: closed */
-			return (int)k;
-		}
-	}
-	return -EAGAIN;
-}
 
 /* lock-free readiness poll for the spin phase */
 static bool any_ready_fast(weft_case_t *cases, size_t n)
@@ -258,7 +246,7 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 		weft__wnode_t *peer = NULL;
 		size_t nlocked = lock_unbuffered(cases, n, locked);
 		if (nlocked) {
-			idx = match_locked(cases, n, perm, &peer);
+			idx = random_pass(cases, n, perm, true, &peer);
 			if (idx >= 0) {
 				unlock_all(locked, nlocked);
 				if (peer)
