@@ -5,5 +5,7 @@
 
 #include <weft/common.h>
 #include <weft/chan.h>
+#include <weft/ctx.h>
+#include <weft/sync.h>
 
 #endif /* WEFT_H */
