@@ -308,51 +308,33 @@ static int park_one(struct mchan *c, struct wq *q, void *elem, int64_t deadline)
 	return rc;
 }
 
-/* try: deadline INT64_MIN and -EAGAIN instead of -ETIMEDOUT */
-static int do_send(struct mchan *c, const void *elem, int64_t deadline, bool try)
+/* A send (send: elem is only read) or a receive into elem. try: deadline
+ * INT64_MIN and -EAGAIN instead of -ETIMEDOUT. */
+static int do_op(struct mchan *c, void *elem, int64_t deadline, bool try, bool send)
 {
 	int rc;
 
 	if (!c || (!elem && c->elem_size))
 		return -EINVAL;
 	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		rc = send_locked(c, elem);
-		if (rc != -EAGAIN)
-			break;
-		if (try)
-			break;
-		if (deadline_passed(deadline)) {
-			rc = -ETIMEDOUT;
-			break;
-		}
-		return park_one(c, &c->sendq, (void *)(uintptr_t)elem, deadline);
+	rc = send ? send_locked(c, elem) : recv_locked(c, elem);
+	if (rc == -EAGAIN && !try) {
+		if (!deadline_passed(deadline))
+			return park_one(c, send ? &c->sendq : &c->recvq, elem, deadline);
+		rc = -ETIMEDOUT;
 	}
 	pthread_mutex_unlock(&c->mu);
 	return rc;
 }
 
+static int do_send(struct mchan *c, const void *elem, int64_t deadline, bool try)
+{
+	return do_op(c, (void *)(uintptr_t)elem, deadline, try, true);
+}
+
 static int do_recv(struct mchan *c, void *elem, int64_t deadline, bool try)
 {
-	int rc;
-
-	if (!c || (!elem && c->elem_size))
-		return -EINVAL;
-	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		rc = recv_locked(c, elem);
-		if (rc != -EAGAIN)
-			break;
-		if (try)
-			break;
-		if (deadline_passed(deadline)) {
-			rc = -ETIMEDOUT;
-			break;
-		}
-		return park_one(c, &c->recvq, elem, deadline);
-	}
-	pthread_mutex_unlock(&c->mu);
-	return rc;
+	return do_op(c, elem, deadline, try, false);
 }
 
 int mchan_create(mchan_t **out, size_t elem_size, size_t cap)

@@ -25,233 +25,8 @@
  * the run to one name; tests (e.g. "close,chain") to those sub-tests.
  */
 #include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
-#include "check.h"
-#include "strategy.h"
-
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define STRESS_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define STRESS_SANITIZED 1
-#endif
-#endif
-#ifndef STRESS_SANITIZED
-#define STRESS_SANITIZED 0
-#endif
-
-#define FOREVER INT64_MAX
-
-/* ---- harness ------------------------------------------------------------ */
-
-static double g_size = 1.0;
-static const char *g_strategy_name;
-static char g_ctx[160]; /* what is running, printed on failure */
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "FAIL [%s]: ", g_ctx);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	abort();
-}
-
-/* Scale an item count by the size and the sanitizer factor; at least lo. */
-static uint64_t scaled(double base, uint64_t lo)
-{
-	double v = base * g_size;
-
-	if (STRESS_SANITIZED)
-		v /= 10;
-	return v < (double)lo ? lo : (uint64_t)v;
-}
-
-/* Arm the watchdog for one sub-test: generous, grows with the size. */
-static void arm(unsigned base_seconds)
-{
-	double s = base_seconds * (g_size < 1 ? 1 : g_size);
-
-	if (STRESS_SANITIZED)
-		s *= 3;
-	test_watchdog(s > 3000 ? 3000 : (unsigned)s + 1);
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ns(int64_t ns)
-{
-	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
-
-	while (nanosleep(&ts, &ts) != 0) {
-	}
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
-static uint64_t seed_for(unsigned a, unsigned b)
-{
-	return 0x9E3779B97F4A7C15ULL * (a + 1) ^ (0xC2B2AE3D27D4EB4FULL * (b + 7)) ^ (uint64_t)now_ns();
-}
-
-/* A short deadline: already passed, or up to ~100 us away. */
-static int64_t short_deadline(uint64_t *r)
-{
-	static const int64_t d[] = { -1, 0, 1000, 5000, 20000, 100000 };
-
-	return now_ns() + d[rnd(r) % (sizeof d / sizeof d[0])];
-}
-
-static void spawn(pthread_t *t, size_t stack, void *(*fn)(void *), void *arg)
-{
-	pthread_attr_t a;
-
-	CHECK_EQ(pthread_attr_init(&a), 0);
-	if (stack)
-		CHECK_EQ(pthread_attr_setstacksize(&a, stack), 0);
-	CHECK_EQ(pthread_create(t, &a, fn, arg), 0);
-	pthread_attr_destroy(&a);
-}
-
-static void join(pthread_t t)
-{
-	CHECK_EQ(pthread_join(t, NULL), 0);
-}
-
-static void *xcalloc(size_t n, size_t sz)
-{
-	void *p = calloc(n ? n : 1, sz ? sz : 1);
-
-	CHECK(p != NULL);
-	return p;
-}
-
-static void report(const struct chan_strategy *s, const char *what, int64_t t0,
-		   const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("stress_chan [%s] %-9s ", s->name, what);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("  %.0f ms\n", (now_ns() - t0) / 1e6);
-	fflush(stdout);
-}
-
-/* ---- items and the ledger ---------------------------------------------- */
-
-#define ITEM_MAGIC 0xA5C3ULL
-
-static uint64_t item_make(unsigned pid, uint64_t seq)
-{
-	return ITEM_MAGIC << 48 | (uint64_t)pid << 32 | seq;
-}
-
-/* Which (producer, seq) pairs were received, and how often. */
-struct ledger {
-	unsigned nprod;
-	uint64_t per; /* sequence numbers per producer: [0, per) */
-	_Atomic unsigned char *seen;
-	atomic_ullong received;
-};
-
-static void ledger_init(struct ledger *l, unsigned nprod, uint64_t per)
-{
-	l->nprod = nprod;
-	l->per = per;
-	l->seen = xcalloc((size_t)nprod * per, 1);
-	atomic_init(&l->received, 0);
-}
-
-static void ledger_free(struct ledger *l)
-{
-	free((void *)l->seen);
-}
-
-/* A consumer's view: the last sequence seen from each producer. */
-static int64_t *last_new(unsigned nprod)
-{
-	int64_t *last = xcalloc(nprod, sizeof *last);
-
-	for (unsigned i = 0; i < nprod; i++)
-		last[i] = -1;
-	return last;
-}
-
-/* Record one received item; check it is well formed, not a duplicate, and
- * (when last is given) later than the previous one from its producer. */
-static void ledger_take(struct ledger *l, uint64_t item, int64_t *last)
-{
-	unsigned pid = (unsigned)(item >> 32 & 0xffff);
-	uint64_t seq = item & 0xffffffffULL;
-
-	if (item >> 48 != ITEM_MAGIC || pid >= l->nprod || seq >= l->per)
-		fail("invented item %#" PRIx64 " (pid %u seq %" PRIu64 ")", item, pid, seq);
-	if (last) {
-		if ((int64_t)seq <= last[pid])
-			fail("FIFO broken: producer %u seq %" PRIu64 " after %" PRId64, pid,
-			     seq, last[pid]);
-		last[pid] = (int64_t)seq;
-	}
-	if (atomic_exchange_explicit(&l->seen[(size_t)pid * l->per + seq], 1,
-				     memory_order_relaxed) != 0)
-		fail("duplicate: producer %u seq %" PRIu64 " received twice", pid, seq);
-	atomic_fetch_add_explicit(&l->received, 1, memory_order_relaxed);
-}
-
-static bool ledger_has(const struct ledger *l, unsigned pid, uint64_t seq)
-{
-	return atomic_load_explicit(&l->seen[(size_t)pid * l->per + seq],
-				    memory_order_relaxed) != 0;
-}
-
-/* Producer pid's accepted sends were exactly seq 0 .. n-1. */
-static void ledger_expect_prefix(const struct ledger *l, unsigned pid, uint64_t n)
-{
-	for (uint64_t q = 0; q < l->per; q++) {
-		bool want = q < n;
-
-		if (ledger_has(l, pid, q) != want)
-			fail("producer %u seq %" PRIu64 ": %s (accepted sends: %" PRIu64 ")",
-			     pid, q, want ? "accepted but never received" : "refused but received",
-			     n);
-	}
-}
-
-static bool has(const struct chan_strategy *s, unsigned caps)
-{
-	return (s->caps & caps) == caps;
-}
+#include "stress.h"
 
 /* ---- matrix: exactly once, FIFO per producer --------------------------- */
 
@@ -336,48 +111,61 @@ static void *mx_consumer(void *arg)
 	return NULL;
 }
 
+/* Run np producers and nc consumers (threads prod and cons) over m->ch,
+ * created by the caller; close it once the producers are done. Checks that
+ * every producer sent m->per items and each arrived exactly once; returns
+ * the number sent. */
+static uint64_t mx_run(struct mx *m, unsigned np, unsigned nc, void *(*prod)(void *),
+		       void *(*cons)(void *))
+{
+	struct mx_worker *pw = xcalloc(np, sizeof *pw), *cw = xcalloc(nc, sizeof *cw);
+	uint64_t sent = 0, got = 0;
+
+	for (unsigned i = 0; i < nc; i++) {
+		cw[i] = (struct mx_worker){ .m = m, .id = i };
+		spawn(&cw[i].t, cons, &cw[i]);
+	}
+	for (unsigned i = 0; i < np; i++) {
+		pw[i] = (struct mx_worker){ .m = m, .id = i };
+		spawn(&pw[i].t, prod, &pw[i]);
+	}
+	for (unsigned i = 0; i < np; i++) {
+		join(pw[i].t);
+		sent += pw[i].count;
+	}
+	CHECK_EQ(m->s->close(m->ch), 0);
+	for (unsigned i = 0; i < nc; i++) {
+		join(cw[i].t);
+		got += cw[i].count;
+	}
+	CHECK_EQ(sent, (uint64_t)np * m->per);
+	CHECK_EQ(got, sent);
+	for (unsigned i = 0; i < np; i++)
+		ledger_expect_prefix(&m->led, i, m->per);
+	free(pw);
+	free(cw);
+	return sent;
+}
+
 static void mx_cell(const struct chan_strategy *s, unsigned np, unsigned nc, size_t cap,
 		    uint64_t items, unsigned shift)
 {
 	struct mx m = { .s = s, .mode_shift = shift };
-	struct mx_worker *pw = xcalloc(np, sizeof *pw), *cw = xcalloc(nc, sizeof *cw);
-	uint64_t sent = 0, got = 0, item = 0;
+	uint64_t sent, item = 0;
 	int64_t t0 = now_ns();
 
 	snprintf(g_ctx, sizeof g_ctx, "%s matrix P=%u C=%u cap=%zu", s->name, np, nc, cap);
 	m.per = (items + np - 1) / np;
 	CHECK_EQ(s->create(&m.ch, sizeof(uint64_t), cap), 0);
 	ledger_init(&m.led, np, m.per);
-	for (unsigned i = 0; i < nc; i++) {
-		cw[i] = (struct mx_worker){ .m = &m, .id = i };
-		spawn(&cw[i].t, 0, mx_consumer, &cw[i]);
-	}
-	for (unsigned i = 0; i < np; i++) {
-		pw[i] = (struct mx_worker){ .m = &m, .id = i };
-		spawn(&pw[i].t, 0, mx_producer, &pw[i]);
-	}
-	for (unsigned i = 0; i < np; i++) {
-		join(pw[i].t);
-		sent += pw[i].count;
-	}
-	CHECK_EQ(s->close(m.ch), 0);
-	for (unsigned i = 0; i < nc; i++) {
-		join(cw[i].t);
-		got += cw[i].count;
-	}
-	CHECK_EQ(sent, (uint64_t)np * m.per);
-	CHECK_EQ(got, sent);
+	sent = mx_run(&m, np, nc, mx_producer, mx_consumer);
 	CHECK_EQ(atomic_load(&m.led.received), sent);
-	for (unsigned i = 0; i < np; i++)
-		ledger_expect_prefix(&m.led, i, m.per);
 	CHECK_EQ(s->close(m.ch), -EPIPE);
 	CHECK_EQ(s->send(m.ch, &item), -EPIPE);
 	CHECK_EQ(s->try_send(m.ch, &item), -EPIPE);
 	CHECK_EQ(s->len(m.ch), 0);
 	s->destroy(m.ch);
 	ledger_free(&m.led);
-	free(pw);
-	free(cw);
 	report(s, "matrix", t0, "P=%u C=%u cap=%-4zu items=%" PRIu64 " ok", np, nc, cap, sent);
 }
 
@@ -496,7 +284,7 @@ static uint64_t cl_blocked_senders(const struct chan_strategy *s, size_t cap, un
 	ledger_init(&c.led, ns, cap + 2);
 	for (unsigned i = 0; i < ns; i++) {
 		w[i] = (struct cl_worker){ .c = &c, .id = i };
-		spawn(&w[i].t, 0, cl_sender, &w[i]);
+		spawn(&w[i].t, cl_sender, &w[i]);
 	}
 	wait_started(&c, ns);
 	while (s->len(c.ch) < cap)
@@ -537,7 +325,7 @@ static void cl_blocked_receivers(const struct chan_strategy *s, size_t cap, unsi
 	ledger_init(&c.led, 1, k + 1);
 	for (unsigned i = 0; i < nr; i++) {
 		w[i] = (struct cl_worker){ .c = &c, .id = i };
-		spawn(&w[i].t, 0, cl_receiver, &w[i]);
+		spawn(&w[i].t, cl_receiver, &w[i]);
 	}
 	wait_started(&c, nr);
 	sleep_ns((int64_t)(rnd(r) % 200000));
@@ -570,11 +358,11 @@ static uint64_t cl_race(const struct chan_strategy *s, size_t cap, unsigned ns, 
 	c.close_at = 1 + rnd(r) % per;
 	for (unsigned i = 0; i < nr; i++) {
 		rw[i] = (struct cl_worker){ .c = &c, .id = i };
-		spawn(&rw[i].t, 0, cl_receiver, &rw[i]);
+		spawn(&rw[i].t, cl_receiver, &rw[i]);
 	}
 	for (unsigned i = 0; i < ns; i++) {
 		sw[i] = (struct cl_worker){ .c = &c, .id = i };
-		spawn(&sw[i].t, 0, cl_sender, &sw[i]);
+		spawn(&sw[i].t, cl_sender, &sw[i]);
 	}
 	for (unsigned i = 0; i < ns; i++) {
 		join(sw[i].t);
@@ -642,14 +430,6 @@ struct dl {
 	atomic_int stop;
 };
 
-struct dl_worker {
-	struct dl *d;
-	unsigned id;
-	unsigned char *ok; /* senders: ok[seq] = send returned 0 */
-	uint64_t n_ok, n_timeout;
-	pthread_t t;
-};
-
 static void *dl_sender(void *arg)
 {
 	struct dl_worker *w = arg;
@@ -693,50 +473,6 @@ static void *dl_receiver(void *arg)
 	}
 	free(last);
 	return NULL;
-}
-
-struct echo {
-	const struct chan_strategy *s;
-	void *ch, *to_main, *to_echo;
-	unsigned n;
-	pthread_t t;
-};
-
-/* n times: recv a on ch, send a + 1 to main; recv b from main, send b + 1
- * on ch; wait for main's ack. Strictly alternating with the main thread,
- * so nobody can take back its own value even on a buffered channel. */
-static void *echo_thread(void *arg)
-{
-	struct echo *e = arg;
-
-	for (unsigned i = 0; i < e->n; i++) {
-		uint64_t v;
-
-		CHECK_EQ(e->s->recv(e->ch, &v), 0);
-		v++;
-		CHECK_EQ(e->s->send(e->to_main, &v), 0);
-		CHECK_EQ(e->s->recv(e->to_echo, &v), 0);
-		v++;
-		CHECK_EQ(e->s->send(e->ch, &v), 0);
-		CHECK_EQ(e->s->recv(e->to_echo, &v), 0);
-	}
-	return NULL;
-}
-
-static void echo_start(struct echo *e)
-{
-	size_t cap = has(e->s, CHAN_CAP_UNBUFFERED) ? 0 : 1;
-
-	CHECK_EQ(e->s->create(&e->to_main, sizeof(uint64_t), cap), 0);
-	CHECK_EQ(e->s->create(&e->to_echo, sizeof(uint64_t), cap), 0);
-	spawn(&e->t, 0, echo_thread, e);
-}
-
-static void echo_stop(struct echo *e)
-{
-	join(e->t);
-	e->s->destroy(e->to_main);
-	e->s->destroy(e->to_echo);
 }
 
 /* After a storm of timeouts nobody is waiting: try calls see an idle
@@ -797,11 +533,12 @@ static void test_deadline(const struct chan_strategy *s)
 	}
 	for (size_t ci = 0; ci < 4; ci++) {
 		struct dl d = { .s = s, .per = scaled(4000, 100) };
-		struct dl_worker *sw = xcalloc(ns, sizeof *sw), *rw = xcalloc(nr, sizeof *rw);
-		int64_t *last = last_new(ns);
-		uint64_t ok = 0, tmo = 0, rtmo = 0, item;
+		struct dl_worker *sw;
+		struct dl_counts n;
+		int64_t *last;
 		size_t cap = caps[ci];
 		int64_t t0 = now_ns();
+		uint64_t item;
 		int rc;
 
 		if (cap == 0 && !has(s, CHAN_CAP_UNBUFFERED))
@@ -811,47 +548,22 @@ static void test_deadline(const struct chan_strategy *s)
 			 nr);
 		CHECK_EQ(s->create(&d.ch, sizeof(uint64_t), cap), 0);
 		ledger_init(&d.led, ns, d.per);
-		for (unsigned i = 0; i < nr; i++) {
-			rw[i] = (struct dl_worker){ .d = &d, .id = i };
-			spawn(&rw[i].t, 0, dl_receiver, &rw[i]);
-		}
-		for (unsigned i = 0; i < ns; i++) {
-			sw[i] = (struct dl_worker){ .d = &d, .id = i, .ok = xcalloc(d.per, 1) };
-			spawn(&sw[i].t, 0, dl_sender, &sw[i]);
-		}
-		for (unsigned i = 0; i < ns; i++) {
-			join(sw[i].t);
-			ok += sw[i].n_ok;
-			tmo += sw[i].n_timeout;
-		}
-		atomic_store(&d.stop, 1);
-		for (unsigned i = 0; i < nr; i++) {
-			join(rw[i].t);
-			rtmo += rw[i].n_timeout;
-		}
+		sw = dl_run(&d, ns, nr, d.per, &d.stop, dl_sender, dl_receiver, &n);
 		/* what is still buffered was accepted too */
+		last = last_new(ns);
 		while ((rc = s->try_recv(d.ch, &item)) == 0)
 			ledger_take(&d.led, item, last);
 		CHECK_EQ(rc, -EAGAIN);
-		CHECK_EQ(atomic_load(&d.led.received), ok);
-		for (unsigned i = 0; i < ns; i++)
-			for (uint64_t q = 0; q < d.per; q++)
-				if (ledger_has(&d.led, i, q) != (sw[i].ok[q] != 0))
-					fail("sender %u seq %" PRIu64 ": send %s but %s", i, q,
-					     sw[i].ok[q] ? "returned 0" : "timed out",
-					     sw[i].ok[q] ? "never received" : "received");
+		free(last);
+		dl_check(&d.led, sw, ns, n.ok, "send returned 0", "send timed out");
 		check_no_ghost(s, d.ch, cap);
 		s->destroy(d.ch);
 		ledger_free(&d.led);
-		for (unsigned i = 0; i < ns; i++)
-			free(sw[i].ok);
-		free(sw);
-		free(rw);
-		free(last);
+		dl_free(sw, ns);
 		report(s, "deadline", t0,
 		       "cap=%-4zu S=%u R=%u sent=%" PRIu64 " send-timeouts=%" PRIu64
 		       " recv-timeouts=%" PRIu64 " ok",
-		       cap, ns, nr, ok, tmo, rtmo);
+		       cap, ns, nr, n.ok, n.tmo, n.rtmo);
 	}
 }
 
@@ -911,7 +623,7 @@ static void test_lin(const struct chan_strategy *s)
 		ledger_init(&l.led, n, l.per);
 		for (unsigned i = 0; i < n; i++) {
 			w[i] = (struct lin_worker){ .l = &l, .id = i };
-			spawn(&w[i].t, 0, lin_thread, &w[i]);
+			spawn(&w[i].t, lin_thread, &w[i]);
 		}
 		for (unsigned i = 0; i < n; i++)
 			join(w[i].t);
@@ -991,9 +703,9 @@ static void test_chain(const struct chan_strategy *s)
 		CHECK_EQ(s->create(&c.ch[i], sizeof(uint64_t), cap), 0);
 	for (unsigned i = 0; i < CHAIN_LEN; i++) {
 		links[i] = (struct chain_link){ .c = &c, .i = i };
-		spawn(&t[i], stack, chain_thread, &links[i]);
+		spawn_stack(&t[i], stack, chain_thread, &links[i]);
 	}
-	spawn(&feeder, 0, chain_feeder, &c);
+	spawn(&feeder, chain_feeder, &c);
 	while ((rc = s->recv(c.ch[CHAIN_LEN], &v)) == 0) {
 		if (v != j * 1000000 + CHAIN_LEN)
 			fail("chain: value %" PRIu64 " arrived as %" PRIu64 ", want %" PRIu64, j, v,
@@ -1091,8 +803,7 @@ static void test_many(const struct chan_strategy *s)
 		for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
 			unsigned np = shapes[k][0], nc = shapes[k][1];
 			struct mx m = { .s = s };
-			struct mx_worker *pw, *cw;
-			uint64_t sent = 0, got = 0;
+			uint64_t sent;
 			int64_t t0 = now_ns();
 
 			if ((np > 1 || nc > 1) && !has(s, CHAN_CAP_MPMC))
@@ -1103,35 +814,11 @@ static void test_many(const struct chan_strategy *s)
 			m.per = scaled(30000, 500) / np;
 			CHECK_EQ(s->create(&m.ch, sizeof(uint64_t), caps[ci]), 0);
 			ledger_init(&m.led, np, m.per);
-			pw = xcalloc(np, sizeof *pw);
-			cw = xcalloc(nc, sizeof *cw);
-			for (unsigned i = 0; i < nc; i++) {
-				cw[i] = (struct mx_worker){ .m = &m, .id = i };
-				spawn(&cw[i].t, 0, many_consumer, &cw[i]);
-			}
-			for (unsigned i = 0; i < np; i++) {
-				pw[i] = (struct mx_worker){ .m = &m, .id = i };
-				spawn(&pw[i].t, 0, many_producer, &pw[i]);
-			}
-			for (unsigned i = 0; i < np; i++) {
-				join(pw[i].t);
-				sent += pw[i].count;
-			}
-			CHECK_EQ(s->close(m.ch), 0);
-			for (unsigned i = 0; i < nc; i++) {
-				join(cw[i].t);
-				got += cw[i].count;
-			}
-			CHECK_EQ(sent, np * m.per);
-			CHECK_EQ(got, sent);
-			for (unsigned i = 0; i < np; i++)
-				ledger_expect_prefix(&m.led, i, m.per);
+			sent = mx_run(&m, np, nc, many_producer, many_consumer);
 			CHECK_EQ(s->send_many(m.ch, &(uint64_t){ 0 }, 1), -EPIPE);
 			CHECK_EQ(s->recv_many(m.ch, &(uint64_t){ 0 }, 1), -EPIPE);
 			s->destroy(m.ch);
 			ledger_free(&m.led);
-			free(pw);
-			free(cw);
 			report(s, "many", t0, "P=%u C=%u cap=%-4zu items=%" PRIu64 " ok", np, nc,
 			       caps[ci], sent);
 		}
@@ -1140,37 +827,16 @@ static void test_many(const struct chan_strategy *s)
 
 /* ---- main --------------------------------------------------------------- */
 
-/* argv[3], if given: run only the sub-tests whose names it contains */
-static const char *g_only_tests;
-
-static bool want(const char *test)
-{
-	return !g_only_tests || strstr(g_only_tests, test) != NULL;
-}
-
 int main(int argc, char **argv)
 {
-	int64_t t0 = now_ns();
 	unsigned n = 0;
 
-	if (argc > 1) {
-		g_size = strtod(argv[1], NULL);
-		if (!(g_size > 0)) {
-			fprintf(stderr, "usage: %s [size > 0] [strategy]\n", argv[0]);
-			return 2;
-		}
-	}
-	if (argc > 2 && argv[2][0] && strcmp(argv[2], "all") != 0)
-		g_strategy_name = argv[2];
-	if (argc > 3)
-		g_only_tests = argv[3];
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("stress_chan: size %g%s\n", g_size,
-	       STRESS_SANITIZED ? " (sanitizer build: counts / 10)" : "");
+	if (!stress_args(argc, argv, "stress_chan", 9))
+		return 2;
 	for (const struct chan_strategy *const *sp = chan_strategies; *sp; sp++) {
 		const struct chan_strategy *s = *sp;
 
-		if (g_strategy_name && strcmp(g_strategy_name, s->name) != 0)
+		if (!want_strategy(s))
 			continue;
 		n++;
 		if (want("matrix"))
@@ -1186,11 +852,5 @@ int main(int argc, char **argv)
 		if (want("many"))
 			test_many(s);
 	}
-	if (n == 0) {
-		fprintf(stderr, "no strategy ran\n");
-		return 1;
-	}
-	printf("stress_chan: all passed on %u strategies in %.1f s\n", n,
-	       (now_ns() - t0) / 1e9);
-	return 0;
+	return stress_done(n, "no strategy ran");
 }

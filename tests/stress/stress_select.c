@@ -25,227 +25,10 @@
  * to those sub-tests.
  */
 #include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
-#include "check.h"
-#include "strategy.h"
-
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define STRESS_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define STRESS_SANITIZED 1
-#endif
-#endif
-#ifndef STRESS_SANITIZED
-#define STRESS_SANITIZED 0
-#endif
+#include "stress.h"
 
 enum { SEND = 1, RECV = 2 };
-
-/* ---- harness (as in stress_chan.c) --------------------------------------- */
-
-static double g_size = 1.0;
-static char g_ctx[160]; /* what is running, printed on failure */
-
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "FAIL [%s]: ", g_ctx);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	abort();
-}
-
-static uint64_t scaled(double base, uint64_t lo)
-{
-	double v = base * g_size;
-
-	if (STRESS_SANITIZED)
-		v /= 10;
-	return v < (double)lo ? lo : (uint64_t)v;
-}
-
-static void arm(unsigned base_seconds)
-{
-	double s = base_seconds * (g_size < 1 ? 1 : g_size);
-
-	if (STRESS_SANITIZED)
-		s *= 3;
-	test_watchdog(s > 3000 ? 3000 : (unsigned)s + 1);
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ns(int64_t ns)
-{
-	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
-
-	while (nanosleep(&ts, &ts) != 0) {
-	}
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545F4914F6CDD1DULL;
-}
-
-static uint64_t seed_for(unsigned a, unsigned b)
-{
-	return 0x9E3779B97F4A7C15ULL * (a + 1) ^ (0xC2B2AE3D27D4EB4FULL * (b + 7)) ^ (uint64_t)now_ns();
-}
-
-static int64_t short_deadline(uint64_t *r)
-{
-	static const int64_t d[] = { -1, 0, 1000, 5000, 20000, 100000 };
-
-	return now_ns() + d[rnd(r) % (sizeof d / sizeof d[0])];
-}
-
-static void spawn(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-	CHECK_EQ(pthread_create(t, NULL, fn, arg), 0);
-}
-
-static void join(pthread_t t)
-{
-	CHECK_EQ(pthread_join(t, NULL), 0);
-}
-
-static void *xcalloc(size_t n, size_t sz)
-{
-	void *p = calloc(n ? n : 1, sz ? sz : 1);
-
-	CHECK(p != NULL);
-	return p;
-}
-
-static void report(const struct chan_strategy *s, const char *what, int64_t t0,
-		   const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("stress_select [%s] %-8s ", s->name, what);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("  %.0f ms\n", (now_ns() - t0) / 1e6);
-	fflush(stdout);
-}
-
-static bool has(const struct chan_strategy *s, unsigned caps)
-{
-	return (s->caps & caps) == caps;
-}
-
-/* ---- items and the ledger ------------------------------------------------ */
-
-#define ITEM_MAGIC 0xA5C3ULL
-
-static uint64_t item_make(unsigned pid, uint64_t seq)
-{
-	return ITEM_MAGIC << 48 | (uint64_t)pid << 32 | seq;
-}
-
-static unsigned item_pid(uint64_t item)
-{
-	return (unsigned)(item >> 32 & 0xffff);
-}
-
-struct ledger {
-	unsigned nprod;
-	uint64_t per;
-	_Atomic unsigned char *seen;
-	atomic_ullong received;
-};
-
-static void ledger_init(struct ledger *l, unsigned nprod, uint64_t per)
-{
-	l->nprod = nprod;
-	l->per = per;
-	l->seen = xcalloc((size_t)nprod * per, 1);
-	atomic_init(&l->received, 0);
-}
-
-static void ledger_free(struct ledger *l)
-{
-	free((void *)l->seen);
-}
-
-static int64_t *last_new(size_t n)
-{
-	int64_t *last = xcalloc(n, sizeof *last);
-
-	for (size_t i = 0; i < n; i++)
-		last[i] = -1;
-	return last;
-}
-
-/* Record one item; when last is given, check FIFO in last[pid * stride + lane]. */
-static void ledger_take(struct ledger *l, uint64_t item, int64_t *last, unsigned stride,
-			unsigned lane)
-{
-	unsigned pid = item_pid(item);
-	uint64_t seq = item & 0xffffffffULL;
-
-	if (item >> 48 != ITEM_MAGIC || pid >= l->nprod || seq >= l->per)
-		fail("invented item %#" PRIx64 " (pid %u seq %" PRIu64 ")", item, pid, seq);
-	if (last) {
-		int64_t *lp = &last[(size_t)pid * stride + lane];
-
-		if ((int64_t)seq <= *lp)
-			fail("FIFO broken: producer %u channel %u seq %" PRIu64 " after %" PRId64,
-			     pid, lane, seq, *lp);
-		*lp = (int64_t)seq;
-	}
-	if (atomic_exchange_explicit(&l->seen[(size_t)pid * l->per + seq], 1,
-				     memory_order_relaxed) != 0)
-		fail("duplicate: producer %u seq %" PRIu64 " received twice", pid, seq);
-	atomic_fetch_add_explicit(&l->received, 1, memory_order_relaxed);
-}
-
-static bool ledger_has(const struct ledger *l, unsigned pid, uint64_t seq)
-{
-	return atomic_load_explicit(&l->seen[(size_t)pid * l->per + seq],
-				    memory_order_relaxed) != 0;
-}
-
-static void ledger_expect_prefix(const struct ledger *l, unsigned pid, uint64_t n)
-{
-	for (uint64_t q = 0; q < l->per; q++) {
-		bool want = q < n;
-
-		if (ledger_has(l, pid, q) != want)
-			fail("producer %u seq %" PRIu64 ": %s (accepted sends: %" PRIu64 ")",
-			     pid, q, want ? "accepted but never received" : "refused but received",
-			     n);
-	}
-}
 
 /* ---- case sets ----------------------------------------------------------- */
 
@@ -393,7 +176,7 @@ static void *fan_consumer(void *arg)
 		int rc;
 
 		while ((rc = s->recv(f->ch[j], &buf[0])) == 0) {
-			ledger_take(&f->led, buf[0], last, f->k, j);
+			ledger_take_lane(&f->led, buf[0], last, f->k, j);
 			w->per_chan[j]++;
 			w->count++;
 		}
@@ -417,7 +200,7 @@ static void *fan_consumer(void *arg)
 			open--;
 			continue;
 		}
-		ledger_take(&f->led, buf[j], last, f->k, (unsigned)j);
+		ledger_take_lane(&f->led, buf[j], last, f->k, (unsigned)j);
 		w->per_chan[j]++;
 		w->count++;
 	}
@@ -459,14 +242,7 @@ static void fan_cell(const struct chan_strategy *s, unsigned np, unsigned nc,
 			ps[j] += pw[i].per_chan[j];
 	}
 	/* close in a random order while the consumers wait in select */
-	for (unsigned j = 0; j < k; j++)
-		order[j] = j;
-	for (unsigned j = k; j > 1; j--) {
-		unsigned x = (unsigned)(rnd(r) % j), t = order[j - 1];
-
-		order[j - 1] = order[x];
-		order[x] = t;
-	}
+	shuffle(order, k, r);
 	for (unsigned j = 0; j < k; j++)
 		CHECK_EQ(s->close(f.ch[order[j]]), 0);
 	for (unsigned i = 0; i < nc; i++) {
@@ -582,7 +358,7 @@ static void *self_selector(void *arg)
 		if (item_pid(in) == w->id)
 			fail("selector %u received its own value %#" PRIx64 ": the select met itself",
 			     w->id, in);
-		ledger_take(&x->led, in, last, 1, 0);
+		ledger_take(&x->led, in, last);
 		w->got++;
 	}
 	atomic_fetch_add(&x->done, 1);
@@ -611,7 +387,7 @@ static void *self_partner(void *arg)
 			if (rc == 0) {
 				if (item_pid(v) == w->id)
 					fail("partner received its own value");
-				ledger_take(&x->led, v, last, 1, 0);
+				ledger_take(&x->led, v, last);
 				w->got++;
 			}
 		}
@@ -696,14 +472,6 @@ struct dl {
 	atomic_int stop;
 };
 
-struct dl_worker {
-	struct dl *d;
-	unsigned id;
-	unsigned char *ok;
-	uint64_t n_ok, n_timeout;
-	pthread_t t;
-};
-
 static void *dl_sender(void *arg)
 {
 	struct dl_worker *w = arg;
@@ -752,7 +520,7 @@ static void *dl_receiver(void *arg)
 			}
 			if (rc != 0)
 				fail("recv_until: %d", rc);
-			ledger_take(&d->led, buf[0], last, DLK, 0);
+			ledger_take_lane(&d->led, buf[0], last, DLK, 0);
 			w->n_ok++;
 			continue;
 		}
@@ -764,55 +532,11 @@ static void *dl_receiver(void *arg)
 		j = caseset_chosen(&cs, idx, "receiver");
 		if (cs.c[idx].err != 0)
 			fail("receiver %u: err %d", w->id, cs.c[idx].err);
-		ledger_take(&d->led, buf[j], last, DLK, (unsigned)j);
+		ledger_take_lane(&d->led, buf[j], last, DLK, (unsigned)j);
 		w->n_ok++;
 	}
 	free(last);
 	return NULL;
-}
-
-struct echo {
-	const struct chan_strategy *s;
-	void *ch, *to_main, *to_echo;
-	unsigned n;
-	pthread_t t;
-};
-
-/* n times: recv a on ch, send a + 1 to main; recv b from main, send b + 1
- * on ch; wait for main's ack. Strictly alternating with the main thread,
- * so nobody can take back its own value even on a buffered channel. */
-static void *echo_thread(void *arg)
-{
-	struct echo *e = arg;
-
-	for (unsigned i = 0; i < e->n; i++) {
-		uint64_t v;
-
-		CHECK_EQ(e->s->recv(e->ch, &v), 0);
-		v++;
-		CHECK_EQ(e->s->send(e->to_main, &v), 0);
-		CHECK_EQ(e->s->recv(e->to_echo, &v), 0);
-		v++;
-		CHECK_EQ(e->s->send(e->ch, &v), 0);
-		CHECK_EQ(e->s->recv(e->to_echo, &v), 0);
-	}
-	return NULL;
-}
-
-static void echo_start(struct echo *e)
-{
-	size_t cap = has(e->s, CHAN_CAP_UNBUFFERED) ? 0 : 1;
-
-	CHECK_EQ(e->s->create(&e->to_main, sizeof(uint64_t), cap), 0);
-	CHECK_EQ(e->s->create(&e->to_echo, sizeof(uint64_t), cap), 0);
-	spawn(&e->t, echo_thread, e);
-}
-
-static void echo_stop(struct echo *e)
-{
-	join(e->t);
-	e->s->destroy(e->to_main);
-	e->s->destroy(e->to_echo);
 }
 
 /* Nobody waits any more: idle channels look idle to try calls and to a
@@ -884,67 +608,36 @@ static void test_deadline(const struct chan_strategy *s)
 	for (size_t ci = 0; ci < sizeof capsets / sizeof capsets[0]; ci++) {
 		const size_t *caps = capsets[ci];
 		struct dl d = { .s = s, .per = scaled(10000, 100) };
-		struct dl_worker *sw = xcalloc(ns, sizeof *sw), *rw = xcalloc(nr, sizeof *rw);
-		int64_t *last = last_new(ns);
-		uint64_t ok = 0, tmo = 0, rtmo = 0, item;
+		struct dl_worker *sw;
+		struct dl_counts n;
 		int64_t t0 = now_ns();
+		uint64_t item;
 
-		if ((caps[0] == 0 || caps[1] == 0) && !has(s, CHAN_CAP_UNBUFFERED)) {
-			free(sw);
-			free(rw);
-			free(last);
+		if ((caps[0] == 0 || caps[1] == 0) && !has(s, CHAN_CAP_UNBUFFERED))
 			continue;
-		}
 		arm(120);
 		snprintf(g_ctx, sizeof g_ctx, "%s deadline caps=%zu,%zu", s->name, caps[0], caps[1]);
 		for (unsigned j = 0; j < DLK; j++)
 			CHECK_EQ(s->create(&d.ch[j], sizeof(uint64_t), caps[j]), 0);
 		ledger_init(&d.led, ns, d.per);
-		for (unsigned i = 0; i < nr; i++) {
-			rw[i] = (struct dl_worker){ .d = &d, .id = i };
-			spawn(&rw[i].t, dl_receiver, &rw[i]);
-		}
-		for (unsigned i = 0; i < ns; i++) {
-			sw[i] = (struct dl_worker){ .d = &d, .id = i, .ok = xcalloc(d.per, 1) };
-			spawn(&sw[i].t, dl_sender, &sw[i]);
-		}
-		for (unsigned i = 0; i < ns; i++) {
-			join(sw[i].t);
-			ok += sw[i].n_ok;
-			tmo += sw[i].n_timeout;
-		}
-		atomic_store(&d.stop, 1);
-		for (unsigned i = 0; i < nr; i++) {
-			join(rw[i].t);
-			rtmo += rw[i].n_timeout;
-		}
+		sw = dl_run(&d, ns, nr, d.per, &d.stop, dl_sender, dl_receiver, &n);
 		for (unsigned j = 0; j < DLK; j++) {
 			int rc;
 
 			while ((rc = s->try_recv(d.ch[j], &item)) == 0)
-				ledger_take(&d.led, item, NULL, 0, 0);
+				ledger_take(&d.led, item, NULL);
 			CHECK_EQ(rc, -EAGAIN);
 		}
-		CHECK_EQ(atomic_load(&d.led.received), ok);
-		for (unsigned i = 0; i < ns; i++)
-			for (uint64_t q = 0; q < d.per; q++)
-				if (ledger_has(&d.led, i, q) != (sw[i].ok[q] != 0))
-					fail("sender %u seq %" PRIu64 ": select %s but %s", i, q,
-					     sw[i].ok[q] ? "sent it" : "timed out",
-					     sw[i].ok[q] ? "never received" : "received");
+		dl_check(&d.led, sw, ns, n.ok, "select sent it", "select timed out");
 		check_no_ghost(s, d.ch, caps);
 		for (unsigned j = 0; j < DLK; j++)
 			s->destroy(d.ch[j]);
 		ledger_free(&d.led);
-		for (unsigned i = 0; i < ns; i++)
-			free(sw[i].ok);
-		free(sw);
-		free(rw);
-		free(last);
+		dl_free(sw, ns);
 		report(s, "deadline", t0,
 		       "caps=%zu,%zu S=%u R=%u sent=%" PRIu64 " send-timeouts=%" PRIu64
 		       " recv-timeouts=%" PRIu64 " ok",
-		       caps[0], caps[1], ns, nr, ok, tmo, rtmo);
+		       caps[0], caps[1], ns, nr, n.ok, n.tmo, n.rtmo);
 	}
 }
 
@@ -1037,14 +730,7 @@ static unsigned cl_blocked_round(const struct chan_strategy *s, size_t cap, unsi
 	while (atomic_load(&c.started) < nt)
 		sleep_ns(50000);
 	/* close the six channels in a random order, pausing now and then */
-	for (unsigned j = 0; j < 2 * CLK; j++)
-		order[j] = j;
-	for (unsigned j = 2 * CLK; j > 1; j--) {
-		unsigned x = (unsigned)(rnd(r) % j), t = order[j - 1];
-
-		order[j - 1] = order[x];
-		order[x] = t;
-	}
+	shuffle(order, 2 * CLK, r);
 	for (unsigned j = 0; j < 2 * CLK; j++) {
 		unsigned o = order[j];
 
@@ -1120,7 +806,7 @@ static void *cl_consumer(void *arg)
 			open--;
 			continue;
 		}
-		ledger_take(&c->led, buf[j], last, CLK, (unsigned)j);
+		ledger_take_lane(&c->led, buf[j], last, CLK, (unsigned)j);
 		w->ok++;
 		if (atomic_fetch_add(&c->recv_count, 1) + 1 == c->close_at)
 			for (unsigned k = 0; k < CLK; k++)
@@ -1203,38 +889,16 @@ static void test_close(const struct chan_strategy *s)
 
 /* ---- main ---------------------------------------------------------------- */
 
-/* argv[3], if given: run only the sub-tests whose names it contains */
-static const char *g_only_tests;
-
-static bool want(const char *test)
-{
-	return !g_only_tests || strstr(g_only_tests, test) != NULL;
-}
-
 int main(int argc, char **argv)
 {
-	const char *only = NULL;
-	int64_t t0 = now_ns();
 	unsigned n = 0;
 
-	if (argc > 1) {
-		g_size = strtod(argv[1], NULL);
-		if (!(g_size > 0)) {
-			fprintf(stderr, "usage: %s [size > 0] [strategy]\n", argv[0]);
-			return 2;
-		}
-	}
-	if (argc > 2 && argv[2][0] && strcmp(argv[2], "all") != 0)
-		only = argv[2];
-	if (argc > 3)
-		g_only_tests = argv[3];
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("stress_select: size %g%s\n", g_size,
-	       STRESS_SANITIZED ? " (sanitizer build: counts / 10)" : "");
+	if (!stress_args(argc, argv, "stress_select", 8))
+		return 2;
 	for (const struct chan_strategy *const *sp = chan_strategies; *sp; sp++) {
 		const struct chan_strategy *s = *sp;
 
-		if (only && strcmp(only, s->name) != 0)
+		if (!want_strategy(s))
 			continue;
 		if (!s->select) {
 			printf("stress_select [%s] skipped (no select)\n", s->name);
@@ -1250,11 +914,5 @@ int main(int argc, char **argv)
 		if (want("close"))
 			test_close(s);
 	}
-	if (n == 0) {
-		fprintf(stderr, "no strategy with select ran\n");
-		return 1;
-	}
-	printf("stress_select: all passed on %u strategies in %.1f s\n", n,
-	       (now_ns() - t0) / 1e9);
-	return 0;
+	return stress_done(n, "no strategy with select ran");
 }

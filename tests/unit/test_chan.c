@@ -111,52 +111,49 @@ struct op {
 	atomic_int done;
 };
 
-static void *th_recv(void *p)
+/* Do o's call: send o->val, or receive into it. */
+static void *th_op(struct op *o, bool send)
 {
-	struct op *o = p;
+	int kind = o->kind;
 
-	switch (o->kind) {
+	if (kind != K_PLAIN && kind != K_UNTIL &&
+	    !(send ? S->send_many != NULL : S->recv_many != NULL))
+		kind = K_PLAIN; /* no _many: the plain call */
+	switch (kind) {
 	case K_PLAIN:
-		o->rc = S->recv(o->ch, &o->val);
+		o->rc = send ? S->send(o->ch, &o->val) : S->recv(o->ch, &o->val);
 		break;
 	case K_UNTIL:
-		o->rc = S->recv_until(o->ch, &o->val, in_ms(20000));
+		o->rc = send ? S->send_until(o->ch, &o->val, in_ms(20000))
+			     : S->recv_until(o->ch, &o->val, in_ms(20000));
 		break;
 	default:
-		if (S->recv_many) {
-			o->rc = S->recv_many(o->ch, &o->val, 1);
-			if (o->rc == 1)
-				o->rc = 0;
-		} else {
-			o->rc = S->recv(o->ch, &o->val);
-		}
+		o->rc = send ? S->send_many(o->ch, &o->val, 1) : S->recv_many(o->ch, &o->val, 1);
+		if (o->rc == 1)
+			o->rc = 0;
 	}
 	atomic_store(&o->done, 1);
 	return NULL;
 }
 
+static void *th_recv(void *p)
+{
+	return th_op(p, false);
+}
+
 static void *th_send(void *p)
 {
-	struct op *o = p;
+	return th_op(p, true);
+}
 
-	switch (o->kind) {
-	case K_PLAIN:
-		o->rc = S->send(o->ch, &o->val);
-		break;
-	case K_UNTIL:
-		o->rc = S->send_until(o->ch, &o->val, in_ms(20000));
-		break;
-	default:
-		if (S->send_many) {
-			o->rc = S->send_many(o->ch, &o->val, 1);
-			if (o->rc == 1)
-				o->rc = 0;
-		} else {
-			o->rc = S->send(o->ch, &o->val);
-		}
-	}
-	atomic_store(&o->done, 1);
-	return NULL;
+/* Start fn (th_send or th_recv) on o and check that it blocks. */
+static pthread_t start_blocked(void *(*fn)(void *), struct op *o)
+{
+	pthread_t t = spawn(fn, o);
+
+	sleep_ms(30);
+	CHECK_EQ(atomic_load(&o->done), 0);
+	return t;
 }
 
 /* ==== (a) conformance: every strategy ===================================== */
@@ -454,6 +451,24 @@ static void c_close_buffered(void)
 
 #define NWAIT 3
 
+/* NWAIT threads run fn on o[0 .. NWAIT-1] and block on ch; closing ch wakes
+ * each with -EPIPE. */
+static void close_wakes(void *ch, struct op *o, void *(*fn)(void *))
+{
+	pthread_t t[NWAIT];
+
+	for (int i = 0; i < NWAIT; i++)
+		t[i] = spawn(fn, &o[i]);
+	sleep_ms(30); /* let them block (not required for the result) */
+	for (int i = 0; i < NWAIT; i++)
+		CHECK_EQ(atomic_load(&o[i].done), 0);
+	CHECK_EQ(S->close(ch), 0);
+	for (int i = 0; i < NWAIT; i++) {
+		join(t[i]);
+		CHECK_EQ(o[i].rc, -EPIPE);
+	}
+}
+
 static void c_close_wakes_receivers(void)
 {
 	for (int unbuf = 0; unbuf < 2; unbuf++) {
@@ -461,21 +476,12 @@ static void c_close_wakes_receivers(void)
 			continue;
 		void *ch = mk(8, unbuf ? 0 : 4);
 		struct op o[NWAIT];
-		pthread_t t[NWAIT];
 
-		for (int i = 0; i < NWAIT; i++) {
-			o[i] = (struct op){ .ch = ch, .kind = i % 3, .val = 5 };
-			t[i] = spawn(th_recv, &o[i]);
-		}
-		sleep_ms(30); /* let them block (not required for the result) */
 		for (int i = 0; i < NWAIT; i++)
-			CHECK_EQ(atomic_load(&o[i].done), 0);
-		CHECK_EQ(S->close(ch), 0);
-		for (int i = 0; i < NWAIT; i++) {
-			join(t[i]);
-			CHECK_EQ(o[i].rc, -EPIPE);
+			o[i] = (struct op){ .ch = ch, .kind = i % 3, .val = 5 };
+		close_wakes(ch, o, th_recv);
+		for (int i = 0; i < NWAIT; i++)
 			CHECK_EQ(o[i].val, 5);
-		}
 		S->destroy(ch);
 	}
 }
@@ -487,25 +493,15 @@ static void c_close_wakes_senders(void)
 			continue;
 		void *ch = mk(8, unbuf ? 0 : 2);
 		struct op o[NWAIT];
-		pthread_t t[NWAIT];
 		uint64_t v;
 
 		if (!unbuf) {
 			for (v = 100; v < 102; v++)
 				CHECK_EQ(S->send(ch, &v), 0);
 		}
-		for (int i = 0; i < NWAIT; i++) {
-			o[i] = (struct op){ .ch = ch, .kind = i % 3, .val = 500 + i };
-			t[i] = spawn(th_send, &o[i]);
-		}
-		sleep_ms(30);
 		for (int i = 0; i < NWAIT; i++)
-			CHECK_EQ(atomic_load(&o[i].done), 0);
-		CHECK_EQ(S->close(ch), 0);
-		for (int i = 0; i < NWAIT; i++) {
-			join(t[i]);
-			CHECK_EQ(o[i].rc, -EPIPE);
-		}
+			o[i] = (struct op){ .ch = ch, .kind = i % 3, .val = 500 + i };
+		close_wakes(ch, o, th_send);
 		/* the blocked senders delivered nothing */
 		if (!unbuf) {
 			for (v = 100; v < 102; v++) {
@@ -535,10 +531,8 @@ static void c_unbuffered_rendezvous(void)
 	/* a send does not return before a receiver took the element */
 	for (int kind = 0; kind < 3; kind++) {
 		struct op o = { .ch = ch, .kind = kind, .val = 42 + kind };
-		pthread_t t = spawn(th_send, &o);
+		pthread_t t = start_blocked(th_send, &o);
 
-		sleep_ms(30);
-		CHECK_EQ(atomic_load(&o.done), 0);
 		CHECK_EQ(S->len(ch), 0);
 		v = 0;
 		CHECK_EQ(S->recv_until(ch, &v, in_ms(20000)), 0);
@@ -549,10 +543,8 @@ static void c_unbuffered_rendezvous(void)
 	/* and a receive waits for a sender */
 	for (int kind = 0; kind < 3; kind++) {
 		struct op o = { .ch = ch, .kind = kind };
-		pthread_t t = spawn(th_recv, &o);
+		pthread_t t = start_blocked(th_recv, &o);
 
-		sleep_ms(30);
-		CHECK_EQ(atomic_load(&o.done), 0);
 		v = 7 + kind;
 		CHECK_EQ(S->send_until(ch, &v, in_ms(20000)), 0);
 		join(t);
@@ -1101,6 +1093,16 @@ static void *th_select(void *p)
 	return NULL;
 }
 
+/* Start a select on o and check that it blocks. */
+static pthread_t start_blocked_select(struct selop *o)
+{
+	pthread_t t = spawn(th_select, o);
+
+	sleep_ms(20);
+	CHECK_EQ(atomic_load(&o->done), 0);
+	return t;
+}
+
 static void c_select_wakes(void)
 {
 	if (!S->select)
@@ -1117,10 +1119,8 @@ static void c_select_wakes(void)
 			struct selop o = { .cs = { { a, 2, &va, SEL_SENTINEL },
 						   { b, 2, &vb, SEL_SENTINEL } },
 					   .n = 2, .kind = kind };
-			pthread_t t = spawn(th_select, &o);
+			pthread_t t = start_blocked_select(&o);
 
-			sleep_ms(20);
-			CHECK_EQ(atomic_load(&o.done), 0);
 			x = 50 + kind;
 			CHECK_EQ(S->send_until(b, &x, in_ms(20000)), 0);
 			join(t);
@@ -1141,10 +1141,8 @@ static void c_select_wakes(void)
 			struct selop o = { .cs = { { a, 1, &s, SEL_SENTINEL },
 						   { b, 2, &vb, SEL_SENTINEL } },
 					   .n = 2, .kind = kind };
-			pthread_t t = spawn(th_select, &o);
+			pthread_t t = start_blocked_select(&o);
 
-			sleep_ms(20);
-			CHECK_EQ(atomic_load(&o.done), 0);
 			x = 0;
 			CHECK_EQ(S->recv_until(a, &x, in_ms(20000)), 0);
 			if (unbuf) {
@@ -1168,10 +1166,8 @@ static void c_select_wakes(void)
 			struct selop o = { .cs = { { a, 2, &va, SEL_SENTINEL },
 						   { b, 2, &vb, SEL_SENTINEL } },
 					   .n = 2, .kind = 1 };
-			pthread_t t = spawn(th_select, &o);
+			pthread_t t = start_blocked_select(&o);
 
-			sleep_ms(20);
-			CHECK_EQ(atomic_load(&o.done), 0);
 			CHECK_EQ(S->close(b), 0);
 			join(t);
 			CHECK_EQ(o.rc, 1);
@@ -1185,10 +1181,8 @@ static void c_select_wakes(void)
 		{
 			uint64_t s = 5;
 			struct selop o = { .cs = { { a, 1, &s, SEL_SENTINEL } }, .n = 1 };
-			pthread_t t = spawn(th_select, &o);
+			pthread_t t = start_blocked_select(&o);
 
-			sleep_ms(20);
-			CHECK_EQ(atomic_load(&o.done), 0);
 			CHECK_EQ(S->close(a), 0);
 			join(t);
 			CHECK_EQ(o.rc, 0);
