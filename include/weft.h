@@ -7,5 +7,6 @@
 #include <weft/chan.h>
 #include <weft/ctx.h>
 #include <weft/sync.h>
+#include <weft/group.h>
 
 #endif /* WEFT_H */

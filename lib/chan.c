@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "internal/chan_impl.h"
+#include "internal/ctx_impl.h"
 #include "internal/futex.h"
 #include <weft/chan.h>
 
@@ -231,17 +232,41 @@ static void leave_registered(weft_chan_t *ch, int op, weft__wnode_t *node)
 	else if (WEFT__W_KIND(st) == WEFT__W_NOTIFY)
 		/* a wake-up meant for someone who would use it */
 		weft__chan_notify(ch, weft__chan_queue(ch, op), 1);
+	/* CANCEL: the canceller unlinked only the context node */
+	if (WEFT__W_KIND(st) == WEFT__W_CANCEL)
+		weft__chan_unregister(ch, op, node);
 }
 
-static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t deadline)
+/* The blocking loop of every call: try, spin (buffered), register, re-check,
+ * sleep. ctx (may be NULL) is watched while sleeping; the wait ends at the
+ * earlier of deadline and the context's deadline. When the context is done
+ * the call returns its error and the channel is as if the call had not been
+ * made (nothing was sent or received: the CAS on our state settles whether
+ * a partner or the context ended the wait). */
+static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t deadline,
+		       weft_ctx_t *ctx)
 {
 	bool may_spin = true;
+	int64_t wait_until = deadline;
+	if (ctx) {
+		int e = weft_ctx_err(ctx);
+		if (e)
+			return e;
+		int64_t cd = weft__ctx_deadline(ctx);
+		if (cd < wait_until)
+			wait_until = cd;
+	}
 	for (;;) {
 		long rc = attempt(ch, op, elem, n);
 		if (rc != -EAGAIN)
 			return rc;
-		if (deadline != WEFT_FOREVER && weft_now() >= deadline)
-			return -ETIMEDOUT;
+		if (wait_until != WEFT_FOREVER && weft_now() >= wait_until) {
+			int e = ctx ? weft_ctx_err(ctx) : 0;
+			if (e)
+				return e;
+			if (weft_now() >= deadline)
+				return -ETIMEDOUT;
+		}
 		if (ch->cap && may_spin) {
 			may_spin = false;
 			if (spin_until_ready(ch, op))
@@ -250,6 +275,7 @@ static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t de
 
 		weft__waiter_t w = {WEFT__W_WAITING};
 		weft__wnode_t node = {.w = &w, .elem = elem, .index = 0};
+		weft__wnode_t cnode = {.w = &w, .index = 0};
 		weft__waitq_t *q = weft__chan_queue(ch, op);
 		if (ch->cap == 0) {
 			/* match or register, atomically under the lock */
@@ -265,12 +291,25 @@ static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t de
 			}
 			if (m == -EPIPE)
 				return -EPIPE;
+			if (ctx && (rc = weft__ctx_watch(ctx, &cnode)) != 0) {
+				uint32_t st = weft__waiter_abort(&w);
+				if (WEFT__W_KIND(st) == WEFT__W_DONE)
+					return 1; /* a partner was quicker */
+				weft__chan_unregister(ch, op, &node);
+				return rc;
+			}
 		} else {
 			weft__chan_register(ch, op, &node);
+			if (ctx && (rc = weft__ctx_watch(ctx, &cnode)) != 0) {
+				leave_registered(ch, op, &node);
+				return rc;
+			}
 			/* store-load: our registration before the re-check */
 			weft__fence_rmw_load();
 			rc = attempt(ch, op, elem, n);
 			if (rc != -EAGAIN) {
+				if (ctx)
+					weft__ctx_unwatch(ctx, &cnode);
 				leave_registered(ch, op, &node);
 				return rc;
 			}
@@ -278,15 +317,24 @@ static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t de
 
 		/* unbuffered waiters spin on their own state: the peer
 		 * completes the handoff while we are still awake */
-		uint32_t st = weft__waiter_wait(&w, deadline, ch->cap == 0);
+		uint32_t st = weft__waiter_wait(&w, wait_until, ch->cap == 0);
 		if (st == WEFT__W_TIMEOUT)
 			st = weft__waiter_abort(&w);
+		if (ctx)
+			weft__ctx_unwatch(ctx, &cnode);
 		switch (WEFT__W_KIND(st)) {
 		case WEFT__W_DONE:
 			return 1; /* a peer took (or gave) the element */
-		case WEFT__W_ABORT:
-			/* timed out: a passed deadline behaves like try */
+		case WEFT__W_CANCEL:
 			weft__chan_unregister(ch, op, &node);
+			return weft_ctx_err(ctx);
+		case WEFT__W_ABORT:
+			weft__chan_unregister(ch, op, &node);
+			if (ctx && (rc = weft_ctx_err(ctx)) != 0)
+				return rc; /* the context's deadline */
+			if (weft_now() < deadline)
+				continue; /* (not our deadline: cannot happen) */
+			/* timed out: a passed deadline behaves like try */
 			rc = attempt(ch, op, elem, n);
 			return rc == -EAGAIN ? -ETIMEDOUT : rc;
 		default:
@@ -321,7 +369,7 @@ int weft_chan_send(weft_chan_t *ch, const void *elem)
 		if (rc == -EPIPE)
 			return rc;
 	}
-	long r = chan_block(ch, WEFT_SEND, (void *)elem, 0, WEFT_FOREVER);
+	long r = chan_block(ch, WEFT_SEND, (void *)elem, 0, WEFT_FOREVER, NULL);
 	return r > 0 ? 0 : (int)r;
 }
 
@@ -339,7 +387,7 @@ int weft_chan_recv(weft_chan_t *ch, void *elem)
 		if (rc == -EPIPE)
 			return rc;
 	}
-	long r = chan_block(ch, WEFT_RECV, elem, 0, WEFT_FOREVER);
+	long r = chan_block(ch, WEFT_RECV, elem, 0, WEFT_FOREVER, NULL);
 	return r > 0 ? 0 : (int)r;
 }
 
@@ -348,7 +396,7 @@ int weft_chan_send_until(weft_chan_t *ch, const void *elem, int64_t deadline)
 	int rc = check_args(ch, elem);
 	if (rc)
 		return rc;
-	long r = chan_block(ch, WEFT_SEND, (void *)elem, 0, deadline);
+	long r = chan_block(ch, WEFT_SEND, (void *)elem, 0, deadline, NULL);
 	return r > 0 ? 0 : (int)r;
 }
 
@@ -357,7 +405,25 @@ int weft_chan_recv_until(weft_chan_t *ch, void *elem, int64_t deadline)
 	int rc = check_args(ch, elem);
 	if (rc)
 		return rc;
-	long r = chan_block(ch, WEFT_RECV, elem, 0, deadline);
+	long r = chan_block(ch, WEFT_RECV, elem, 0, deadline, NULL);
+	return r > 0 ? 0 : (int)r;
+}
+
+int weft_chan_send_ctx(weft_chan_t *ch, const void *elem, weft_ctx_t *ctx)
+{
+	int rc = check_args(ch, elem);
+	if (rc || !ctx)
+		return -EINVAL;
+	long r = chan_block(ch, WEFT_SEND, (void *)elem, 0, WEFT_FOREVER, ctx);
+	return r > 0 ? 0 : (int)r;
+}
+
+int weft_chan_recv_ctx(weft_chan_t *ch, void *elem, weft_ctx_t *ctx)
+{
+	int rc = check_args(ch, elem);
+	if (rc || !ctx)
+		return -EINVAL;
+	long r = chan_block(ch, WEFT_RECV, elem, 0, WEFT_FOREVER, ctx);
 	return r > 0 ? 0 : (int)r;
 }
 
@@ -377,7 +443,7 @@ int weft_chan_try_recv(weft_chan_t *ch, void *elem)
  * as there are partners already waiting. */
 static long many_unbuffered(weft_chan_t *ch, int op, unsigned char *elems, size_t n)
 {
-	long rc = chan_block(ch, op, elems, 0, WEFT_FOREVER);
+	long rc = chan_block(ch, op, elems, 0, WEFT_FOREVER, NULL);
 	if (rc < 0)
 		return rc;
 	size_t k = 1;
@@ -393,7 +459,7 @@ long weft_chan_send_many(weft_chan_t *ch, const void *elems, size_t n)
 		return -EINVAL;
 	if (ch->cap == 0)
 		return many_unbuffered(ch, WEFT_SEND, (unsigned char *)elems, n);
-	return chan_block(ch, WEFT_SEND, (void *)elems, n, WEFT_FOREVER);
+	return chan_block(ch, WEFT_SEND, (void *)elems, n, WEFT_FOREVER, NULL);
 }
 
 long weft_chan_recv_many(weft_chan_t *ch, void *elems, size_t max)
@@ -403,7 +469,7 @@ long weft_chan_recv_many(weft_chan_t *ch, void *elems, size_t max)
 		return -EINVAL;
 	if (ch->cap == 0)
 		return many_unbuffered(ch, WEFT_RECV, elems, max);
-	return chan_block(ch, WEFT_RECV, elems, max, WEFT_FOREVER);
+	return chan_block(ch, WEFT_RECV, elems, max, WEFT_FOREVER, NULL);
 }
 
 int weft_chan_close(weft_chan_t *ch)

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 
 #include "internal/chan_impl.h"
+#include "internal/ctx_impl.h"
 #include "internal/futex.h"
 #include <weft/chan.h>
 
@@ -178,6 +179,12 @@ static bool spin_until_ready(weft_case_t *cases, size_t n)
 	return false;
 }
 
+/* no enabled case, with a context: wait for it to be done */
+static int ctx_wait_until(weft_ctx_t *ctx, int64_t deadline)
+{
+	return weft_ctx_wait(ctx, deadline);
+}
+
 /* no enabled case: wait for the deadline (nothing can wake us) */
 static int wait_for_deadline(int64_t deadline)
 {
@@ -187,15 +194,27 @@ static int wait_for_deadline(int64_t deadline)
 	return -ETIMEDOUT;
 }
 
-static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool block)
+static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool block,
+		       weft_ctx_t *ctx)
 {
 	size_t enabled;
 	int rc = validate(cases, n, &enabled);
 	if (rc)
 		return rc;
+	/* the wait ends at the earlier of our deadline and the context's */
+	int64_t wait_until = deadline;
+	if (ctx) {
+		if ((rc = weft_ctx_err(ctx)) != 0)
+			return rc;
+		int64_t cd = weft__ctx_deadline(ctx);
+		if (cd < wait_until)
+			wait_until = cd;
+	}
 	if (enabled == 0) {
 		if (!block)
 			return -EAGAIN;
+		if (ctx && ctx != weft_ctx_background())
+			return ctx_wait_until(ctx, deadline);
 		if (deadline == WEFT_FOREVER)
 			return -EINVAL; /* would block forever */
 		return wait_for_deadline(deadline);
@@ -227,9 +246,13 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 		idx = try_pass(cases, n, perm);
 		if (idx >= 0 || !block)
 			break;
-		if (deadline != WEFT_FOREVER && weft_now() >= deadline) {
-			idx = -ETIMEDOUT;
-			break;
+		if (wait_until != WEFT_FOREVER && weft_now() >= wait_until) {
+			if (ctx && (idx = weft_ctx_err(ctx)) != 0)
+				break;
+			if (weft_now() >= deadline) {
+				idx = -ETIMEDOUT;
+				break;
+			}
 		}
 		/* Spin before registering only over buffered cases. A
 		 * rendezvous needs one side registered: two selects spinning
@@ -266,17 +289,25 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 				weft__chan_register(ch, cases[i].op, &nodes[i]);
 		}
 		unlock_all(locked, nlocked);
-		/* store-load: registrations before the re-check */
-		weft__fence_rmw_load();
-		bool ready = any_buffered_ready(cases, n);
+		/* the context's node shares our waiter; index n: no case */
+		weft__wnode_t cnode = {.w = &w, .index = (uint32_t)n};
+		int ctx_done = ctx ? weft__ctx_watch(ctx, &cnode) : 0;
+		bool ready = false;
+		if (!ctx_done) {
+			/* store-load: registrations before the re-check */
+			weft__fence_rmw_load();
+			ready = any_buffered_ready(cases, n);
+		}
 		uint32_t st;
-		if (ready) {
+		if (ready || ctx_done) {
 			st = weft__waiter_abort(&w);
 		} else {
-			st = weft__waiter_wait(&w, deadline, nlocked != 0);
+			st = weft__waiter_wait(&w, wait_until, nlocked != 0);
 			if (st == WEFT__W_TIMEOUT)
 				st = weft__waiter_abort(&w);
 		}
+		if (ctx && !ctx_done)
+			weft__ctx_unwatch(ctx, &cnode);
 		for (size_t i = 0; i < n; i++)
 			if (cases[i].chan)
 				weft__chan_unregister(cases[i].chan, cases[i].op, &nodes[i]);
@@ -299,8 +330,21 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 			may_spin = true;
 			continue;
 		}
-		/* ABORT: we left on our own, for readiness or the deadline */
+		if (kind == WEFT__W_CANCEL) {
+			idx = weft_ctx_err(ctx);
+			break;
+		}
+		/* ABORT: we left on our own, for readiness, the context or
+		 * a deadline */
+		if (ctx_done) {
+			idx = ctx_done;
+			break;
+		}
 		if (!ready) {
+			if (ctx && (idx = weft_ctx_err(ctx)) != 0)
+				break; /* the context's deadline */
+			if (weft_now() < deadline)
+				continue;
 			idx = try_pass(cases, n, perm);
 			if (idx < 0)
 				idx = -ETIMEDOUT;
@@ -317,15 +361,22 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 
 int weft_select(weft_case_t *cases, size_t n)
 {
-	return select_impl(cases, n, WEFT_FOREVER, true);
+	return select_impl(cases, n, WEFT_FOREVER, true, NULL);
 }
 
 int weft_select_try(weft_case_t *cases, size_t n)
 {
-	return select_impl(cases, n, WEFT_FOREVER, false);
+	return select_impl(cases, n, WEFT_FOREVER, false, NULL);
 }
 
 int weft_select_until(weft_case_t *cases, size_t n, int64_t deadline)
 {
-	return select_impl(cases, n, deadline, true);
+	return select_impl(cases, n, deadline, true, NULL);
+}
+
+int weft_select_ctx(weft_case_t *cases, size_t n, weft_ctx_t *ctx)
+{
+	if (!ctx)
+		return -EINVAL;
+	return select_impl(cases, n, WEFT_FOREVER, true, ctx);
 }

@@ -78,6 +78,14 @@ WEFT_API int weft_chan_try_recv(weft_chan_t *ch, void *elem);
 WEFT_API int weft_chan_send_until(weft_chan_t *ch, const void *elem, int64_t deadline);
 WEFT_API int weft_chan_recv_until(weft_chan_t *ch, void *elem, int64_t deadline);
 
+/* As send/recv, but also return the context's error (-ECANCELED, or
+ * -ETIMEDOUT for an expired context deadline) promptly once ctx is done,
+ * in which case nothing was sent or received: the channel is exactly as if
+ * the call had not been made. A context that is already done fails the call
+ * even if the channel is ready. ctx NULL: -EINVAL. */
+WEFT_API int weft_chan_send_ctx(weft_chan_t *ch, const void *elem, weft_ctx_t *ctx);
+WEFT_API int weft_chan_recv_ctx(weft_chan_t *ch, void *elem, weft_ctx_t *ctx);
+
 /* Bulk: send elems[0..n) in order; blocks until at least one is sent, then
  * sends as many more as fit without blocking again. Returns how many were
  * sent (always a prefix, >= 1), or -EPIPE / -EINVAL (n == 0 is -EINVAL).
@@ -134,6 +142,10 @@ WEFT_API int weft_select_try(weft_case_t *cases, size_t n);
 /* As weft_select, or -ETIMEDOUT at the deadline (no case done). With no
  * enabled case it simply waits for the deadline. */
 WEFT_API int weft_select_until(weft_case_t *cases, size_t n, int64_t deadline);
+
+/* As weft_select, or the context's error once ctx is done (no case done).
+ * A context already done fails at once. ctx NULL: -EINVAL. */
+WEFT_API int weft_select_ctx(weft_case_t *cases, size_t n, weft_ctx_t *ctx);
 
 #define WEFT_SELECT_MAX_CASES ((size_t)1 << 20)
 

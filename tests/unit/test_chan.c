@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include <weft/chan.h>
+#include <weft/ctx.h>
 
 #include "chan_mutex.h"
 #include "check.h"
@@ -1699,6 +1700,163 @@ static void w_select_limits(void)
 	weft_chan_destroy(c);
 }
 
+/* ---- contexts: send_ctx, recv_ctx, select_ctx ---- */
+
+struct ctx_op {
+	weft_chan_t *ch;
+	weft_ctx_t *ctx;
+	int kind; /* 0 recv_ctx, 1 send_ctx, 2 select_ctx over a recv and a send */
+	weft_chan_t *other;
+	uint64_t val;
+	int rc;
+	atomic_int started;
+};
+
+static void *th_ctx_op(void *arg)
+{
+	struct ctx_op *o = arg;
+
+	atomic_store(&o->started, 1);
+	if (o->kind == 0) {
+		o->rc = weft_chan_recv_ctx(o->ch, &o->val, o->ctx);
+	} else if (o->kind == 1) {
+		o->rc = weft_chan_send_ctx(o->ch, &o->val, o->ctx);
+	} else {
+		weft_case_t cs[2] = { { o->ch, WEFT_RECV, &o->val, 0 },
+				      { o->other, WEFT_SEND, &o->val, 0 } };
+		o->rc = weft_select_ctx(cs, 2, o->ctx);
+	}
+	return NULL;
+}
+
+/* Cancel a blocked call of each kind on each capacity: it returns
+ * -ECANCELED and the channel is as if it had not been called. */
+static void w_ctx_cancel_wakes(void)
+{
+	static const size_t caps[] = { 0, 1, 4 };
+
+	for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
+		for (int kind = 0; kind < 3; kind++) {
+			weft_chan_t *ch, *full;
+			weft_ctx_t *ctx;
+			uint64_t v = 7;
+
+			CHECK_EQ(weft_chan_create(&ch, 8, caps[c]), 0);
+			/* for a send that blocks: a channel with no room */
+			CHECK_EQ(weft_chan_create(&full, 8, caps[c]), 0);
+			for (size_t i = 0; i < caps[c]; i++)
+				CHECK_EQ(weft_chan_send(full, &v), 0);
+			CHECK_EQ(weft_ctx_with_cancel(&ctx, weft_ctx_background()), 0);
+			struct ctx_op o = { .ch = kind == 1 ? full : ch, .ctx = ctx, .kind = kind,
+					    .other = full, .val = 99 };
+			pthread_t t = spawn(th_ctx_op, &o);
+			while (!atomic_load(&o.started))
+				;
+			struct timespec ts = { 0, 20 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+			weft_ctx_cancel(ctx);
+			join(t);
+			CHECK_EQ(o.rc, -ECANCELED);
+			/* nothing was taken or left behind */
+			CHECK_EQ(weft_chan_len(ch), 0);
+			CHECK_EQ(weft_chan_len(full), caps[c]);
+			CHECK_EQ(weft_chan_try_recv(ch, &v), -EAGAIN);
+			if (caps[c] == 0) /* no ghost partner left registered */
+				CHECK_EQ(weft_chan_try_send(full, &v), -EAGAIN);
+			weft_ctx_release(ctx);
+			weft_chan_destroy(ch);
+			weft_chan_destroy(full);
+		}
+	}
+}
+
+/* Done before the call: fails at once even when the channel is ready;
+ * a context deadline ends a blocked call with -ETIMEDOUT; a live context
+ * does not disturb a call that completes. */
+static void w_ctx_done_and_deadline(void)
+{
+	weft_chan_t *ch;
+	weft_ctx_t *ctx, *dl;
+	uint64_t v = 5, got = 0;
+
+	CHECK_EQ(weft_chan_create(&ch, 8, 2), 0);
+	CHECK_EQ(weft_chan_send(ch, &v), 0);
+	CHECK_EQ(weft_ctx_with_cancel(&ctx, weft_ctx_background()), 0);
+	weft_ctx_cancel(ctx);
+	CHECK_EQ(weft_chan_recv_ctx(ch, &got, ctx), -ECANCELED);
+	CHECK_EQ(weft_chan_send_ctx(ch, &v, ctx), -ECANCELED);
+	weft_case_t cs[1] = { { ch, WEFT_RECV, &got, 0 } };
+	CHECK_EQ(weft_select_ctx(cs, 1, ctx), -ECANCELED);
+	CHECK_EQ(weft_chan_len(ch), 1);
+	weft_ctx_release(ctx);
+
+	CHECK_EQ(weft_ctx_with_cancel(&ctx, weft_ctx_background()), 0);
+	CHECK_EQ(weft_chan_recv_ctx(ch, &got, ctx), 0);
+	CHECK_EQ(got, 5);
+	CHECK_EQ(weft_chan_send_ctx(ch, &v, ctx), 0);
+	CHECK_EQ(weft_select_ctx(cs, 1, ctx), 0);
+	CHECK_EQ(cs[0].err, 0);
+	weft_ctx_release(ctx);
+
+	int64_t t0 = weft_now();
+	CHECK_EQ(weft_ctx_with_timeout(&dl, weft_ctx_background(), 20 * 1000 * 1000), 0);
+	CHECK_EQ(weft_chan_recv_ctx(ch, &got, dl), -ETIMEDOUT);
+	CHECK(weft_now() - t0 >= 20 * 1000 * 1000);
+	weft_ctx_release(dl);
+	CHECK_EQ(weft_ctx_with_timeout(&dl, weft_ctx_background(), 20 * 1000 * 1000), 0);
+	CHECK_EQ(weft_select_ctx(cs, 1, dl), -ETIMEDOUT);
+	weft_ctx_release(dl);
+	/* no enabled case: waits for the context */
+	weft_case_t none[1] = { { NULL, WEFT_RECV, NULL, 0 } };
+	CHECK_EQ(weft_ctx_with_timeout(&dl, weft_ctx_background(), 5 * 1000 * 1000), 0);
+	CHECK_EQ(weft_select_ctx(none, 1, dl), -ETIMEDOUT);
+	weft_ctx_release(dl);
+	CHECK_EQ(weft_select_ctx(none, 1, weft_ctx_background()), -EINVAL);
+	CHECK_EQ(weft_chan_len(ch), 0);
+	CHECK_EQ(weft_chan_send_ctx(ch, &v, NULL), -EINVAL);
+	CHECK_EQ(weft_chan_recv_ctx(ch, &got, NULL), -EINVAL);
+	CHECK_EQ(weft_select_ctx(cs, 1, NULL), -EINVAL);
+	CHECK_EQ(weft_chan_send_ctx(NULL, &v, weft_ctx_background()), -EINVAL);
+	weft_chan_destroy(ch);
+}
+
+/* Cancellation racing a partner: every value is either received once or
+ * still the sender's (its send_ctx failed), never both, never lost. */
+static void w_ctx_cancel_race(void)
+{
+	for (int round = 0; round < 200; round++) {
+		weft_chan_t *ch;
+		weft_ctx_t *ctx;
+		uint64_t got = 0;
+
+		CHECK_EQ(weft_chan_create(&ch, 8, round & 1 ? 0 : 1), 0);
+		CHECK_EQ(weft_ctx_with_cancel(&ctx, weft_ctx_background()), 0);
+		struct ctx_op o = { .ch = ch, .ctx = ctx, .kind = 1, .val = 1000 + round };
+		if (!(round & 1)) {
+			uint64_t fill = 1;
+			CHECK_EQ(weft_chan_send(ch, &fill), 0); /* cap 1: the send blocks */
+		}
+		pthread_t t = spawn(th_ctx_op, &o);
+		if (!(round & 1))
+			CHECK_EQ(weft_chan_recv(ch, &got), 0);
+		weft_ctx_cancel(ctx);
+		int rc = weft_chan_recv_until(ch, &got, weft_deadline(round & 1 ? 1000 : 50000000));
+		join(t);
+		if (o.rc == 0) {
+			if (rc != 0) /* accepted: it must be there */
+				CHECK_EQ(weft_chan_recv_until(ch, &got, weft_deadline(1000000000)), 0);
+			CHECK_EQ(got, 1000 + round);
+		} else {
+			CHECK_EQ(o.rc, -ECANCELED);
+			if (rc == 0)
+				CHECK(got != 1000u + round);
+		}
+		CHECK_EQ(weft_chan_try_recv(ch, &got), -EAGAIN);
+		weft_ctx_release(ctx);
+		weft_chan_destroy(ch);
+	}
+}
+
 static void run_weft_only(void)
 {
 	T(w_null_handles);
@@ -1710,6 +1868,9 @@ static void run_weft_only(void)
 	T(w_deadline);
 	T(w_spin_ns);
 	T(w_select_limits);
+	T(w_ctx_cancel_wakes);
+	T(w_ctx_done_and_deadline);
+	T(w_ctx_cancel_race);
 }
 
 /* ==== (c) the baseline's own API ========================================== */

@@ -1,0 +1,240 @@
+/* tests/stress/stress_wg.c: WaitGroup and Once under racing threads.
+ *
+ * Sub-tests:
+ *   rounds  a WaitGroup reused round after round: 8 workers done, 4
+ *           watchers wait with very short deadlines (timeouts racing the
+ *           final done, deregistration racing the release); a wait that
+ *           returned 0 saw every done of its round
+ *   free    a heap WaitGroup freed by its waiter as soon as wait returns
+ *           while timed waiters and the last done race (ASan/TSan)
+ *   once    many onces hit by 8 threads at once: each function runs
+ *           exactly once and every caller gets its result
+ *
+ * Usage: stress_wg [size] [tests]. size (default 1, may be fractional)
+ * multiplies every count; sanitizer builds divide them by 10.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weft/chan.h>
+#include <weft/sync.h>
+
+#include "check.h"
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define STRESS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define STRESS_SANITIZED 1
+#endif
+#endif
+#ifndef STRESS_SANITIZED
+#define STRESS_SANITIZED 0
+#endif
+
+static double g_size = 1.0;
+
+static long scaled(long n)
+{
+	double v = n * g_size / (STRESS_SANITIZED ? 10 : 1);
+	return v < 1 ? 1 : (long)v;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* ---- rounds ---- */
+
+#define NWORK 8
+#define NWATCH 4
+
+static struct {
+	weft_wg_t wg, watched;
+	weft_chan_t *work, *watch;
+	atomic_long count;
+	atomic_long timeouts;
+} R;
+
+static void *r_worker(void *p)
+{
+	(void)p;
+	long tok;
+	while (weft_chan_recv(R.work, &tok) == 0) {
+		atomic_fetch_add_explicit(&R.count, 1, memory_order_relaxed);
+		CHECK_EQ(weft_wg_done(&R.wg), 0);
+	}
+	return NULL;
+}
+
+static void *r_watcher(void *p)
+{
+	uint64_t seed = (uintptr_t)p * 2654435761u + 1;
+	long round;
+	while (weft_chan_recv(R.watch, &round) == 0) {
+		int rc;
+		while ((rc = weft_wg_wait_until(&R.wg, weft_deadline((int64_t)(rnd(&seed) % 20000)))) ==
+		       -ETIMEDOUT)
+			atomic_fetch_add_explicit(&R.timeouts, 1, memory_order_relaxed);
+		CHECK_EQ(rc, 0);
+		CHECK_EQ(atomic_load_explicit(&R.count, memory_order_relaxed), (round + 1) * NWORK);
+		CHECK_EQ(weft_wg_done(&R.watched), 0);
+	}
+	return NULL;
+}
+
+static void stress_rounds(void)
+{
+	long rounds = scaled(3000);
+	pthread_t w[NWORK], v[NWATCH];
+	weft_wg_init(&R.wg);
+	weft_wg_init(&R.watched);
+	atomic_store(&R.count, 0);
+	atomic_store(&R.timeouts, 0);
+	CHECK_EQ(weft_chan_create(&R.work, sizeof(long), NWORK), 0);
+	CHECK_EQ(weft_chan_create(&R.watch, sizeof(long), NWATCH), 0);
+	for (long i = 0; i < NWORK; i++)
+		CHECK_EQ(pthread_create(&w[i], NULL, r_worker, (void *)i), 0);
+	for (long i = 0; i < NWATCH; i++)
+		CHECK_EQ(pthread_create(&v[i], NULL, r_watcher, (void *)(i + 1)), 0);
+	for (long r = 0; r < rounds; r++) {
+		CHECK_EQ(weft_wg_add(&R.watched, NWATCH), 0);
+		CHECK_EQ(weft_wg_add(&R.wg, NWORK), 0);
+		for (int i = 0; i < NWATCH; i++)
+			CHECK_EQ(weft_chan_send(R.watch, &r), 0);
+		for (int i = 0; i < NWORK; i++)
+			CHECK_EQ(weft_chan_send(R.work, &r), 0);
+		CHECK_EQ(weft_wg_wait(&R.wg), 0);
+		CHECK_EQ(weft_wg_wait(&R.watched), 0);
+	}
+	weft_chan_close(R.work);
+	weft_chan_close(R.watch);
+	for (int i = 0; i < NWORK; i++)
+		pthread_join(w[i], NULL);
+	for (int i = 0; i < NWATCH; i++)
+		pthread_join(v[i], NULL);
+	weft_chan_destroy(R.work);
+	weft_chan_destroy(R.watch);
+	printf("rounds: %ld rounds, %ld timed-out waits\n", rounds, atomic_load(&R.timeouts));
+}
+
+/* ---- free ---- */
+
+struct fr {
+	weft_wg_t *wg;
+};
+
+static void *fr_timed(void *p)
+{
+	struct fr *f = p;
+	weft_wg_t *wg = f->wg;
+	/* timed waits until the round is over; then the main thread may
+	 * free wg only after joining us, so this thread never touches freed
+	 * memory (the done thread is the one under test) */
+	while (weft_wg_wait_until(wg, weft_deadline(3000)) == -ETIMEDOUT)
+		;
+	return NULL;
+}
+
+static void *fr_done(void *p)
+{
+	CHECK_EQ(weft_wg_done(p), 0);
+	return NULL;
+}
+
+static void stress_free(void)
+{
+	long n = scaled(2000);
+	for (long i = 0; i < n; i++) {
+		weft_wg_t *wg = malloc(sizeof *wg);
+		CHECK(wg);
+		weft_wg_init(wg);
+		CHECK_EQ(weft_wg_add(wg, 1), 0);
+		struct fr f = {wg};
+		pthread_t a, b;
+		CHECK_EQ(pthread_create(&a, NULL, fr_timed, &f), 0);
+		CHECK_EQ(pthread_create(&b, NULL, fr_done, wg), 0);
+		CHECK_EQ(weft_wg_wait(wg), 0);
+		pthread_join(a, NULL);
+		free(wg); /* b may still be inside its done */
+		pthread_join(b, NULL);
+	}
+	printf("free: %ld WaitGroups freed right after wait\n", n);
+}
+
+/* ---- once ---- */
+
+#define NONCE_THREADS 8
+
+static struct {
+	weft_once_t *o;
+	atomic_int *runs;
+	long n;
+	weft_wg_t start;
+} O;
+
+static int once_fn(void *arg)
+{
+	long i = (long)(intptr_t)arg;
+	atomic_fetch_add_explicit(&O.runs[i], 1, memory_order_relaxed);
+	return (int)(i % 1000) - 500;
+}
+
+static void *once_thread(void *p)
+{
+	long t = (long)(intptr_t)p;
+	CHECK_EQ(weft_wg_wait(&O.start), 0);
+	for (long i = 0; i < O.n; i++) {
+		/* odd threads walk backwards: they meet the others mid-way */
+		long k = (t & 1) ? O.n - 1 - i : i;
+		CHECK_EQ(weft_once_try(&O.o[k], once_fn, (void *)(intptr_t)k), (int)(k % 1000) - 500);
+	}
+	return NULL;
+}
+
+static void stress_once(void)
+{
+	O.n = scaled(20000);
+	O.o = calloc((size_t)O.n, sizeof *O.o); /* all zero: WEFT_ONCE_INIT */
+	O.runs = calloc((size_t)O.n, sizeof *O.runs);
+	CHECK(O.o && O.runs);
+	weft_wg_init(&O.start);
+	weft_wg_add(&O.start, 1);
+	pthread_t t[NONCE_THREADS];
+	for (long i = 0; i < NONCE_THREADS; i++)
+		CHECK_EQ(pthread_create(&t[i], NULL, once_thread, (void *)(intptr_t)i), 0);
+	weft_wg_done(&O.start);
+	for (int i = 0; i < NONCE_THREADS; i++)
+		pthread_join(t[i], NULL);
+	for (long i = 0; i < O.n; i++)
+		CHECK_EQ(atomic_load(&O.runs[i]), 1);
+	free(O.o);
+	free(O.runs);
+	printf("once: %ld onces x %d threads\n", O.n, NONCE_THREADS);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && atof(argv[1]) > 0)
+		g_size = atof(argv[1]);
+	const char *only = argc > 2 ? argv[2] : NULL;
+	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size)));
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!only || strstr(only, "rounds"))
+		stress_rounds();
+	if (!only || strstr(only, "free"))
+		stress_free();
+	if (!only || strstr(only, "once"))
+		stress_once();
+	return 0;
+}
