@@ -1,5 +1,7 @@
 /* lib/common.c: clocks, deadlines, error names. */
 #include <errno.h>
+#include <limits.h>
+#include <string.h>
 #include <time.h>
 
 #include <weft/common.h>
@@ -44,7 +46,11 @@ const char *weft_strerror(int err)
 		return "invalid argument (EINVAL)";
 	case EDEADLK:
 		return "would deadlock (EDEADLK)";
-	default:
-		return "unknown error";
+	default: {
+		/* an application's own errno (a job's -EIO, say): libc's
+		 * static, thread-safe description, when it has one */
+		const char *d = e <= INT_MAX ? strerrordesc_np((int)e) : NULL;
+		return d ? d : "unknown error";
+	}
 	}
 }

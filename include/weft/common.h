@@ -46,7 +46,9 @@ WEFT_API int64_t weft_now(void);
 WEFT_API int64_t weft_deadline(int64_t timeout_ns);
 
 /* A static text for any int: each weft error code (negative or positive
- * errno) has its own; anything else gives "unknown error". Never NULL. */
+ * errno) has its own; another errno value gets libc's description (so an
+ * application's -EIO reads well); anything else "unknown error". Never NULL,
+ * thread-safe. */
 WEFT_API const char *weft_strerror(int err);
 
 /* Parking tunables. Every blocking weft call spins for at most spin_ns
