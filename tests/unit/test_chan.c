@@ -23,6 +23,7 @@
 
 #include <weft/chan.h>
 #include <weft/ctx.h>
+#include "internal/futex.h"
 
 #include "chan_mutex.h"
 #include "check.h"
@@ -1857,6 +1858,32 @@ static void w_ctx_cancel_race(void)
 	}
 }
 
+/* No futex syscall when nobody waits: a thread that sends and receives on
+ * its own, and try calls that fail, never wake or sleep. */
+static void w_no_syscall_without_waiters(void)
+{
+	static const size_t caps[] = { 1, 3, 1024 };
+
+	for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
+		weft_chan_t *ch;
+		uint64_t v = 0;
+
+		CHECK_EQ(weft_chan_create(&ch, 8, caps[c]), 0);
+		uint64_t wakes = weft__futex_wakes(), waits = weft__futex_waits();
+		for (int round = 0; round < 100; round++) {
+			for (size_t i = 0; i < caps[c]; i++)
+				CHECK_EQ(weft_chan_send(ch, &v), 0);
+			CHECK_EQ(weft_chan_try_send(ch, &v), -EAGAIN);
+			for (size_t i = 0; i < caps[c]; i++)
+				CHECK_EQ(weft_chan_recv(ch, &v), 0);
+			CHECK_EQ(weft_chan_try_recv(ch, &v), -EAGAIN);
+		}
+		CHECK_EQ(weft__futex_wakes() - wakes, 0);
+		CHECK_EQ(weft__futex_waits() - waits, 0);
+		weft_chan_destroy(ch);
+	}
+}
+
 static void run_weft_only(void)
 {
 	T(w_null_handles);
@@ -1871,6 +1898,7 @@ static void run_weft_only(void)
 	T(w_ctx_cancel_wakes);
 	T(w_ctx_done_and_deadline);
 	T(w_ctx_cancel_race);
+	T(w_no_syscall_without_waiters);
 }
 
 /* ==== (c) the baseline's own API ========================================== */
