@@ -26,6 +26,8 @@
  */
 #include <errno.h>
 
+#include <weft/chan.h>
+#include <weft/ctx.h>
 #include "stress.h"
 
 /* ---- matrix: exactly once, FIFO per producer --------------------------- */
@@ -827,6 +829,176 @@ static void test_many(const struct chan_strategy *s)
 
 /* ---- main --------------------------------------------------------------- */
 
+/* ---- ctx: cancellation racing send_ctx / recv_ctx / select_ctx (weft) ---- */
+
+/* A thread's current context, which the canceller may cancel at any time;
+ * the owner swaps in a fresh one after each -ECANCELED. */
+struct ctx_slot {
+	pthread_mutex_t mu;
+	weft_ctx_t *ctx;
+};
+
+struct ctx_worker {
+	weft_chan_t *ch;
+	struct ctx_slot slot;
+	struct ledger *led;
+	unsigned pid;
+	uint64_t per;
+	bool use_select;
+	uint64_t cancels;
+};
+
+static weft_ctx_t *slot_renew(struct ctx_slot *sl)
+{
+	weft_ctx_t *fresh, *old;
+
+	CHECK_EQ(weft_ctx_with_cancel(&fresh, weft_ctx_background()), 0);
+	pthread_mutex_lock(&sl->mu);
+	old = sl->ctx;
+	sl->ctx = fresh;
+	pthread_mutex_unlock(&sl->mu);
+	weft_ctx_release(old);
+	return fresh;
+}
+
+static void *ctx_producer(void *arg)
+{
+	struct ctx_worker *w = arg;
+	weft_ctx_t *ctx = w->slot.ctx;
+
+	for (uint64_t q = 0; q < w->per;) {
+		uint64_t item = item_make(w->pid, q);
+		int rc;
+
+		if (w->use_select) {
+			weft_case_t cs[2] = { { NULL, WEFT_RECV, NULL, 0 }, { w->ch, WEFT_SEND, &item, 0 } };
+			rc = weft_select_ctx(cs, 2, ctx);
+			if (rc == 1)
+				rc = cs[1].err;
+		} else {
+			rc = weft_chan_send_ctx(w->ch, &item, ctx);
+		}
+		if (rc == 0) {
+			q++; /* accepted: the next one */
+		} else {
+			/* refused: the same item again, with a fresh context */
+			if (rc != -ECANCELED)
+				fail("send_ctx: %d", rc);
+			w->cancels++;
+			ctx = slot_renew(&w->slot);
+		}
+	}
+	return NULL;
+}
+
+static void *ctx_consumer(void *arg)
+{
+	struct ctx_worker *w = arg;
+	weft_ctx_t *ctx = w->slot.ctx;
+	int64_t *last = last_new(w->led->nprod);
+
+	for (;;) {
+		uint64_t item;
+		int rc;
+
+		if (w->use_select) {
+			weft_case_t cs[2] = { { w->ch, WEFT_RECV, &item, 0 }, { NULL, WEFT_SEND, NULL, 0 } };
+			rc = weft_select_ctx(cs, 2, ctx);
+			if (rc == 0)
+				rc = cs[0].err;
+		} else {
+			rc = weft_chan_recv_ctx(w->ch, &item, ctx);
+		}
+		if (rc == 0) {
+			ledger_take(w->led, item, last);
+		} else if (rc == -EPIPE) {
+			break;
+		} else {
+			if (rc != -ECANCELED)
+				fail("recv_ctx: %d", rc);
+			w->cancels++;
+			ctx = slot_renew(&w->slot);
+		}
+	}
+	free(last);
+	return NULL;
+}
+
+struct canceller {
+	struct ctx_worker *ws;
+	unsigned n;
+	atomic_int stop;
+};
+
+static void *ctx_canceller(void *arg)
+{
+	struct canceller *c = arg;
+	uint64_t r = seed_for(99, c->n);
+
+	while (!atomic_load(&c->stop)) {
+		struct ctx_slot *sl = &c->ws[rnd(&r) % c->n].slot;
+
+		pthread_mutex_lock(&sl->mu);
+		weft_ctx_cancel(sl->ctx);
+		pthread_mutex_unlock(&sl->mu);
+		sleep_ns((int64_t)(rnd(&r) % 50000));
+	}
+	return NULL;
+}
+
+/* Every accepted send is received exactly once and in order per producer,
+ * every refused send is retried (so all arrive), whatever the cancels hit. */
+static void test_ctx(void)
+{
+	static const size_t caps[] = { 0, 1, 16 };
+	enum { NP = 3, NC = 3 };
+
+	for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
+		int64_t t0 = now_ns();
+		uint64_t per = scaled(20000, 200);
+		struct ctx_worker ws[NP + NC];
+		struct ledger led;
+		pthread_t th[NP + NC], ct;
+		weft_chan_t *ch;
+		uint64_t cancels = 0;
+
+		arm(120);
+		snprintf(g_ctx, sizeof g_ctx, "ctx cap=%zu", caps[c]);
+		CHECK_EQ(weft_chan_create(&ch, 8, caps[c]), 0);
+		ledger_init(&led, NP, per);
+		for (unsigned i = 0; i < NP + NC; i++) {
+			ws[i] = (struct ctx_worker){ .ch = ch, .led = &led, .pid = i, .per = per,
+						     .use_select = i & 1 };
+			pthread_mutex_init(&ws[i].slot.mu, NULL);
+			CHECK_EQ(weft_ctx_with_cancel(&ws[i].slot.ctx, weft_ctx_background()), 0);
+		}
+		struct canceller cn = { .ws = ws, .n = NP + NC };
+		atomic_init(&cn.stop, 0);
+		for (unsigned i = 0; i < NP + NC; i++)
+			spawn(&th[i], i < NP ? ctx_producer : ctx_consumer, &ws[i]);
+		spawn(&ct, ctx_canceller, &cn);
+		for (unsigned i = 0; i < NP; i++)
+			join(th[i]);
+		CHECK_EQ(weft_chan_close(ch), 0);
+		for (unsigned i = NP; i < NP + NC; i++)
+			join(th[i]);
+		atomic_store(&cn.stop, 1);
+		join(ct);
+		for (unsigned i = 0; i < NP; i++)
+			ledger_expect_prefix(&led, i, per);
+		for (unsigned i = 0; i < NP + NC; i++) {
+			cancels += ws[i].cancels;
+			weft_ctx_release(ws[i].slot.ctx);
+			pthread_mutex_destroy(&ws[i].slot.mu);
+		}
+		printf("%s [weft] %-*s cap=%-4zu P=%d C=%d items=%" PRIu64 " cancels=%" PRIu64 " ok  %.0f ms\n",
+		       g_prog, g_what_width, "ctx", caps[c], NP, NC, (uint64_t)NP * per, cancels,
+		       (now_ns() - t0) / 1e6);
+		ledger_free(&led);
+		weft_chan_destroy(ch);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	unsigned n = 0;
@@ -852,5 +1024,7 @@ int main(int argc, char **argv)
 		if (want("many"))
 			test_many(s);
 	}
+	if ((!g_strategy_name || !strcmp(g_strategy_name, "weft")) && want("ctx"))
+		test_ctx();
 	return stress_done(n, "no strategy ran");
 }
