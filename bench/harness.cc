@@ -18,6 +18,15 @@
 //   --weft_idle_ms=MS   idle: how long the threads stay blocked (default 1000)
 //   --weft_timeout=S    a run taking longer is a hang (default 120): report
 //                       it, release the threads by closing the channels, fail
+//                       (sync family: print its progress and exit 124)
+// The sync family (bench/sync.c: semaphore, errgroup, context) reports the
+// same counters with an op (acquire+release pair, task, context) as the
+// item, plus threads_created (errgroup: threads created during the run).
+// The pool family (bench/pool.c: weft_pool_t against the mutex pool) counts
+// jobs as items and adds futex_wakes_per_item (where the strategy counts
+// them), ctx_switches_per_item (process, getrusage) and peak_rss_kb (see
+// bench/pool.h); its latency case reports the submit-to-start percentiles,
+// its idle case idle_cpu_ns and release_ns (shutdown) as the chan idle case.
 // Exit status: 1 if any run failed (lost items, an error from a strategy).
 #include <benchmark/benchmark.h>
 
@@ -29,6 +38,8 @@
 #include <vector>
 
 #include "chan.h"
+#include "sync.h"
+#include "pool.h"
 
 namespace {
 
@@ -91,6 +102,37 @@ void run_case(benchmark::State &state, const chan_bench_case *c, const chan_stra
 	}
 }
 
+void run_sync(benchmark::State &state, const sync_bench_case *c, sync_bench_impl impl)
+{
+	sync_bench_params sp = { params.base_items, params.timeout_ns };
+	double wall = 0, cpu = 0, items = 0, threads = -1;
+
+	for (auto _ : state) {
+		sync_bench_result r;
+
+		if (sync_bench_run(c, impl, &sp, &r) != 0) {
+			any_failed = true;
+			state.SkipWithError(r.error);
+			break;
+		}
+		state.SetIterationTime(static_cast<double>(r.wall_ns) / 1e9);
+		wall += static_cast<double>(r.wall_ns);
+		cpu += static_cast<double>(r.cpu_ns);
+		items += static_cast<double>(r.items);
+		threads = static_cast<double>(r.threads);
+	}
+	if (wall == 0)
+		return; // failed
+	auto &k = state.counters;
+	state.SetItemsProcessed(static_cast<int64_t>(items));
+	k["items"] = items / static_cast<double>(state.iterations());
+	k["ns_per_item"] = wall / items;
+	k["cpu_ns_per_item"] = cpu / items;
+	k["cpu_util"] = cpu / wall;
+	if (threads >= 0)
+		k["threads_created"] = threads;
+}
+
 bool flag(const char *arg, const char *name, double *out)
 {
 	size_t n = std::strlen(name);
@@ -151,6 +193,106 @@ void register_all()
 				->Unit(benchmark::kMillisecond);
 		}
 	}
+	for (size_t i = 0; i < sync_bench_ncases; i++) {
+		const sync_bench_case *c = &sync_bench_cases[i];
+
+		for (int impl = 0; impl < SYNC_IMPL_COUNT; impl++) {
+			auto si = static_cast<sync_bench_impl>(impl);
+			if (!sync_bench_supported(c, si))
+				continue;
+			sync_bench_name(name, sizeof name, c, si);
+			benchmark::RegisterBenchmark(name, run_sync, c, si)
+				->Iterations(1)
+				->UseManualTime()
+				->MeasureProcessCPUTime()
+				->Unit(benchmark::kMillisecond);
+		}
+	}
+}
+
+void run_pool(benchmark::State &state, const pool_bench_case *c, const pool_strategy *s)
+{
+	pool_bench_params pp = { params.base_items, params.idle_ns, params.timeout_ns };
+	double wall = 0, cpu = 0, items = 0, wakes = 0, csw = 0, rss = 0;
+	bool have_wakes = true;
+	std::vector<pool_bench_result> lat;
+
+	for (auto _ : state) {
+		pool_bench_result r;
+
+		if (pool_bench_run(c, s, &pp, &r) != 0) {
+			any_failed = true;
+			state.SkipWithError(r.error);
+			break;
+		}
+		state.SetIterationTime(static_cast<double>(r.wall_ns) / 1e9);
+		wall += static_cast<double>(r.wall_ns);
+		cpu += static_cast<double>(r.cpu_ns);
+		items += static_cast<double>(r.jobs);
+		csw += static_cast<double>(r.ctx_switches);
+		rss = std::max(rss, static_cast<double>(r.peak_rss_kb));
+		if (r.futex_wakes < 0)
+			have_wakes = false;
+		wakes += static_cast<double>(r.futex_wakes);
+		if (r.has_latency)
+			lat.push_back(r);
+	}
+	if (wall == 0)
+		return; // failed
+	auto &k = state.counters;
+	double n = static_cast<double>(state.iterations());
+	k["peak_rss_kb"] = rss;
+	if (c->kind == POOL_BENCH_IDLE) {
+		k["idle_cpu_ns"] = cpu / n;
+		k["cpu_util"] = cpu / wall;
+		k["threads"] = c->workers;
+		return;
+	}
+	state.SetItemsProcessed(static_cast<int64_t>(items));
+	k["items"] = items / n;
+	k["ns_per_item"] = wall / items;
+	k["cpu_ns_per_item"] = cpu / items;
+	k["cpu_util"] = cpu / wall;
+	k["ctx_switches_per_item"] = csw / items;
+	if (have_wakes)
+		k["futex_wakes_per_item"] = wakes / items;
+	if (!lat.empty()) {
+		auto med = [&](int64_t pool_bench_result::*f) {
+			std::vector<int64_t> v;
+			for (auto &r : lat)
+				v.push_back(r.*f);
+			std::sort(v.begin(), v.end());
+			return static_cast<double>(v[v.size() / 2]);
+		};
+		k["p50_ns"] = med(&pool_bench_result::p50_ns);
+		k["p99_ns"] = med(&pool_bench_result::p99_ns);
+		k["p999_ns"] = med(&pool_bench_result::p999_ns);
+		k["max_ns"] = static_cast<double>(
+			std::max_element(lat.begin(), lat.end(), [](auto &a, auto &b) {
+				return a.max_ns < b.max_ns;
+			})->max_ns);
+	}
+}
+
+// The pool family: one benchmark per case x pool strategy (bench/pool.c).
+void register_pool()
+{
+	char name[160];
+
+	for (size_t i = 0; i < pool_bench_ncases; i++) {
+		const pool_bench_case *c = &pool_bench_cases[i];
+
+		if (!pool_bench_supported(c, params.base_items))
+			continue;
+		for (const pool_strategy *const *s = pool_strategies; *s; s++) {
+			pool_bench_name(name, sizeof name, c, *s);
+			benchmark::RegisterBenchmark(name, run_pool, c, *s)
+				->Iterations(1)
+				->UseManualTime()
+				->MeasureProcessCPUTime()
+				->Unit(benchmark::kMillisecond);
+		}
+	}
 }
 
 } // namespace
@@ -159,6 +301,7 @@ int main(int argc, char **argv)
 {
 	parse_flags(&argc, argv);
 	register_all();
+	register_pool();
 	benchmark::Initialize(&argc, argv);
 	if (benchmark::ReportUnrecognizedArguments(argc, argv))
 		return 2;

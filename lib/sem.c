@@ -105,6 +105,29 @@ static inline int take(struct sem *m, int64_t n)
 	}
 }
 
+/* Before queueing: while nobody is queued, the tokens may come back within
+ * a spin (a short critical section on another core). Taking them then is
+ * no overtaking: FIFO is owed to queued waiters only, and we stop as soon
+ * as one queues. Without this, two threads sharing one token fall into a
+ * convoy where every release must wake a sleeper. */
+static int spin_take(struct sem *m, int64_t n)
+{
+	weft__spin_t sp;
+	if (!weft__spin_start(&sp))
+		return -EAGAIN;
+	do {
+		uint64_t w = weft__ld64_rlx(&m->word);
+		if (w & QUEUED)
+			break;
+		if (COUNT(w) >= n && take(m, n) == 0) {
+			weft__spin_end(&sp);
+			return 0;
+		}
+	} while (weft__spin_again(&sp));
+	weft__spin_end(&sp);
+	return -EAGAIN;
+}
+
 /* Hand tokens to the head waiters, in order, while they fit; clear QUEUED
  * when the queue empties. Lock held. */
 static void grant_locked(struct sem *m, struct wakes *wk)
@@ -251,7 +274,7 @@ int weft_sem_acquire(weft_sem_t *s, int64_t n)
 	int rc = check_n(s, n);
 	if (rc || n == 0)
 		return rc;
-	if (take(S(s), n) == 0)
+	if (take(S(s), n) == 0 || spin_take(S(s), n) == 0)
 		return 0;
 	return acquire_slow(S(s), n, WEFT_FOREVER, NULL);
 }
@@ -271,6 +294,8 @@ int weft_sem_acquire_until(weft_sem_t *s, int64_t n, int64_t deadline)
 		return rc;
 	if (take(S(s), n) == 0)
 		return 0;
+	if (deadline > weft_now() && spin_take(S(s), n) == 0)
+		return 0;
 	return acquire_slow(S(s), n, deadline, NULL);
 }
 
@@ -284,7 +309,7 @@ int weft_sem_acquire_ctx(weft_sem_t *s, int64_t n, weft_ctx_t *ctx)
 	rc = weft_ctx_err(ctx);
 	if (rc || n == 0)
 		return rc;
-	if (take(S(s), n) == 0)
+	if (take(S(s), n) == 0 || spin_take(S(s), n) == 0)
 		return 0;
 	return acquire_slow(S(s), n, WEFT_FOREVER, ctx);
 }

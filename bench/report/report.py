@@ -7,14 +7,17 @@ usage: /usr/bin/python3 bench/report/report.py BENCH.json [--out DIR]
 BENCH.json is Google Benchmark's output of weft-bench
 (--benchmark_out=BENCH.json --benchmark_out_format=json). Benchmark names
 are chan/<family>/<param:value>.../<strategy>, e.g.
-chan/mpmc/cap:1024/threads:4x4/weft. Repetitions of one benchmark are
+chan/mpmc/cap:1024/threads:4x4/weft, and sync/<scenario>/<param:value>.../<impl>
+for the sync family (semaphore, errgroup, context: one table, "sync"), e.g.
+sync/sem_contended/threads:4/mutex. Repetitions of one benchmark are
 reduced to their median (max_ns: the worst); Google Benchmark's own
 aggregate rows are ignored, so any --benchmark_repetitions works.
 
 Per scenario family it prints a table (strategy, items/s, ns/item, CPU
 ns/item, cores busy, latency percentiles where present, and "vs mutex":
 that strategy's items/s over the mutex baseline's in the same case, so the
-weft row holds the weft/mutex speed ratio), writes the same as DIR/report.md
+weft row holds the weft/mutex speed ratio; the sync table counts ops:
+acquire+release pairs, tasks or contexts), writes the same as DIR/report.md
 with a summary matrix on top, and, when matplotlib imports, draws
 DIR/throughput.png (items/s per case by strategy, log scale). Uses only
 the standard library otherwise.
@@ -33,9 +36,12 @@ GB_SUFFIX = re.compile(r"(/(iterations|repeats|min_time|min_warmup_time|threads)
                        r"|/process_time|/real_time|/manual_time)+$")
 METRICS = ("items_per_second", "ns_per_item", "cpu_ns_per_item", "cpu_util",
            "p50_ns", "p99_ns", "p999_ns", "max_ns", "idle_cpu_ns", "release_ns",
-           "items", "threads")
+           "items", "threads", "threads_created")
 FAMILY_ORDER = ("seq", "spsc", "mpsc", "spmc", "mpmc", "select_rx", "select_both",
-                "pingpong", "idle")
+                "pingpong", "idle", "sync")
+# the sync family's scenarios, in reading order
+SYNC_ORDER = ("sem_uncontended", "sem_contended", "errgroup", "ctx_with_cancel",
+              "ctx_cancel_tree")
 
 
 class Row:
@@ -68,6 +74,9 @@ class Row:
 def parse_name(name):
     """chan/mpmc/cap:1024/threads:4x4/weft -> (mpmc, cap:1024/threads:4x4, weft)"""
     parts = GB_SUFFIX.sub("", name).split("/")
+    if len(parts) >= 3 and parts[0] == "sync":
+        # sync/sem_contended/threads:4/mutex -> (sync, sem_contended/threads:4, mutex)
+        return "sync", "/".join(parts[1:-1]), parts[-1]
     if len(parts) < 3 or parts[0] != "chan":
         return None
     return parts[1], "/".join(parts[2:-1]), parts[-1]
@@ -78,6 +87,14 @@ def case_key(case):
     params = dict(p.split(":", 1) for p in case.split("/") if ":" in p)
     threads = [int(x) for x in re.findall(r"\d+", params.get("threads", "1"))]
     return (threads, int(params.get("cap", "0")))
+
+
+def sync_case_key(case):
+    """sync cases: by scenario (SYNC_ORDER), then threads and the other params"""
+    parts = case.split("/")
+    scenario = parts[0]
+    rank = SYNC_ORDER.index(scenario) if scenario in SYNC_ORDER else len(SYNC_ORDER)
+    return (rank, scenario, case_key("/".join(parts[1:])), case)
 
 
 def load(path):
@@ -107,7 +124,7 @@ def group(rows):
     for f in sorted(fam, key=lambda f: (order.get(f, len(order)), f)):
         cases = fam[f]
         out[f] = {}
-        for c in sorted(cases, key=case_key):
+        for c in sorted(cases, key=sync_case_key if f == "sync" else case_key):
             strategies = cases[c]
             out[f][c] = dict(sorted(strategies.items(),
                                     key=lambda kv: (kv[0] != "weft", kv[0] != BASELINE, kv[0])))
@@ -158,8 +175,41 @@ def failure(case, s, r, notes):
     return "FAILED"
 
 
+def sync_table(cases):
+    """the sync family: ops, not items; the op count per row (the errgroup
+    baseline runs fewer tasks), threads created where the case reports it"""
+    notes = []
+    header = ["case", "impl", "ops", "ops/s", "ns/op", "CPU ns/op", "cores busy", "threads made",
+              "vs " + BASELINE]
+    body = []
+    for case, strategies in cases.items():
+        for s, r in strategies.items():
+            if r.error:
+                body.append([case or "-", s, failure(case, s, r, notes)] +
+                            [""] * (len(header) - 3))
+                continue
+            threads = r.get("threads_created")
+            body.append([case or "-", s, si(r.get("items")), si(r.get("items_per_second")),
+                         ns(r.get("ns_per_item")), ns(r.get("cpu_ns_per_item")),
+                         "-" if r.get("cpu_util") is None else "%.2f" % r.get("cpu_util"),
+                         "-" if threads is None else "%.0f" % threads,
+                         x(ratio(r, strategies))])
+    return header, body, notes
+
+
+SYNC_NOTE = ("sync: an op is one acquire(1)+release(1) pair (sem_*), one task (errgroup) "
+             "or one context (ctx_*); %s is the mutex + condition variable FIFO weighted "
+             "semaphore (bench/baseline/sem_mutex.c), and for errgroup one detached pthread "
+             "per task capped by it (fewer tasks: see ops; figures are per task). "
+             "sem_contended: capacity 1. ctx_with_cancel: with_cancel + release; "
+             "ctx_cancel_tree: the parent's cancel only, per child. "
+             "threads made: threads created during the run." % BASELINE)
+
+
 def table(family, cases):
     """(header, rows of strings, notes on failed rows) for one family"""
+    if family == "sync":
+        return sync_table(cases)
     notes = []
     if family == "idle":
         header = ["case", "strategy", "CPU burned", "CPU % of a core", "release (close to join)"]
@@ -203,7 +253,7 @@ def summary(groups):
     lines = {}
     ratios = []
     for family, cases in groups.items():
-        if family == "idle":
+        if family in ("idle", "sync"):  # sync: its own "vs mutex" column
             continue
         for case, strategies in cases.items():
             params = dict(p.split(":", 1) for p in case.split("/") if ":" in p)
@@ -287,7 +337,7 @@ def plot(groups, path):
                if not r.error and r.get("items_per_second")]
         if low:
             ax.set_ylim(bottom=min(low) / 4)  # bars start well below the shortest
-        ax.set_ylabel("items/s" if f != "pingpong" else "round trips/s")
+        ax.set_ylabel({"pingpong": "round trips/s", "sync": "ops/s"}.get(f, "items/s"))
         ax.set_xticks(range(len(cases)))
         ax.set_xticklabels([c.replace("/", "\n") or f for c in cases], fontsize=7)
         ax.grid(axis="y", alpha=0.3)
@@ -312,13 +362,14 @@ def main(argv=None):
 
     context, rows = load(args.json)
     if not rows:
-        print("%s: no chan/* benchmarks found" % args.json, file=sys.stderr)
+        print("%s: no chan/* or sync/* benchmarks found" % args.json, file=sys.stderr)
         return 1
     groups = group(rows)
     out = args.out or os.path.dirname(os.path.abspath(args.json))
     os.makedirs(out, exist_ok=True)
 
-    md = ["# weft channel benchmarks", ""]
+    chan_only = all(r.family != "sync" for r in rows)
+    md = ["# weft channel benchmarks" if chan_only else "# weft benchmarks", ""]
     machine = machine_lines(context, args.machine)
     if machine:
         md += ["## Machine", "", "```"] + machine + ["```", ""]
@@ -348,6 +399,10 @@ def main(argv=None):
             print("FAILED: " + n)
         print()
         md += ["## %s" % family, "", md_table(header, body), ""]
+        if family == "sync":
+            print(SYNC_NOTE)
+            print()
+            md += [SYNC_NOTE, ""]
         md += ["FAILED: " + n + "  " for n in notes] + ([""] if notes else [])
     png = os.path.join(out, "throughput.png")
     if not args.no_plot and plot(groups, png):

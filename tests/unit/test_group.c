@@ -354,7 +354,7 @@ static int barrier_task(weft_ctx_t *ctx, void *arg)
 static int recv_task(weft_ctx_t *ctx, void *arg)
 {
 	(void)ctx;
-	char c;
+	uint64_t c; /* room for any element size the tests use */
 	return weft_chan_recv(arg, &c);
 }
 

@@ -1,0 +1,619 @@
+/* bench/sync.c: the sync benchmark scenarios (see sync.h).
+ *
+ * Each scenario is one function that sets up, times and checks itself;
+ * run() around it adds the hang watchdog. Timing: wall time from
+ * CLOCK_MONOTONIC, CPU time of the whole process from getrusage, both over
+ * the same span (threaded scenarios: from the barrier that releases the
+ * threads to the last join).
+ */
+#include "sync.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h> /* _exit */
+
+#include <weft/ctx.h>
+#include <weft/group.h>
+#include <weft/sync.h>
+
+#include "baseline/sem_mutex.h"
+
+#define NS_PER_S 1000000000LL
+#define MAX_THREADS 8
+#define TREE_CHILDREN 10000
+
+const struct sync_bench_case sync_bench_cases[] = {
+	{ "sem_uncontended", SYNC_BENCH_SEM_UNCONTENDED, 1, 1, 0 },
+	{ "sem_contended/threads:2", SYNC_BENCH_SEM_CONTENDED, 2, 1, 0 },
+	{ "sem_contended/threads:4", SYNC_BENCH_SEM_CONTENDED, 4, 1, 0 },
+	{ "sem_contended/threads:8", SYNC_BENCH_SEM_CONTENDED, 8, 1, 0 },
+	{ "errgroup/limit:100", SYNC_BENCH_ERRGROUP, 0, 100, 0 },
+	{ "ctx_with_cancel/parent:background", SYNC_BENCH_CTX_BACKGROUND, 1, 0, 0 },
+	{ "ctx_with_cancel/parent:live", SYNC_BENCH_CTX_CHILD, 1, 0, 0 },
+	{ "ctx_cancel_tree/children:10000", SYNC_BENCH_CTX_TREE, 1, 0, TREE_CHILDREN },
+};
+const size_t sync_bench_ncases = sizeof sync_bench_cases / sizeof sync_bench_cases[0];
+
+const char *sync_bench_impl_name(enum sync_bench_impl impl)
+{
+	return impl == SYNC_IMPL_WEFT ? "weft" : "mutex";
+}
+
+int sync_bench_supported(const struct sync_bench_case *c, enum sync_bench_impl impl)
+{
+	switch (c->kind) {
+	case SYNC_BENCH_CTX_BACKGROUND:
+	case SYNC_BENCH_CTX_CHILD:
+	case SYNC_BENCH_CTX_TREE:
+		return impl == SYNC_IMPL_WEFT;
+	default:
+		return impl == SYNC_IMPL_WEFT || impl == SYNC_IMPL_MUTEX;
+	}
+}
+
+static uint64_t at_least(uint64_t n, uint64_t min)
+{
+	return n < min ? min : n;
+}
+
+uint64_t sync_bench_items(const struct sync_bench_case *c, enum sync_bench_impl impl,
+			  uint64_t base)
+{
+	switch (c->kind) {
+	case SYNC_BENCH_SEM_UNCONTENDED:
+		return at_least(base, 100);
+	case SYNC_BENCH_SEM_CONTENDED: {
+		uint64_t n = at_least(base / 20, 100);
+
+		return n - n % c->threads; /* split evenly */
+	}
+	case SYNC_BENCH_ERRGROUP:
+		return at_least(impl == SYNC_IMPL_WEFT ? base / 10 : base / 100, 100);
+	case SYNC_BENCH_CTX_BACKGROUND:
+	case SYNC_BENCH_CTX_CHILD:
+		return at_least(base / 10, 100);
+	case SYNC_BENCH_CTX_TREE: {
+		uint64_t rounds = base / 1000000;
+
+		rounds = rounds < 1 ? 1 : rounds > 10 ? 10 : rounds;
+		return rounds * c->children;
+	}
+	}
+	return 0;
+}
+
+char *sync_bench_name(char *buf, size_t size, const struct sync_bench_case *c,
+		      enum sync_bench_impl impl)
+{
+	snprintf(buf, size, "sync/%s/%s", c->name, sync_bench_impl_name(impl));
+	return buf;
+}
+
+/* ---- time ------------------------------------------------------------- */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+/* user + sys CPU time of the whole process (every thread), ns */
+static int64_t cpu_ns(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * NS_PER_S +
+	       ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+/* ---- the semaphore, either implementation ----------------------------- */
+
+struct sem {
+	enum sync_bench_impl impl;
+	union {
+		weft_sem_t w;
+		msem_t m;
+	} u;
+};
+
+static int sem_init(struct sem *s, enum sync_bench_impl impl, int64_t cap)
+{
+	s->impl = impl;
+	return impl == SYNC_IMPL_WEFT ? weft_sem_init(&s->u.w, cap) : msem_init(&s->u.m, cap);
+}
+
+static void sem_destroy(struct sem *s)
+{
+	if (s->impl == SYNC_IMPL_WEFT)
+		weft_sem_destroy(&s->u.w);
+	else
+		msem_destroy(&s->u.m);
+}
+
+static inline int sem_acquire(struct sem *s, int64_t n)
+{
+	return s->impl == SYNC_IMPL_WEFT ? weft_sem_acquire(&s->u.w, n) : msem_acquire(&s->u.m, n);
+}
+
+static inline int sem_try_acquire(struct sem *s, int64_t n)
+{
+	return s->impl == SYNC_IMPL_WEFT ? weft_sem_try_acquire(&s->u.w, n)
+					 : msem_try_acquire(&s->u.m, n);
+}
+
+static inline int sem_release(struct sem *s, int64_t n)
+{
+	return s->impl == SYNC_IMPL_WEFT ? weft_sem_release(&s->u.w, n) : msem_release(&s->u.m, n);
+}
+
+/* Every token back: try_acquire(capacity) succeeds (then give them back). */
+static int tokens_all_back(struct sem *s, int64_t cap, struct sync_bench_result *r)
+{
+	int rc = sem_try_acquire(s, cap);
+
+	if (rc != 0) {
+		snprintf(r->error, sizeof r->error,
+			 "tokens lost: try_acquire(%lld) after the run gave %d",
+			 (long long)cap, rc);
+		return -1;
+	}
+	if ((rc = sem_release(s, cap)) != 0) {
+		snprintf(r->error, sizeof r->error, "release(%lld) gave %d", (long long)cap, rc);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- watchdog --------------------------------------------------------- */
+
+/* A run that does not finish by the timeout is a hang: print its progress
+ * and exit 124 (threads blocked on a semaphore cannot be released). */
+struct watchdog {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	int64_t timeout_ns;
+	const char *name;
+	_Atomic uint64_t *progress; /* may be NULL */
+	uint64_t total;
+	pthread_t tid;
+};
+
+static void *watchdog_main(void *arg)
+{
+	struct watchdog *wd = arg;
+	struct timespec dl;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += wd->timeout_ns / NS_PER_S;
+	pthread_mutex_lock(&wd->mu);
+	while (!wd->done)
+		if (pthread_cond_timedwait(&wd->cv, &wd->mu, &dl) == ETIMEDOUT && !wd->done) {
+			fprintf(stderr,
+				"weft-bench: %s hung: not finished after %lld s (%llu of %llu "
+				"ops done); exiting\n",
+				wd->name, (long long)(wd->timeout_ns / NS_PER_S),
+				wd->progress ? (unsigned long long)atomic_load(wd->progress) : 0ULL,
+				(unsigned long long)wd->total);
+			fflush(stderr);
+			_exit(124);
+		}
+	pthread_mutex_unlock(&wd->mu);
+	return NULL;
+}
+
+static void watchdog_start(struct watchdog *wd)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&wd->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&wd->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&wd->tid, NULL, watchdog_main, wd) != 0) {
+		fprintf(stderr, "weft-bench: pthread_create failed\n");
+		abort();
+	}
+}
+
+static void watchdog_stop(struct watchdog *wd)
+{
+	pthread_mutex_lock(&wd->mu);
+	wd->done = 1;
+	pthread_cond_signal(&wd->cv);
+	pthread_mutex_unlock(&wd->mu);
+	pthread_join(wd->tid, NULL);
+	pthread_cond_destroy(&wd->cv);
+	pthread_mutex_destroy(&wd->mu);
+}
+
+/* ---- scenarios -------------------------------------------------------- */
+
+struct run {
+	const struct sync_bench_case *c;
+	enum sync_bench_impl impl;
+	uint64_t items;
+	alignas(64) _Atomic uint64_t progress; /* for the hang report */
+};
+
+static int sem_uncontended(struct run *b, struct sync_bench_result *r)
+{
+	struct sem s;
+	int64_t t0, c0;
+	int rc;
+
+	if ((rc = sem_init(&s, b->impl, 1)) != 0) {
+		snprintf(r->error, sizeof r->error, "sem init: %d", rc);
+		return -1;
+	}
+	c0 = cpu_ns();
+	t0 = now_ns();
+	for (uint64_t i = 0; i < b->items; i++) {
+		rc = sem_acquire(&s, 1);
+		rc |= sem_release(&s, 1);
+		if (rc != 0) {
+			snprintf(r->error, sizeof r->error, "acquire/release at pair %llu: %d",
+				 (unsigned long long)i, rc);
+			sem_destroy(&s);
+			return -1;
+		}
+	}
+	r->wall_ns = now_ns() - t0;
+	r->cpu_ns = cpu_ns() - c0;
+	atomic_store_explicit(&b->progress, b->items, memory_order_relaxed);
+	rc = tokens_all_back(&s, 1, r);
+	sem_destroy(&s);
+	return rc;
+}
+
+struct contender {
+	alignas(64) struct run *b;
+	struct sem *s;
+	pthread_barrier_t *go;
+	uint64_t *shared; /* incremented inside the critical section */
+	uint64_t pairs;
+	int err;
+	pthread_t tid;
+};
+
+static void *contender_main(void *arg)
+{
+	struct contender *t = arg;
+	int rc;
+
+	pthread_barrier_wait(t->go);
+	for (uint64_t i = 0; i < t->pairs; i++) {
+		if ((rc = sem_acquire(t->s, 1)) != 0) {
+			t->err = rc;
+			break;
+		}
+		++*t->shared; /* capacity 1: a plain increment must not be lost */
+		if ((rc = sem_release(t->s, 1)) != 0) {
+			t->err = rc;
+			break;
+		}
+		if ((i & 1023) == 1023)
+			atomic_fetch_add_explicit(&t->b->progress, 1024, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+static int sem_contended(struct run *b, struct sync_bench_result *r)
+{
+	struct contender t[MAX_THREADS];
+	unsigned n = b->c->threads;
+	pthread_barrier_t go;
+	struct sem s;
+	uint64_t shared = 0;
+	int64_t t0, c0;
+	int rc;
+
+	if (n > MAX_THREADS) {
+		snprintf(r->error, sizeof r->error, "too many threads");
+		return -1;
+	}
+	if ((rc = sem_init(&s, b->impl, b->c->capacity)) != 0) {
+		snprintf(r->error, sizeof r->error, "sem init: %d", rc);
+		return -1;
+	}
+	pthread_barrier_init(&go, NULL, n + 1);
+	for (unsigned i = 0; i < n; i++) {
+		t[i] = (struct contender){ .b = b, .s = &s, .go = &go, .shared = &shared,
+					   .pairs = b->items / n };
+		if (pthread_create(&t[i].tid, NULL, contender_main, &t[i]) != 0) {
+			fprintf(stderr, "weft-bench: pthread_create failed\n");
+			abort();
+		}
+	}
+	c0 = cpu_ns();
+	t0 = now_ns();
+	pthread_barrier_wait(&go);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(t[i].tid, NULL);
+	r->wall_ns = now_ns() - t0;
+	r->cpu_ns = cpu_ns() - c0;
+	pthread_barrier_destroy(&go);
+	for (unsigned i = 0; i < n; i++)
+		if (t[i].err) {
+			snprintf(r->error, sizeof r->error, "thread %u: acquire/release gave %d", i,
+				 t[i].err);
+			sem_destroy(&s);
+			return -1;
+		}
+	if (shared != b->items) {
+		snprintf(r->error, sizeof r->error,
+			 "mutual exclusion broken: %llu increments inside the semaphore, "
+			 "%llu expected",
+			 (unsigned long long)shared, (unsigned long long)b->items);
+		sem_destroy(&s);
+		return -1;
+	}
+	rc = tokens_all_back(&s, b->c->capacity, r);
+	sem_destroy(&s);
+	return rc;
+}
+
+/* errgroup, weft: tasks add to an atomic counter */
+static int count_task(weft_ctx_t *ctx, void *arg)
+{
+	(void)ctx;
+	atomic_fetch_add_explicit((_Atomic uint64_t *)arg, 1, memory_order_relaxed);
+	return 0;
+}
+
+static int errgroup_weft(struct run *b, struct sync_bench_result *r)
+{
+	weft_group_stats_t before, after, gs;
+	weft_group_t *g;
+	int64_t t0, c0;
+	int rc;
+
+	if ((rc = weft_group_create(&g, NULL, NULL)) != 0 ||
+	    (rc = weft_group_set_limit(g, (int)b->c->capacity)) != 0) {
+		snprintf(r->error, sizeof r->error, "group create/set_limit: %d", rc);
+		return -1;
+	}
+	weft_group_stats(NULL, &before);
+	c0 = cpu_ns();
+	t0 = now_ns();
+	for (uint64_t i = 0; i < b->items; i++)
+		if ((rc = weft_group_go(g, count_task, &b->progress)) != 0) {
+			snprintf(r->error, sizeof r->error, "weft_group_go at task %llu: %d",
+				 (unsigned long long)i, rc);
+			weft_group_destroy(g);
+			return -1;
+		}
+	rc = weft_group_wait(g);
+	r->wall_ns = now_ns() - t0;
+	r->cpu_ns = cpu_ns() - c0;
+	weft_group_stats(g, &gs);
+	weft_group_stats(NULL, &after);
+	weft_group_destroy(g);
+	r->threads = (int64_t)(after.threads_created - before.threads_created);
+	if (rc != 0)
+		snprintf(r->error, sizeof r->error, "weft_group_wait: %d", rc);
+	else if (atomic_load(&b->progress) != b->items)
+		snprintf(r->error, sizeof r->error, "counter %llu after wait, %llu tasks",
+			 (unsigned long long)atomic_load(&b->progress),
+			 (unsigned long long)b->items);
+	else if (gs.started != b->items || gs.max_running > b->c->capacity)
+		snprintf(r->error, sizeof r->error, "stats: %llu started, %u at most in flight "
+			 "(limit %lld)", (unsigned long long)gs.started, gs.max_running,
+			 (long long)b->c->capacity);
+	return r->error[0] ? -1 : 0;
+}
+
+/* errgroup baseline: a detached pthread per task, capped by the mutex
+ * semaphore (acquire before pthread_create, release at the end of the
+ * task); the wait is acquire(limit). */
+struct pt_group {
+	msem_t sem;
+	_Atomic uint64_t *counter;
+	_Atomic int err;
+};
+
+static void *pt_task(void *arg)
+{
+	struct pt_group *pg = arg;
+	int rc;
+
+	atomic_fetch_add_explicit(pg->counter, 1, memory_order_relaxed);
+	if ((rc = msem_release(&pg->sem, 1)) != 0)
+		atomic_store(&pg->err, rc);
+	return NULL;
+}
+
+static int errgroup_pthread(struct run *b, struct sync_bench_result *r)
+{
+	struct pt_group pg = { .counter = &b->progress };
+	int64_t limit = b->c->capacity, t0, c0;
+	pthread_attr_t attr;
+	int rc;
+
+	if ((rc = msem_init(&pg.sem, limit)) != 0) {
+		snprintf(r->error, sizeof r->error, "msem_init: %d", rc);
+		return -1;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	c0 = cpu_ns();
+	t0 = now_ns();
+	for (uint64_t i = 0; i < b->items; i++) {
+		if ((rc = msem_acquire(&pg.sem, 1)) != 0) {
+			snprintf(r->error, sizeof r->error, "msem_acquire: %d", rc);
+			break;
+		}
+		if ((rc = pthread_create(&(pthread_t){ 0 }, &attr, pt_task, &pg)) != 0) {
+			msem_release(&pg.sem, 1);
+			snprintf(r->error, sizeof r->error, "pthread_create at task %llu: %d",
+				 (unsigned long long)i, rc);
+			break;
+		}
+	}
+	/* wait: every task has released its token */
+	msem_acquire(&pg.sem, limit);
+	r->wall_ns = now_ns() - t0;
+	r->cpu_ns = cpu_ns() - c0;
+	r->threads = (int64_t)b->items;
+	pthread_attr_destroy(&attr);
+	msem_release(&pg.sem, limit);
+	if (!r->error[0] && atomic_load(&pg.err))
+		snprintf(r->error, sizeof r->error, "msem_release in a task: %d",
+			 atomic_load(&pg.err));
+	if (!r->error[0] && atomic_load(&b->progress) != b->items)
+		snprintf(r->error, sizeof r->error, "counter %llu after wait, %llu tasks",
+			 (unsigned long long)atomic_load(&b->progress),
+			 (unsigned long long)b->items);
+	/* a task touches pg no more once its msem_release has unlocked (the
+	 * acquire above waited for that; POSIX lets a mutex be destroyed once
+	 * unlocked), though its thread may still be exiting */
+	msem_destroy(&pg.sem);
+	return r->error[0] ? -1 : 0;
+}
+
+/* with_cancel + release, from background or a live parent */
+static int ctx_pairs(struct run *b, struct sync_bench_result *r)
+{
+	weft_ctx_t *parent = weft_ctx_background(), *c;
+	int64_t t0, c0;
+	int rc;
+
+	if (b->c->kind == SYNC_BENCH_CTX_CHILD && (rc = weft_ctx_with_cancel(&parent, parent)) != 0) {
+		snprintf(r->error, sizeof r->error, "with_cancel (parent): %d", rc);
+		return -1;
+	}
+	c0 = cpu_ns();
+	t0 = now_ns();
+	for (uint64_t i = 0; i < b->items; i++) {
+		if ((rc = weft_ctx_with_cancel(&c, parent)) != 0) {
+			snprintf(r->error, sizeof r->error, "with_cancel at %llu: %d",
+				 (unsigned long long)i, rc);
+			break;
+		}
+		weft_ctx_release(c);
+	}
+	r->wall_ns = now_ns() - t0;
+	r->cpu_ns = cpu_ns() - c0;
+	atomic_store(&b->progress, b->items);
+	/* a released child leaves its parent live, and a new child starts live */
+	if (!r->error[0] && (rc = weft_ctx_err(parent)) != 0)
+		snprintf(r->error, sizeof r->error, "parent done after its children's release: %d",
+			 rc);
+	if (!r->error[0]) {
+		if ((rc = weft_ctx_with_cancel(&c, parent)) != 0 || (rc = weft_ctx_err(c)) != 0)
+			snprintf(r->error, sizeof r->error, "child after the run: %d", rc);
+		else
+			weft_ctx_release(c);
+	}
+	if (parent != weft_ctx_background())
+		weft_ctx_release(parent);
+	return r->error[0] ? -1 : 0;
+}
+
+/* cancel of a parent with many children (the children built untimed) */
+static int ctx_tree(struct run *b, struct sync_bench_result *r)
+{
+	unsigned n = b->c->children;
+	uint64_t rounds = b->items / n;
+	weft_ctx_t **kids = malloc(n * sizeof *kids), *parent;
+	int rc;
+
+	if (!kids) {
+		snprintf(r->error, sizeof r->error, "out of memory");
+		return -1;
+	}
+	for (uint64_t round = 0; round < rounds && !r->error[0]; round++) {
+		unsigned made = 0;
+		int64_t t0, c0;
+
+		if ((rc = weft_ctx_with_cancel(&parent, weft_ctx_background())) != 0) {
+			snprintf(r->error, sizeof r->error, "with_cancel (parent): %d", rc);
+			break;
+		}
+		for (; made < n; made++)
+			if ((rc = weft_ctx_with_cancel(&kids[made], parent)) != 0) {
+				snprintf(r->error, sizeof r->error, "with_cancel (child %u): %d",
+					 made, rc);
+				break;
+			}
+		if (made == n) {
+			c0 = cpu_ns();
+			t0 = now_ns();
+			weft_ctx_cancel(parent);
+			r->wall_ns += now_ns() - t0;
+			r->cpu_ns += cpu_ns() - c0;
+			for (unsigned i = 0; i < n; i++)
+				if ((rc = weft_ctx_err(kids[i])) != -ECANCELED ||
+				    (rc = weft_ctx_cause(kids[i])) != -ECANCELED) {
+					snprintf(r->error, sizeof r->error,
+						 "child %u after the parent's cancel: %d", i, rc);
+					break;
+				}
+			atomic_fetch_add(&b->progress, n);
+		}
+		for (unsigned i = 0; i < made; i++)
+			weft_ctx_release(kids[i]);
+		weft_ctx_release(parent);
+	}
+	free(kids);
+	return r->error[0] ? -1 : 0;
+}
+
+int sync_bench_run(const struct sync_bench_case *c, enum sync_bench_impl impl,
+		   const struct sync_bench_params *p, struct sync_bench_result *r)
+{
+	struct run b = { .c = c, .impl = impl };
+	struct watchdog wd = { 0 };
+	char name[160];
+	int rc;
+
+	memset(r, 0, sizeof *r);
+	r->threads = -1;
+	if (!sync_bench_supported(c, impl)) {
+		snprintf(r->error, sizeof r->error, "not supported by this implementation");
+		return -1;
+	}
+	b.items = sync_bench_items(c, impl, p->base_items);
+	r->items = b.items;
+	wd.timeout_ns = p->timeout_ns > 0 ? p->timeout_ns : 120 * NS_PER_S;
+	wd.name = sync_bench_name(name, sizeof name, c, impl);
+	wd.progress = &b.progress;
+	wd.total = b.items;
+	watchdog_start(&wd);
+	switch (c->kind) {
+	case SYNC_BENCH_SEM_UNCONTENDED:
+		rc = sem_uncontended(&b, r);
+		break;
+	case SYNC_BENCH_SEM_CONTENDED:
+		rc = sem_contended(&b, r);
+		break;
+	case SYNC_BENCH_ERRGROUP:
+		rc = impl == SYNC_IMPL_WEFT ? errgroup_weft(&b, r) : errgroup_pthread(&b, r);
+		break;
+	case SYNC_BENCH_CTX_BACKGROUND:
+	case SYNC_BENCH_CTX_CHILD:
+		rc = ctx_pairs(&b, r);
+		break;
+	case SYNC_BENCH_CTX_TREE:
+		rc = ctx_tree(&b, r);
+		break;
+	default:
+		snprintf(r->error, sizeof r->error, "unknown case");
+		rc = -1;
+	}
+	watchdog_stop(&wd);
+	if (rc == 0 && r->wall_ns <= 0)
+		r->wall_ns = 1; /* a timer too coarse for a tiny run */
+	return rc != 0 || r->error[0] ? -1 : 0;
+}
