@@ -8,5 +8,6 @@
 #include <weft/ctx.h>
 #include <weft/sync.h>
 #include <weft/group.h>
+#include <weft/pool.h>
 
 #endif /* WEFT_H */

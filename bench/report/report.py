@@ -9,7 +9,9 @@ BENCH.json is Google Benchmark's output of weft-bench
 are chan/<family>/<param:value>.../<strategy>, e.g.
 chan/mpmc/cap:1024/threads:4x4/weft, and sync/<scenario>/<param:value>.../<impl>
 for the sync family (semaphore, errgroup, context: one table, "sync"), e.g.
-sync/sem_contended/threads:4/mutex. Repetitions of one benchmark are
+sync/sem_contended/threads:4/mutex, and pool/<scenario>/<param:value>.../<strategy>
+for the pool family (its own table), e.g. pool/seed/workers:100/queue:200/weft.
+Repetitions of one benchmark are
 reduced to their median (max_ns: the worst); Google Benchmark's own
 aggregate rows are ignored, so any --benchmark_repetitions works.
 
@@ -37,8 +39,10 @@ GB_SUFFIX = re.compile(r"(/(iterations|repeats|min_time|min_warmup_time|threads)
 METRICS = ("items_per_second", "ns_per_item", "cpu_ns_per_item", "cpu_util",
            "p50_ns", "p99_ns", "p999_ns", "max_ns", "idle_cpu_ns", "release_ns",
            "items", "threads", "threads_created")
+# the pool family's extra counters (bench/pool.h)
+METRICS += ("futex_wakes_per_item", "ctx_switches_per_item", "peak_rss_kb")
 FAMILY_ORDER = ("seq", "spsc", "mpsc", "spmc", "mpmc", "select_rx", "select_both",
-                "pingpong", "idle", "sync")
+                "pingpong", "idle", "sync", "pool")
 # the sync family's scenarios, in reading order
 SYNC_ORDER = ("sem_uncontended", "sem_contended", "errgroup", "ctx_with_cancel",
               "ctx_cancel_tree")
@@ -77,6 +81,9 @@ def parse_name(name):
     if len(parts) >= 3 and parts[0] == "sync":
         # sync/sem_contended/threads:4/mutex -> (sync, sem_contended/threads:4, mutex)
         return "sync", "/".join(parts[1:-1]), parts[-1]
+    if len(parts) >= 3 and parts[0] == "pool":
+        # pool/seed/workers:100/queue:200/weft -> (pool, seed/workers:100/queue:200, weft)
+        return "pool", "/".join(parts[1:-1]), parts[-1]
     if len(parts) < 3 or parts[0] != "chan":
         return None
     return parts[1], "/".join(parts[2:-1]), parts[-1]
@@ -206,10 +213,55 @@ SYNC_NOTE = ("sync: an op is one acquire(1)+release(1) pair (sem_*), one task (e
              "threads made: threads created during the run." % BASELINE)
 
 
+def pool_table(cases):
+    """the pool family: jobs, futex wakes and context switches per job, peak
+    RSS; submit-to-start percentiles (latency case); CPU burned (idle case)"""
+    notes = []
+    header = ["case", "strategy", "jobs", "jobs/s", "ns/job", "CPU ns/job", "cores busy",
+              "futex wakes/job", "ctx sw/job", "peak RSS", "p50 ns", "p99 ns", "p99.9 ns",
+              "max ns", "vs " + BASELINE]
+    body = []
+    f3 = lambda v: "-" if v is None else "%.3f" % v
+    for case, strategies in cases.items():
+        for s, r in strategies.items():
+            if r.error:
+                body.append([case or "-", s, failure(case, s, r, notes)] +
+                            [""] * (len(header) - 3))
+                continue
+            rss = r.get("peak_rss_kb")
+            util = r.get("cpu_util")
+            idle = r.get("idle_cpu_ns") is not None
+            body.append([case or "-", s, si(r.get("items")), si(r.get("items_per_second")),
+                         ns(r.get("ns_per_item")),
+                         ("idle %s" % ns(r.get("idle_cpu_ns"))) if idle
+                         else ns(r.get("cpu_ns_per_item")),
+                         "-" if util is None else "%.3f" % util,
+                         f3(r.get("futex_wakes_per_item")), f3(r.get("ctx_switches_per_item")),
+                         "-" if rss is None else "%.1f MB" % (rss / 1024)] +
+                        [ns(r.get(m)) for m in ("p50_ns", "p99_ns", "p999_ns", "max_ns")] +
+                        [x(ratio(r, strategies))])
+    return header, body, notes
+
+
+POOL_NOTE = ("pool: a job is one submit from a producer thread, a few ns of arithmetic "
+             "(plus cost_ns of busy work or sleep_us of sleep) and a send of its result into "
+             "a 200-slot weft channel the main thread drains; %s is the mutex + condition "
+             "variable pool (bench/baseline/pool_mutex.c). futex wakes/job: worker wake-ups "
+             "that needed a syscall, as the pool counts them (mutex: not_empty signals to a "
+             "waiting worker; neither counts wakes of blocked submitters or of the results "
+             "channel); ctx sw/job: the process's "
+             "context switches; peak RSS: the process's during the run. latency: "
+             "submit-to-start on an idle pool (one job at a time, gap_us apart); idle: CPU "
+             "burned by parked workers over the idle window (cores busy = share of a core)."
+             % BASELINE)
+
+
 def table(family, cases):
     """(header, rows of strings, notes on failed rows) for one family"""
     if family == "sync":
         return sync_table(cases)
+    if family == "pool":
+        return pool_table(cases)
     notes = []
     if family == "idle":
         header = ["case", "strategy", "CPU burned", "CPU % of a core", "release (close to join)"]
@@ -253,7 +305,7 @@ def summary(groups):
     lines = {}
     ratios = []
     for family, cases in groups.items():
-        if family in ("idle", "sync"):  # sync: its own "vs mutex" column
+        if family in ("idle", "sync", "pool"):  # sync, pool: their own "vs mutex" column
             continue
         for case, strategies in cases.items():
             params = dict(p.split(":", 1) for p in case.split("/") if ":" in p)
@@ -399,6 +451,10 @@ def main(argv=None):
             print("FAILED: " + n)
         print()
         md += ["## %s" % family, "", md_table(header, body), ""]
+        if family == "pool":
+            print(POOL_NOTE)
+            print()
+            md += [POOL_NOTE, ""]
         if family == "sync":
             print(SYNC_NOTE)
             print()

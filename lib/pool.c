@@ -1,0 +1,934 @@
+/* lib/pool.c: the worker pool. Jobs ({fn, arg, wait bit}) go through one
+ * bounded lock-free ring (internal/ring.c); idle workers park on their own
+ * waiter word (internal/park.c) on a LIFO stack; blocked submitters park on
+ * a FIFO waiter queue.
+ *
+ * Worker states: RUNNING (a job), SEARCHING (awake, no job, looking: counted
+ * in `searching`), PARKED (on the stack, counted in `nparked`). A worker
+ * that finishes a job pops the next one directly (RUNNING -> RUNNING, no
+ * shared write); only an empty pop makes it SEARCHING. A searcher spins
+ * briefly on the ring, then parks. Wake policy (Go's scheduler rule): a
+ * submit wakes a parked worker only when nobody searches; the waker counts
+ * the woken worker as searching on its behalf, so a burst of submits wakes
+ * one worker, not a herd; a searcher that finds a job, stops searching
+ * (and was the last searcher) and sees more queued wakes one more.
+ *
+ * Ordering:
+ * - Submit vs. park (Dekker): the submitter's ring push ends with an xchg
+ *   on the slot stamp (a full barrier); then it loads `searching` and
+ *   `nparked`. A worker leaving SEARCHING decrements `searching` (RMW),
+ *   registers on the stack (RMW on `nparked`, under plock),
+ *   weft__fence_rmw_load(), and re-checks the ring. Either the re-check
+ *   sees the job, or the submitter sees the registration (nparked > 0, and
+ *   `searching` already 0) and wakes someone.
+ * - Every exit from SEARCHING is followed by a look at the ring: parking
+ *   re-checks; finding a job checks "more queued and nobody else searches"
+ *   after the decrement (RMW, then loads). A submitter that saw searching
+ *   > 0 read it before that searcher's decrement, so the searcher's later
+ *   look sees the job. So a queued job never sits while every worker
+ *   sleeps.
+ * - Waking: under plock the waker pops the top worker, CASes its state
+ *   from live (WAITING/SLEEPING) to NOTIFY (full RMW: release of the
+ *   `searching` increment made on its behalf; pairs with the acquire in
+ *   weft__waiter_wait), and futex-wakes it only if it was SLEEPING. A
+ *   parked worker that gives up (its re-check found work, or its idle
+ *   timeout) wins its own word with weft__waiter_abort (WAITING -> ABORT);
+ *   exactly one of the two CASes wins, and the loser backs off.
+ * - Full queue: a blocked submitter registers on sendq (RMW on its count
+ *   under slock), fences, re-tries the push; a worker's pop ends with an
+ *   xchg on the stamp and then loads sendq's count (Dekker, as chan.c).
+ * - wait (two generations, serialized by wait_lock): each job is counted
+ *   in reserved[b] before its push and in finished[b] when it has run or
+ *   been discarded (or its submit failed), b being the low bit of `gen`
+ *   read at submit time (carried in the job; a job's own submits take
+ *   its bit instead, so its bit cannot drain before its children are
+ *   done: they are reserved before it finishes). A waiter first waits for
+ *   bit gen+1 (older jobs) to drain, flips gen, then waits for the old
+ *   bit: new submits go to the other bit, so it cannot be starved. Drained
+ *   means finished[b] == reserved[b], reading finished first (both only
+ *   grow and finished <= reserved, so equality holds at the later read).
+ *   Finisher: faa finished[b] (RMW), fence, load the waitq count; waiter:
+ *   register (RMW), fence, re-check (Dekker).
+ * - Shutdown: the ring's closed mark (an RMW on tail) linearizes against
+ *   every push: a job either got in (then it is run or discarded: workers
+ *   pop until "closed and empty") or its submit gets -EPIPE. `canceled` is
+ *   stored before the close; workers load it after each pop.
+ * - Counters for stats are relaxed: each is exact on its own.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal/ctx_impl.h"
+#include "internal/futex.h"
+#include "internal/park.h"
+#include "internal/ring.h"
+#include <weft/ctx.h>
+#include <weft/pool.h>
+
+#define DEFAULT_QUEUE 1024
+#define DEFAULT_IDLE_NS 1000000000LL
+
+struct job {
+	weft_job_fn fn;
+	void *arg;
+	uintptr_t bit; /* wait generation bit (see Ordering) */
+};
+
+enum { SLOT_EMPTY = 0, SLOT_LIVE = 1, SLOT_EXITED = 2 };
+
+struct worker {
+	WEFT__ALIGNED weft__waiter_t w; /* NOTIFY: woken from the stack */
+	uint32_t busy;          /* running a job (relaxed, for stats) */
+	uint32_t state;         /* SLOT_*: LIVE until the thread is done */
+	struct worker *next;    /* parked stack link (plock) */
+	bool linked;            /* on the parked stack (plock) */
+	bool has_thread;        /* tid needs a join (life_lock) */
+	pthread_t tid;          /* (life_lock) */
+	unsigned index;
+	weft_pool_t *p;
+};
+
+struct weft_pool {
+	/* the queue: its own padded head and tail lines */
+	struct weft__ring ring;
+
+	/* read-mostly: configuration, and flags read on every job */
+	WEFT__ALIGNED unsigned min_workers, max_workers;
+	bool dynamic;
+	size_t cap, grow_above;
+	int64_t idle_ns;
+	void (*on_error)(weft_job_fn, void *, int, void *);
+	void (*on_discard)(weft_job_fn, void *, void *);
+	void *user;
+	char name[16];
+	struct worker *slots; /* max_workers of them */
+	uint32_t canceled;    /* shutdown(CANCEL): discard what is popped */
+	uint32_t closing;     /* a shutdown has started */
+	uint32_t gen;         /* wait generation; its low bit tags jobs */
+	weft__waitq_t waitq;  /* wait callers (count read by finishers) */
+
+	/* submitters: reservations for wait */
+	WEFT__ALIGNED uint64_t reserved[2];
+
+	/* workers: finished jobs for wait */
+	WEFT__ALIGNED uint64_t finished[2];
+
+	/* the wake policy, read by every submit */
+	WEFT__ALIGNED uint32_t searching; /* awake workers looking for work */
+	uint32_t nparked;                 /* workers on the parked stack */
+	uint32_t nworkers;                /* worker threads alive (counted) */
+
+	/* slow paths */
+	WEFT__ALIGNED weft__mutex_t plock; /* the parked stack */
+	struct worker *parked;             /* LIFO: most recently parked on top */
+	weft__mutex_t slock;               /* sendq */
+	weft__waitq_t sendq;               /* submitters blocked on a full queue */
+	weft__mutex_t wlock;               /* waitq */
+	weft__mutex_t wait_lock;           /* one wait flips gen at a time */
+	weft__mutex_t life_lock;           /* starting and joining threads */
+	uint32_t joined;                   /* all threads joined (life_lock) */
+
+	/* cold statistics (relaxed) */
+	WEFT__ALIGNED uint64_t refused, failed, discarded, blocked;
+	uint64_t futex_wakes, started, retired;
+};
+
+/* The pool whose job this thread runs (NULL outside workers), and the
+ * wait bit of the job it runs: a job's submits inherit it, so a wait
+ * covers the jobs a job submitted before it finished. */
+static _Thread_local weft_pool_t *tl_pool;
+static _Thread_local unsigned tl_bit;
+
+static inline bool mutex_trylock(weft__mutex_t *m)
+{
+	uint32_t free_ = 0;
+	/* acquire (full RMW): as weft__mutex_lock's fast path */
+	return weft__cas32(&m->v, &free_, 1);
+}
+
+static inline bool live(uint32_t s)
+{
+	return s == WEFT__W_WAITING || s == WEFT__W_SLEEPING;
+}
+
+/* ---- wait accounting ---- */
+
+static void wake_waiters(weft_pool_t *p)
+{
+	weft__mutex_lock(&p->wlock);
+	weft__waitq_notify_all(&p->waitq);
+	weft__mutex_unlock(&p->wlock);
+}
+
+static inline bool drained(weft_pool_t *p, unsigned b)
+{
+	/* finished first: see Ordering (wait) */
+	uint64_t f = weft__ld64_acq(&p->finished[b]);
+	return f == weft__ld64_acq(&p->reserved[b]);
+}
+
+/* A reserved job has run, been discarded, or its submit failed. */
+static inline void finish(weft_pool_t *p, unsigned b)
+{
+	/* full RMW: the job's effects before the count; pairs with the
+	 * waiter's acquire load in drained() */
+	weft__faa64(&p->finished[b], 1);
+	/* store-load: our count before the waiter count (Dekker with the
+	 * waiter's registration) */
+	weft__fence_rmw_load();
+	if (__builtin_expect(weft__waitq_count(&p->waitq) != 0, 0) && drained(p, b))
+		wake_waiters(p);
+}
+
+/* ---- waking workers ---- */
+
+/* Wake the most recently parked worker, unless someone already searches.
+ * The woken worker is counted as searching by us. */
+static void wake_one(weft_pool_t *p)
+{
+	struct worker *wk;
+	uint32_t s = 0;
+	bool won = false;
+
+	weft__mutex_lock(&p->plock);
+	/* a searcher (maybe one woken by a racing submit) will see the job */
+	if (weft__ld32_rlx(&p->searching) != 0) {
+		weft__mutex_unlock(&p->plock);
+		return;
+	}
+	while ((wk = p->parked) != NULL) {
+		p->parked = wk->next;
+		wk->next = NULL;
+		wk->linked = false;
+		weft__faa32(&p->nparked, (uint32_t)-1);
+		/* acquire: the worker's WAITING reset before it registered */
+		s = weft__ld32_acq(&wk->w.state);
+		while (live(s)) {
+			/* release (full RMW): searching is ours to count; pairs
+			 * with the acquire in weft__waiter_wait / abort */
+			if (weft__cas32(&wk->w.state, &s, WEFT__W_NOTIFY)) {
+				won = true;
+				break;
+			}
+		}
+		if (won) {
+			weft__faa32(&p->searching, 1);
+			break;
+		}
+		/* it aborted (re-check or idle timeout): it leaves alone */
+	}
+	weft__mutex_unlock(&p->plock);
+	if (won && s == WEFT__W_SLEEPING) {
+		weft__faa64(&p->futex_wakes, 1);
+		/* the slot outlives the pool's threads: a late wake is at
+		 * worst spurious */
+		weft__waiter_wake(&wk->w);
+	}
+}
+
+/* Shutdown: wake every parked worker (they find the ring closed). */
+static void wake_all(weft_pool_t *p)
+{
+	struct worker *wk;
+
+	weft__mutex_lock(&p->plock);
+	while ((wk = p->parked) != NULL) {
+		p->parked = wk->next;
+		wk->next = NULL;
+		wk->linked = false;
+		weft__faa32(&p->nparked, (uint32_t)-1);
+		uint32_t s = weft__ld32_acq(&wk->w.state);
+		while (live(s)) {
+			/* as wake_one */
+			if (weft__cas32(&wk->w.state, &s, WEFT__W_NOTIFY)) {
+				weft__faa32(&p->searching, 1);
+				if (s == WEFT__W_SLEEPING) {
+					weft__faa64(&p->futex_wakes, 1);
+					weft__waiter_wake(&wk->w);
+				}
+				break;
+			}
+		}
+	}
+	weft__mutex_unlock(&p->plock);
+}
+
+/* After a pop: room for one more, so wake a blocked submitter if any. */
+static inline void notify_submitter(weft_pool_t *p)
+{
+	/* the pop's xchg was the full barrier: pairs with the submitter's
+	 * registration RMW + fence */
+	if (__builtin_expect(weft__waitq_count(&p->sendq) != 0, 0)) {
+		uint32_t notified;
+		weft__mutex_lock(&p->slock);
+		weft__waiter_t *w = weft__waitq_notify_one(&p->sendq, &notified);
+		weft__mutex_unlock(&p->slock);
+		if (w)
+			weft__waiter_wake(w);
+	}
+}
+
+static inline int pop(weft_pool_t *p, struct job *j)
+{
+	int rc = weft__ring_pop(&p->ring, j);
+	if (rc == 0)
+		notify_submitter(p);
+	return rc;
+}
+
+/* ---- running jobs ---- */
+
+static void discard(weft_pool_t *p, const struct job *j)
+{
+	if (p->on_discard)
+		p->on_discard(j->fn, j->arg, p->user);
+	weft__faa64(&p->discarded, 1);
+	finish(p, (unsigned)j->bit);
+}
+
+static void run(weft_pool_t *p, struct worker *wk, const struct job *j)
+{
+	/* relaxed: set before the close (see shutdown); a job popped after
+	 * a CANCEL may still run if we read it just before: it is counted
+	 * as run, never both */
+	if (__builtin_expect(weft__ld32_rlx(&p->canceled) != 0, 0)) {
+		discard(p, j);
+		return;
+	}
+	if (wk)
+		weft__st32_rlx(&wk->busy, 1);
+	unsigned saved = tl_bit; /* (nested when run inline) */
+	tl_bit = (unsigned)j->bit;
+	int rc = j->fn(j->arg);
+	tl_bit = saved;
+	if (__builtin_expect(rc != 0, 0)) {
+		weft__faa64(&p->failed, 1);
+		if (p->on_error)
+			p->on_error(j->fn, j->arg, rc, p->user);
+	}
+	if (wk)
+		weft__st32_rlx(&wk->busy, 0);
+	finish(p, (unsigned)j->bit);
+}
+
+/* ---- workers ---- */
+
+static void set_name(weft_pool_t *p, unsigned index)
+{
+	char idx[12], buf[16];
+	int n = snprintf(idx, sizeof idx, "-%u", index);
+	size_t room = 15 - (size_t)n, len = strlen(p->name);
+	if (len > room)
+		len = room;
+	memcpy(buf, p->name, len);
+	memcpy(buf + len, idx, (size_t)n + 1);
+	pthread_setname_np(pthread_self(), buf);
+}
+
+/* Spin on the ring while searching; true if a job may be there. */
+static bool spin_for_work(weft_pool_t *p)
+{
+	weft__spin_t s;
+	if (!weft__spin_start(&s))
+		return false;
+	do {
+		/* polls the slot at head only: the producer's tail line
+		 * stays with the producer */
+		if (weft__ring_pop_ready(&p->ring)) {
+			weft__spin_end(&s);
+			return true;
+		}
+	} while (weft__spin_again(&s));
+	return false;
+}
+
+enum { PARK_WORK, PARK_RETIRE };
+
+/* Called while counted neither as searching nor as parked. Returns
+ * PARK_WORK counted as searching again, or PARK_RETIRE uncounted from
+ * nworkers. */
+static int park(weft_pool_t *p, struct worker *wk)
+{
+	for (;;) {
+		/* nobody touches our word while we are off the stack */
+		weft__st32_rlx(&wk->w.state, WEFT__W_WAITING);
+		weft__mutex_lock(&p->plock);
+		wk->next = p->parked;
+		p->parked = wk;
+		wk->linked = true;
+		/* RMW: the registration half of the Dekker pair */
+		weft__faa32(&p->nparked, 1);
+		weft__mutex_unlock(&p->plock);
+		/* store-load: registration before the re-check; pairs with
+		 * the submitter's push (xchg) then loads */
+		weft__fence_rmw_load();
+
+		uint32_t st;
+		if (weft__ring_can_pop(&p->ring)) {
+			st = weft__waiter_abort(&wk->w); /* work, or closed */
+		} else {
+			int64_t dl = WEFT_FOREVER;
+			if (p->dynamic && weft__ld32_rlx(&p->nworkers) > p->min_workers)
+				dl = weft_deadline(p->idle_ns);
+			st = weft__waiter_wait(&wk->w, dl, true);
+			if (st == WEFT__W_TIMEOUT)
+				st = weft__waiter_abort(&wk->w);
+		}
+		if (WEFT__W_KIND(st) == WEFT__W_NOTIFY)
+			return PARK_WORK; /* the waker counted us searching */
+
+		/* ABORT: we won our own word; leave the stack */
+		weft__mutex_lock(&p->plock);
+		if (wk->linked) {
+			struct worker **pp = &p->parked;
+			while (*pp != wk)
+				pp = &(*pp)->next;
+			*pp = wk->next;
+			wk->next = NULL;
+			wk->linked = false;
+			weft__faa32(&p->nparked, (uint32_t)-1);
+		}
+		weft__mutex_unlock(&p->plock);
+
+		if (!weft__ring_can_pop(&p->ring) && p->dynamic) {
+			/* idle timeout: retire if above min */
+			uint32_t n = weft__ld32_rlx(&p->nworkers);
+			while (n > p->min_workers) {
+				/* full RMW: Dekker with a submitter's
+				 * "no worker" check (see maybe_grow) */
+				if (weft__cas32(&p->nworkers, &n, n - 1)) {
+					weft__fence_rmw_load();
+					if (!weft__ring_can_pop(&p->ring))
+						return PARK_RETIRE;
+					/* a job came in: stay if allowed */
+					uint32_t m = weft__ld32_rlx(&p->nworkers);
+					while (m < p->max_workers) {
+						if (weft__cas32(&p->nworkers, &m, m + 1))
+							goto stay;
+					}
+					/* others exist (started after us): they
+					 * search and see the job */
+					return PARK_RETIRE;
+				}
+			}
+			if (weft__ring_is_closed(&p->ring) == false &&
+			    !weft__ring_can_pop(&p->ring))
+				continue; /* at min: park again, forever */
+		}
+	stay:
+		/* full RMW: searching again (we pop after this) */
+		weft__faa32(&p->searching, 1);
+		return PARK_WORK;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *wk = arg;
+	weft_pool_t *p = wk->p;
+	struct job j;
+	int rc;
+
+	tl_pool = p;
+	set_name(p, wk->index);
+	/* full RMW: we start searching (we pop after this) */
+	weft__faa32(&p->searching, 1);
+	for (;;) {
+		/* SEARCHING */
+		rc = pop(p, &j);
+		if (rc == 0) {
+			/* full RMW, then the look at the ring: see Ordering */
+			uint32_t left = weft__faa32(&p->searching, (uint32_t)-1) - 1;
+			if (left == 0 && weft__ld32_rlx(&p->nparked) != 0 &&
+			    weft__ring_can_pop(&p->ring))
+				wake_one(p);
+			/* RUNNING: take the next job directly */
+			do
+				run(p, wk, &j);
+			while ((rc = pop(p, &j)) == 0);
+			if (rc == -EPIPE)
+				break;
+			/* full RMW: searching; the pop above is retried */
+			weft__faa32(&p->searching, 1);
+			continue;
+		}
+		if (rc == -EPIPE) {
+			weft__faa32(&p->searching, (uint32_t)-1);
+			break;
+		}
+		if (spin_for_work(p))
+			continue;
+		/* full RMW: we stop searching; park re-checks the ring */
+		weft__faa32(&p->searching, (uint32_t)-1);
+		if (park(p, wk) == PARK_RETIRE) {
+			weft__faa64(&p->retired, 1);
+			/* release: our last access to the slot before a
+			 * spawner reuses it (after joining us) */
+			weft__st32_rel(&wk->state, SLOT_EXITED);
+			return NULL;
+		}
+	}
+	weft__faa32(&p->nworkers, (uint32_t)-1);
+	weft__st32_rel(&wk->state, SLOT_EXITED);
+	return NULL;
+}
+
+/* life_lock held; nworkers already counts the new worker. */
+static int start_worker(weft_pool_t *p)
+{
+	struct worker *wk = NULL;
+	for (unsigned i = 0; i < p->max_workers; i++) {
+		/* acquire: pairs with the exiting worker's release */
+		uint32_t st = weft__ld32_acq(&p->slots[i].state);
+		if (st != SLOT_LIVE) {
+			wk = &p->slots[i];
+			break;
+		}
+	}
+	if (!wk)
+		return -EAGAIN; /* cannot happen: nworkers <= max */
+	if (wk->has_thread) {
+		pthread_join(wk->tid, NULL);
+		wk->has_thread = false;
+	}
+	weft__st32_rlx(&wk->state, SLOT_LIVE);
+	weft__st32_rlx(&wk->busy, 0);
+	wk->linked = false;
+	wk->next = NULL;
+	int e = pthread_create(&wk->tid, NULL, worker_main, wk);
+	if (e) {
+		weft__st32_rlx(&wk->state, SLOT_EMPTY);
+		return e == ENOMEM ? -ENOMEM : -EAGAIN;
+	}
+	wk->has_thread = true;
+	weft__faa64(&p->started, 1);
+	return 0;
+}
+
+/* Dynamic sizing: called by a submit that found nobody searching and
+ * nobody parked. */
+static void maybe_grow(weft_pool_t *p)
+{
+	uint32_t n = weft__ld32_rlx(&p->nworkers);
+	if (n >= p->max_workers)
+		return;
+	if (n != 0 && weft__ring_len(&p->ring) <= p->grow_above)
+		return;
+	if (!mutex_trylock(&p->life_lock))
+		return; /* someone is starting one (or shutting down) */
+	int rc = -EAGAIN;
+	if (!weft__ld32_rlx(&p->closing) && !p->joined) {
+		n = weft__ld32_rlx(&p->nworkers);
+		/* full RMW: Dekker with a retiring worker's CAS (it re-checks
+		 * the ring after; we checked it before) */
+		while (n < p->max_workers && !weft__cas32(&p->nworkers, &n, n + 1))
+			;
+		if (n < p->max_workers) {
+			rc = start_worker(p);
+			if (rc)
+				weft__faa32(&p->nworkers, (uint32_t)-1);
+		}
+	}
+	weft__mutex_unlock(&p->life_lock);
+	if (rc && weft__ld32_rlx(&p->nworkers) == 0) {
+		/* no worker and none can start: run the queue here rather
+		 * than strand it */
+		struct job j;
+		while (pop(p, &j) == 0)
+			run(p, NULL, &j);
+	}
+}
+
+/* ---- submit ---- */
+
+/* A job is in the ring: see whether a worker must be woken. */
+static inline void after_push(weft_pool_t *p)
+{
+	/* the push's xchg was the full barrier: these loads pair with a
+	 * parking worker's registration (see Ordering) */
+	if (weft__ld32_rlx(&p->searching) != 0)
+		return;
+	if (weft__ld32_rlx(&p->nparked) != 0)
+		wake_one(p);
+	else if (p->dynamic)
+		maybe_grow(p);
+}
+
+static bool spin_for_room(weft_pool_t *p)
+{
+	weft__spin_t s;
+	if (!weft__spin_start(&s))
+		return false;
+	do {
+		if (weft__ring_push_ready(&p->ring)) {
+			weft__spin_end(&s);
+			return true;
+		}
+	} while (weft__spin_again(&s));
+	return false;
+}
+
+/* Leave sendq after registering without sleeping. */
+static void leave_sendq(weft_pool_t *p, weft__wnode_t *node)
+{
+	uint32_t st = weft__waiter_abort(node->w);
+	if (st == WEFT__W_ABORT || WEFT__W_KIND(st) == WEFT__W_CANCEL) {
+		weft__mutex_lock(&p->slock);
+		weft__waitq_unlink(&p->sendq, node);
+		weft__mutex_unlock(&p->slock);
+	} else if (WEFT__W_KIND(st) == WEFT__W_NOTIFY) {
+		/* a notification we will not use: pass it on */
+		notify_submitter(p);
+	}
+}
+
+/* The queue was full: block (as chan.c's chan_block for a send). */
+static int push_block(weft_pool_t *p, const struct job *j, int64_t deadline, weft_ctx_t *ctx)
+{
+	bool may_spin = true;
+	int64_t wait_until = deadline;
+	int rc;
+
+	if (ctx) {
+		int64_t cd = weft__ctx_deadline(ctx);
+		if (cd < wait_until)
+			wait_until = cd;
+	}
+	for (;;) {
+		rc = weft__ring_push(&p->ring, j);
+		if (rc != -EAGAIN)
+			return rc;
+		if (wait_until != WEFT_FOREVER && weft_now() >= wait_until) {
+			int e = ctx ? weft_ctx_err(ctx) : 0;
+			if (e)
+				return e;
+			if (weft_now() >= deadline)
+				return -ETIMEDOUT;
+		}
+		if (may_spin) {
+			may_spin = false;
+			if (spin_for_room(p))
+				continue;
+		}
+		weft__waiter_t w = {WEFT__W_WAITING};
+		weft__wnode_t node = {.w = &w};
+		weft__wnode_t cnode = {.w = &w};
+		weft__mutex_lock(&p->slock);
+		weft__waitq_push(&p->sendq, &node);
+		weft__mutex_unlock(&p->slock);
+		if (ctx && (rc = weft__ctx_watch(ctx, &cnode)) != 0) {
+			leave_sendq(p, &node);
+			return rc;
+		}
+		/* store-load: registration before the re-check; pairs with
+		 * the pop's xchg then count load (notify_submitter) */
+		weft__fence_rmw_load();
+		rc = weft__ring_push(&p->ring, j);
+		if (rc != -EAGAIN) {
+			if (ctx)
+				weft__ctx_unwatch(ctx, &cnode);
+			leave_sendq(p, &node);
+			return rc;
+		}
+		uint32_t st = weft__waiter_wait(&w, wait_until, false);
+		if (st == WEFT__W_TIMEOUT)
+			st = weft__waiter_abort(&w);
+		if (ctx)
+			weft__ctx_unwatch(ctx, &cnode);
+		switch (WEFT__W_KIND(st)) {
+		case WEFT__W_CANCEL:
+			weft__mutex_lock(&p->slock);
+			weft__waitq_unlink(&p->sendq, &node);
+			weft__mutex_unlock(&p->slock);
+			return weft_ctx_err(ctx);
+		case WEFT__W_ABORT:
+			weft__mutex_lock(&p->slock);
+			weft__waitq_unlink(&p->sendq, &node);
+			weft__mutex_unlock(&p->slock);
+			if (ctx && (rc = weft_ctx_err(ctx)) != 0)
+				return rc;
+			if (weft_now() < deadline)
+				continue;
+			rc = weft__ring_push(&p->ring, j);
+			return rc == -EAGAIN ? -ETIMEDOUT : rc;
+		default:
+			/* NOTIFY: room was made (or the ring closed); the
+			 * notifier unlinked us */
+			may_spin = true;
+			break;
+		}
+	}
+}
+
+enum { SUB_BLOCK, SUB_TRY, SUB_UNTIL, SUB_CTX };
+
+static int submit(weft_pool_t *p, weft_job_fn fn, void *arg, int mode, int64_t deadline,
+		  weft_ctx_t *ctx)
+{
+	if (!p || !fn || (mode == SUB_CTX && !ctx))
+		return -EINVAL;
+	if (ctx) {
+		int e = weft_ctx_err(ctx);
+		if (e)
+			return e;
+	}
+	/* relaxed: any generation is right (see Ordering: wait); a job's
+	 * own submits take its bit, which cannot drain before it ends */
+	unsigned b = tl_pool == p ? tl_bit : weft__ld32_rlx(&p->gen) & 1;
+	struct job j = {fn, arg, b};
+	/* full RMW: counted before it can run, so a wait that sees it
+	 * finished has also seen it reserved */
+	weft__faa64(&p->reserved[b], 1);
+	int rc = weft__ring_push(&p->ring, &j);
+	if (__builtin_expect(rc == 0, 1)) {
+		after_push(p);
+		return 0;
+	}
+	if (rc == -EAGAIN && mode != SUB_TRY) {
+		if (tl_pool == p) {
+			/* a job of ours, queue full: run it here (the
+			 * queue cannot drain while we wait if every worker
+			 * does the same) */
+			run(p, NULL, &j);
+			return 0;
+		}
+		weft__faa64(&p->blocked, 1);
+		rc = push_block(p, &j, deadline, ctx);
+		if (rc == 0) {
+			after_push(p);
+			return 0;
+		}
+	}
+	weft__faa64(&p->refused, 1);
+	finish(p, b);
+	return rc;
+}
+
+int weft_pool_submit(weft_pool_t *p, weft_job_fn fn, void *arg)
+{
+	return submit(p, fn, arg, SUB_BLOCK, WEFT_FOREVER, NULL);
+}
+
+int weft_pool_try_submit(weft_pool_t *p, weft_job_fn fn, void *arg)
+{
+	return submit(p, fn, arg, SUB_TRY, WEFT_FOREVER, NULL);
+}
+
+int weft_pool_submit_until(weft_pool_t *p, weft_job_fn fn, void *arg, int64_t deadline)
+{
+	return submit(p, fn, arg, SUB_UNTIL, deadline, NULL);
+}
+
+int weft_pool_submit_ctx(weft_pool_t *p, weft_job_fn fn, void *arg, weft_ctx_t *ctx)
+{
+	return submit(p, fn, arg, SUB_CTX, WEFT_FOREVER, ctx);
+}
+
+/* ---- wait ---- */
+
+static void wait_bit(weft_pool_t *p, unsigned b)
+{
+	while (!drained(p, b)) {
+		weft__waiter_t w = {WEFT__W_WAITING};
+		weft__wnode_t node = {.w = &w};
+		weft__mutex_lock(&p->wlock);
+		weft__waitq_push(&p->waitq, &node);
+		weft__mutex_unlock(&p->wlock);
+		/* store-load: registration before the re-check; pairs with
+		 * finish()'s faa + fence + count load */
+		weft__fence_rmw_load();
+		if (drained(p, b)) {
+			if (weft__waiter_abort(&w) == WEFT__W_ABORT) {
+				weft__mutex_lock(&p->wlock);
+				weft__waitq_unlink(&p->waitq, &node);
+				weft__mutex_unlock(&p->wlock);
+			}
+			return;
+		}
+		/* NOTIFY: notify_all unlinked us */
+		weft__waiter_wait(&w, WEFT_FOREVER, true);
+	}
+}
+
+int weft_pool_wait(weft_pool_t *p)
+{
+	if (!p)
+		return -EINVAL;
+	if (tl_pool == p)
+		return -EDEADLK;
+	weft__mutex_lock(&p->wait_lock);
+	uint32_t g = weft__ld32_rlx(&p->gen);
+	wait_bit(p, (g + 1) & 1); /* older jobs (and late submits) */
+	/* full RMW: later submits take the other bit */
+	weft__faa32(&p->gen, 1);
+	wait_bit(p, g & 1);
+	weft__mutex_unlock(&p->wait_lock);
+	return 0;
+}
+
+/* ---- create / shutdown / destroy ---- */
+
+static unsigned ncpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+/* life_lock held: join every thread started (they have been told to
+ * exit), then run or discard whatever is left with no worker alive. */
+static void join_all(weft_pool_t *p)
+{
+	if (!p->joined) {
+		for (unsigned i = 0; i < p->max_workers; i++) {
+			struct worker *wk = &p->slots[i];
+			if (wk->has_thread) {
+				pthread_join(wk->tid, NULL);
+				wk->has_thread = false;
+				weft__st32_rlx(&wk->state, SLOT_EMPTY);
+			}
+		}
+		p->joined = 1;
+	}
+	struct job j;
+	while (pop(p, &j) == 0)
+		run(p, NULL, &j); /* discards if canceled */
+}
+
+int weft_pool_shutdown(weft_pool_t *p, int how)
+{
+	if (!p || (how != WEFT_POOL_DRAIN && how != WEFT_POOL_CANCEL))
+		return -EINVAL;
+	if (how == WEFT_POOL_CANCEL)
+		/* before the close: a worker that pops after it sees it */
+		weft__st32_rel(&p->canceled, 1);
+	uint32_t zero = 0;
+	/* full RMW: the first shutdown wins */
+	bool first = weft__cas32(&p->closing, &zero, 1);
+	if (first) {
+		/* RMW on tail: every later push fails (-EPIPE) */
+		weft__ring_close(&p->ring);
+		weft__mutex_lock(&p->slock);
+		weft__waitq_notify_all(&p->sendq); /* blocked submitters: -EPIPE */
+		weft__mutex_unlock(&p->slock);
+		/* a worker registering after this re-checks and sees the
+		 * closed mark (the plock orders it after the close) */
+		wake_all(p);
+	}
+	if (tl_pool == p)
+		return first ? 0 : -EPIPE; /* cannot join ourselves: destroy does */
+	weft__mutex_lock(&p->life_lock);
+	join_all(p);
+	weft__mutex_unlock(&p->life_lock);
+	return first ? 0 : -EPIPE;
+}
+
+void weft_pool_destroy(weft_pool_t *p)
+{
+	if (!p)
+		return;
+	weft_pool_shutdown(p, WEFT_POOL_DRAIN);
+	weft__ring_fini(&p->ring);
+	free(p->slots);
+	free(p);
+}
+
+int weft_pool_create(weft_pool_t **out, const weft_pool_opts_t *opts)
+{
+	weft_pool_opts_t o = {0};
+	if (!out)
+		return -EINVAL;
+	if (opts)
+		o = *opts;
+	else
+		o.workers = ncpus();
+	unsigned min = o.workers, max = o.workers;
+	bool dynamic = false;
+	if (o.workers == 0) {
+		if (o.max_workers == 0 || o.min_workers > o.max_workers)
+			return -EINVAL;
+		min = o.min_workers;
+		max = o.max_workers;
+		dynamic = true;
+	} else if (o.min_workers || o.max_workers) {
+		return -EINVAL;
+	}
+	if (max > WEFT_POOL_MAX_WORKERS || o.idle_timeout_ns < 0)
+		return -EINVAL;
+	size_t cap = o.queue_capacity ? o.queue_capacity : DEFAULT_QUEUE;
+	if (cap > WEFT_POOL_MAX_QUEUE)
+		return -ENOMEM;
+
+	size_t size = (sizeof(weft_pool_t) + WEFT__PAD - 1) & ~(size_t)(WEFT__PAD - 1);
+	weft_pool_t *p = aligned_alloc(WEFT__PAD, size);
+	if (!p)
+		return -ENOMEM;
+	memset(p, 0, sizeof *p);
+	p->slots = aligned_alloc(WEFT__PAD, sizeof(struct worker) * max);
+	if (!p->slots || weft__ring_init(&p->ring, cap, sizeof(struct job)) != 0) {
+		free(p->slots);
+		free(p);
+		return -ENOMEM;
+	}
+	memset(p->slots, 0, sizeof(struct worker) * max);
+	for (unsigned i = 0; i < max; i++) {
+		p->slots[i].index = i;
+		p->slots[i].p = p;
+	}
+	p->min_workers = min;
+	p->max_workers = max;
+	p->dynamic = dynamic;
+	p->cap = cap;
+	p->grow_above = cap / 4;
+	p->idle_ns = o.idle_timeout_ns ? o.idle_timeout_ns : DEFAULT_IDLE_NS;
+	p->on_error = o.on_error;
+	p->on_discard = o.on_discard;
+	p->user = o.user;
+	snprintf(p->name, sizeof p->name, "%s", o.name ? o.name : "weft-pool");
+
+	int rc = 0;
+	weft__mutex_lock(&p->life_lock);
+	for (unsigned i = 0; i < min && rc == 0; i++) {
+		weft__faa32(&p->nworkers, 1);
+		rc = start_worker(p);
+		if (rc)
+			weft__faa32(&p->nworkers, (uint32_t)-1);
+	}
+	weft__mutex_unlock(&p->life_lock);
+	if (rc) {
+		weft_pool_destroy(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+int weft_pool_stats(weft_pool_t *p, weft_pool_stats_t *out)
+{
+	if (!p || !out)
+		return -EINVAL;
+	*out = (weft_pool_stats_t){0};
+	uint64_t refused = weft__ld64_rlx(&p->refused);
+	uint64_t discarded = weft__ld64_rlx(&p->discarded);
+	uint64_t fin = weft__ld64_rlx(&p->finished[0]) + weft__ld64_rlx(&p->finished[1]);
+	uint64_t res = weft__ld64_rlx(&p->reserved[0]) + weft__ld64_rlx(&p->reserved[1]);
+	out->submitted = res >= refused ? res - refused : 0;
+	out->completed = fin >= refused + discarded ? fin - refused - discarded : 0;
+	out->failed = weft__ld64_rlx(&p->failed);
+	out->discarded = discarded;
+	out->submits_blocked = weft__ld64_rlx(&p->blocked);
+	out->futex_wakes = weft__ld64_rlx(&p->futex_wakes);
+	out->workers_started = weft__ld64_rlx(&p->started);
+	out->workers_retired = weft__ld64_rlx(&p->retired);
+	out->queued = weft__ring_len(&p->ring);
+	unsigned running = 0;
+	for (unsigned i = 0; i < p->max_workers; i++)
+		running += weft__ld32_rlx(&p->slots[i].busy);
+	out->running = running;
+	out->parked = weft__ld32_rlx(&p->nparked);
+	out->workers = weft__ld32_rlx(&p->nworkers);
+	return 0;
+}

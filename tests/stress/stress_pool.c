@@ -1,0 +1,419 @@
+/* tests/stress/stress_pool.c: the worker pool under racing threads.
+ *
+ * Sub-tests:
+ *   once      8 submitter threads (submit / try_submit / submit_until /
+ *             submit_ctx mixed) through a small queue into 6 workers: every
+ *             job increments its own slot; after wait every slot is 1
+ *   shutdown  submitters race shutdown (DRAIN and CANCEL alternating):
+ *             each job ran, was discarded, or its submit was refused,
+ *             exactly one of the three, and the counts add up
+ *   dynamic   a scripted load (min 1, max 8, short idle timeout): blocked
+ *             jobs keep the queue above the threshold until the pool has
+ *             grown to max; once idle it shrinks back to min; round after
+ *             round, exactly once
+ *   wait      submitters and waiters race: every job whose submit returned
+ *             before a wait began has run when that wait returns
+ *
+ * Usage: stress_pool [size] [tests]. size (default 1, may be fractional)
+ * multiplies every count; sanitizer builds divide them by 10.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <weft/ctx.h>
+#include <weft/pool.h>
+#include <weft/sync.h>
+
+#include "check.h"
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define STRESS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define STRESS_SANITIZED 1
+#endif
+#endif
+#ifndef STRESS_SANITIZED
+#define STRESS_SANITIZED 0
+#endif
+
+static double g_size = 1.0;
+
+static long scaled(long n)
+{
+	double v = n * g_size / (STRESS_SANITIZED ? 10 : 1);
+	return v < 1 ? 1 : (long)v;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void nap(long us)
+{
+	struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* Each job owns a slot: ran counts runs, gone counts discards. */
+struct slot {
+	atomic_uchar ran, gone;
+};
+
+static int slot_job(void *arg)
+{
+	struct slot *s = arg;
+	atomic_fetch_add_explicit(&s->ran, 1, memory_order_relaxed);
+	return 0;
+}
+
+static void slot_discard(weft_job_fn fn, void *arg, void *user)
+{
+	(void)user;
+	CHECK(fn == slot_job);
+	struct slot *s = arg;
+	atomic_fetch_add_explicit(&s->gone, 1, memory_order_relaxed);
+}
+
+/* Submit with a random variant; -EAGAIN / -ETIMEDOUT are retried. */
+static int submit_any(weft_pool_t *p, struct slot *s, uint64_t *seed)
+{
+	for (;;) {
+		int rc;
+		switch (rnd(seed) % 4) {
+		case 0:
+			rc = weft_pool_submit(p, slot_job, s);
+			break;
+		case 1:
+			rc = weft_pool_try_submit(p, slot_job, s);
+			break;
+		case 2:
+			rc = weft_pool_submit_until(p, slot_job, s,
+						    weft_deadline((int64_t)(rnd(seed) % 50000)));
+			break;
+		default:
+			rc = weft_pool_submit_ctx(p, slot_job, s, weft_ctx_background());
+			break;
+		}
+		if (rc != -EAGAIN && rc != -ETIMEDOUT)
+			return rc;
+	}
+}
+
+/* ---- once ---- */
+
+#define NSUB 8
+
+struct sub {
+	weft_pool_t *p;
+	struct slot *slots;
+	long n;
+	unsigned id;
+	long ok, refused;
+	atomic_long published; /* jobs whose submit has returned 0 */
+	atomic_int *stop;
+	pthread_t t;
+};
+
+static void *once_submitter(void *arg)
+{
+	struct sub *s = arg;
+	uint64_t seed = 0x9E3779B97F4A7C15ULL * (s->id + 1);
+	for (long i = 0; i < s->n; i++)
+		CHECK_EQ(submit_any(s->p, &s->slots[i], &seed), 0);
+	return NULL;
+}
+
+static void stress_once(void)
+{
+	long per = scaled(100000);
+	weft_pool_t *p;
+	weft_pool_opts_t o = {.workers = 6, .queue_capacity = 32};
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	struct slot *slots = calloc((size_t)(per * NSUB), sizeof *slots);
+	CHECK(slots);
+	struct sub s[NSUB];
+	for (unsigned i = 0; i < NSUB; i++) {
+		s[i] = (struct sub){.p = p, .slots = slots + per * i, .n = per, .id = i};
+		CHECK_EQ(pthread_create(&s[i].t, NULL, once_submitter, &s[i]), 0);
+	}
+	for (unsigned i = 0; i < NSUB; i++)
+		pthread_join(s[i].t, NULL);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	for (long i = 0; i < per * NSUB; i++)
+		if (atomic_load(&slots[i].ran) != 1) {
+			fprintf(stderr, "job %ld ran %d times\n", i, atomic_load(&slots[i].ran));
+			abort();
+		}
+	weft_pool_stats_t st;
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK_EQ(st.submitted, per * NSUB);
+	CHECK_EQ(st.completed, per * NSUB);
+	weft_pool_destroy(p);
+	free(slots);
+	printf("once: %ld jobs from %d submitters, %llu blocked, %llu futex wakes\n", per * NSUB,
+	       NSUB, (unsigned long long)st.submits_blocked, (unsigned long long)st.futex_wakes);
+}
+
+/* ---- shutdown racing submits ---- */
+
+static void *sd_submitter(void *arg)
+{
+	struct sub *s = arg;
+	uint64_t seed = 0xC2B2AE3D27D4EB4FULL * (s->id + 3) + (uint64_t)weft_now();
+	for (long i = 0; i < s->n; i++) {
+		int rc = submit_any(s->p, &s->slots[i], &seed);
+		if (rc == 0) {
+			s->ok++;
+		} else {
+			CHECK_EQ(rc, -EPIPE);
+			s->refused++;
+			/* refused: mark it so the check knows */
+			atomic_store(&s->slots[i].gone, 100);
+		}
+	}
+	return NULL;
+}
+
+static void stress_shutdown(void)
+{
+	long rounds = scaled(200), per = 2000;
+	long ran = 0, discarded = 0, refused = 0, attempted = 0;
+	for (long r = 0; r < rounds; r++) {
+		weft_pool_t *p;
+		weft_pool_opts_t o = {.workers = 1 + (unsigned)(r % 5), .queue_capacity = 1 + (size_t)(r % 64),
+				      .on_discard = slot_discard};
+		CHECK_EQ(weft_pool_create(&p, &o), 0);
+		struct slot *slots = calloc((size_t)(per * 4), sizeof *slots);
+		CHECK(slots);
+		struct sub s[4];
+		for (unsigned i = 0; i < 4; i++) {
+			s[i] = (struct sub){.p = p, .slots = slots + per * i, .n = per, .id = i};
+			CHECK_EQ(pthread_create(&s[i].t, NULL, sd_submitter, &s[i]), 0);
+		}
+		nap(r % 7 * 50);
+		int how = r % 2 ? WEFT_POOL_CANCEL : WEFT_POOL_DRAIN;
+		CHECK_EQ(weft_pool_shutdown(p, how), 0);
+		for (unsigned i = 0; i < 4; i++)
+			pthread_join(s[i].t, NULL);
+		CHECK_EQ(weft_pool_shutdown(p, how), -EPIPE);
+		weft_pool_stats_t st;
+		CHECK_EQ(weft_pool_stats(p, &st), 0);
+		long r_ran = 0, r_gone = 0, r_ref = 0, r_ok = 0;
+		for (long i = 0; i < per * 4; i++) {
+			int a = atomic_load(&slots[i].ran), g = atomic_load(&slots[i].gone);
+			if (g == 100) {
+				CHECK_EQ(a, 0); /* refused never runs */
+				r_ref++;
+			} else {
+				if (a + g != 1) {
+					fprintf(stderr, "round %ld job %ld: ran %d discarded %d\n", r, i, a, g);
+					abort();
+				}
+				r_ran += a;
+				r_gone += g;
+			}
+		}
+		for (unsigned i = 0; i < 4; i++)
+			r_ok += s[i].ok;
+		CHECK_EQ(r_ran + r_gone, r_ok);
+		CHECK_EQ(r_ran + r_gone + r_ref, per * 4);
+		CHECK_EQ(st.submitted, r_ok);
+		CHECK_EQ(st.completed, r_ran);
+		CHECK_EQ(st.discarded, r_gone);
+		if (how == WEFT_POOL_DRAIN)
+			CHECK_EQ(r_gone, 0);
+		ran += r_ran;
+		discarded += r_gone;
+		refused += r_ref;
+		attempted += per * 4;
+		weft_pool_destroy(p);
+		free(slots);
+	}
+	CHECK_EQ(ran + discarded + refused, attempted);
+	printf("shutdown: %ld rounds, %ld attempted = %ld ran + %ld discarded + %ld refused\n", rounds,
+	       attempted, ran, discarded, refused);
+}
+
+/* ---- dynamic sizing ---- */
+
+static weft_wg_t dyn_gate;
+static atomic_int dyn_in;
+
+static int dyn_blocker(void *arg)
+{
+	atomic_fetch_add(&dyn_in, 1);
+	weft_wg_wait(&dyn_gate);
+	return slot_job(arg);
+}
+
+static void stress_dynamic(void)
+{
+	long rounds = scaled(30);
+	if (rounds < 2)
+		rounds = 2;
+	weft_pool_t *p;
+	weft_pool_stats_t st;
+	weft_pool_opts_t o = {.min_workers = 1, .max_workers = 8, .queue_capacity = 16,
+			      .idle_timeout_ns = 2000000};
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	long per = 400;
+	struct slot *slots = calloc((size_t)per, sizeof *slots);
+	CHECK(slots);
+	unsigned max_seen = 0;
+	for (long r = 0; r < rounds; r++) {
+		memset(slots, 0, sizeof *slots * (size_t)per);
+		weft_wg_init(&dyn_gate);
+		weft_wg_add(&dyn_gate, 1);
+		atomic_store(&dyn_in, 0);
+		/* 8 blockers hold every worker once the pool has grown; the
+		 * rest keep the queue above capacity/4 meanwhile */
+		long i = 0;
+		for (; i < 8; i++)
+			CHECK_EQ(weft_pool_submit(p, dyn_blocker, &slots[i]), 0);
+		while (atomic_load(&dyn_in) < 8) {
+			if (i < per && weft_pool_try_submit(p, slot_job, &slots[i]) == 0)
+				i++;
+			else
+				nap(50);
+		}
+		CHECK_EQ(weft_pool_stats(p, &st), 0);
+		CHECK_EQ(st.workers, 8);
+		max_seen = st.workers;
+		weft_wg_done(&dyn_gate);
+		for (; i < per; i++)
+			CHECK_EQ(weft_pool_submit(p, slot_job, &slots[i]), 0);
+		CHECK_EQ(weft_pool_wait(p), 0);
+		for (long k = 0; k < per; k++)
+			CHECK_EQ(atomic_load(&slots[k].ran), 1);
+		/* idle: back to min */
+		do {
+			nap(1000);
+			CHECK_EQ(weft_pool_stats(p, &st), 0);
+		} while (st.workers > 1);
+		CHECK_EQ(st.workers, 1);
+	}
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK(st.workers_retired >= (uint64_t)(7 * rounds));
+	CHECK_EQ(st.workers_started - st.workers_retired, 1);
+	weft_pool_destroy(p);
+	free(slots);
+	printf("dynamic: %ld rounds grew 1 -> %u -> 1, %llu started, %llu retired\n", rounds, max_seen,
+	       (unsigned long long)st.workers_started, (unsigned long long)st.workers_retired);
+}
+
+/* ---- wait racing submit ---- */
+
+#define WSUB 4
+#define WWAIT 3
+
+static struct {
+	weft_pool_t *p;
+	struct slot *slots; /* WSUB x per */
+	long per;
+	struct sub s[WSUB];
+	atomic_int stop;
+	atomic_long waits;
+} W;
+
+static int slow_job(void *arg)
+{
+	struct slot *s = arg;
+	/* a little work, so waits overlap running jobs */
+	volatile unsigned x = 0;
+	for (unsigned i = 0; i < 200; i++)
+		x += i;
+	atomic_fetch_add_explicit(&s->ran, 1, memory_order_release);
+	return 0;
+}
+
+static void *w_submitter(void *arg)
+{
+	struct sub *s = arg;
+	for (long i = 0; i < s->n; i++) {
+		CHECK_EQ(weft_pool_submit(s->p, slow_job, &s->slots[i]), 0);
+		atomic_store_explicit(&s->published, i + 1, memory_order_release);
+	}
+	return NULL;
+}
+
+static void *w_waiter(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&W.stop)) {
+		long snap[WSUB];
+		for (int i = 0; i < WSUB; i++)
+			snap[i] = atomic_load_explicit(&W.s[i].published, memory_order_acquire);
+		CHECK_EQ(weft_pool_wait(W.p), 0);
+		for (int i = 0; i < WSUB; i++)
+			for (long k = 0; k < snap[i]; k++)
+				if (atomic_load_explicit(&W.s[i].slots[k].ran, memory_order_acquire) != 1) {
+					fprintf(stderr, "wait returned before job %d/%ld ran\n", i, k);
+					abort();
+				}
+		atomic_fetch_add(&W.waits, 1);
+	}
+	return NULL;
+}
+
+static void stress_wait(void)
+{
+	W.per = scaled(20000);
+	weft_pool_opts_t o = {.workers = 3, .queue_capacity = 64};
+	CHECK_EQ(weft_pool_create(&W.p, &o), 0);
+	W.slots = calloc((size_t)(W.per * WSUB), sizeof *W.slots);
+	CHECK(W.slots);
+	atomic_store(&W.stop, 0);
+	atomic_store(&W.waits, 0);
+	pthread_t wt[WWAIT];
+	for (unsigned i = 0; i < WSUB; i++) {
+		W.s[i] = (struct sub){.p = W.p, .slots = W.slots + W.per * i, .n = W.per, .id = i};
+		atomic_init(&W.s[i].published, 0);
+	}
+	for (int i = 0; i < WWAIT; i++)
+		CHECK_EQ(pthread_create(&wt[i], NULL, w_waiter, NULL), 0);
+	for (unsigned i = 0; i < WSUB; i++)
+		CHECK_EQ(pthread_create(&W.s[i].t, NULL, w_submitter, &W.s[i]), 0);
+	for (unsigned i = 0; i < WSUB; i++)
+		pthread_join(W.s[i].t, NULL);
+	atomic_store(&W.stop, 1);
+	for (int i = 0; i < WWAIT; i++)
+		pthread_join(wt[i], NULL);
+	CHECK_EQ(weft_pool_wait(W.p), 0);
+	for (long k = 0; k < W.per * WSUB; k++)
+		CHECK_EQ(atomic_load(&W.slots[k].ran), 1);
+	weft_pool_destroy(W.p);
+	free(W.slots);
+	printf("wait: %ld jobs, %ld waits raced the submits\n", W.per * WSUB, atomic_load(&W.waits));
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && atof(argv[1]) > 0)
+		g_size = atof(argv[1]);
+	const char *only = argc > 2 ? argv[2] : NULL;
+	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size) * (STRESS_SANITIZED ? 3 : 1)));
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("stress_pool: size %g%s\n", g_size, STRESS_SANITIZED ? " (sanitizer build: counts / 10)" : "");
+	if (!only || strstr(only, "once"))
+		stress_once();
+	if (!only || strstr(only, "shutdown"))
+		stress_shutdown();
+	if (!only || strstr(only, "dynamic"))
+		stress_dynamic();
+	if (!only || strstr(only, "wait"))
+		stress_wait();
+	return 0;
+}

@@ -1,0 +1,672 @@
+/* tests/unit/test_pool.c: the worker pool, call by call.
+ *
+ * Arguments and errors (create, submit variants, wait, shutdown, stats);
+ * defaults; jobs run once and stats add up; on_error with the job's arg;
+ * a full queue: try_submit -EAGAIN, submit_until -ETIMEDOUT (also with a
+ * passed deadline), submit_ctx canceled while blocked and with a done
+ * context, a blocked submit released by a pop, and blocked submitters
+ * refused by shutdown; wait sees every earlier job; self-submit on a full
+ * queue runs inline; shutdown DRAIN runs the queue, CANCEL discards it
+ * (on_discard once per job), twice, CANCEL after DRAIN, from inside a job;
+ * wait from a job is -EDEADLK; thread names; dynamic sizing starts and
+ * retires workers; the wake policy on an idle pool (few futex wakes).
+ * Every test is guarded by the watchdog; no durations are asserted.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <weft/ctx.h>
+#include <weft/pool.h>
+#include <weft/sync.h>
+
+#include "check.h"
+
+static void nap(long us)
+{
+	struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+static int ret_arg(void *arg)
+{
+	return (int)(intptr_t)arg;
+}
+
+static int count_job(void *arg)
+{
+	atomic_fetch_add((atomic_long *)arg, 1);
+	return 0;
+}
+
+/* A gate: jobs block until opened (a WaitGroup at 1). */
+static weft_wg_t gate;
+static atomic_int gate_in;
+
+static int gated(void *arg)
+{
+	atomic_fetch_add(&gate_in, 1);
+	weft_wg_wait(&gate);
+	if (arg)
+		atomic_fetch_add((atomic_long *)arg, 1);
+	return 0;
+}
+
+static void gate_close(void)
+{
+	weft_wg_init(&gate);
+	weft_wg_add(&gate, 1);
+	atomic_store(&gate_in, 0);
+}
+
+static void gate_open(void)
+{
+	weft_wg_done(&gate);
+}
+
+static void *opener_main(void *arg)
+{
+	(void)arg;
+	nap(1000);
+	gate_open();
+	return NULL;
+}
+
+static void wait_in(int n)
+{
+	while (atomic_load(&gate_in) < n)
+		nap(100);
+}
+
+static void test_args(void)
+{
+	weft_pool_t *p;
+	weft_pool_opts_t o = {0};
+	weft_pool_stats_t st;
+
+	CHECK_EQ(weft_pool_create(NULL, NULL), -EINVAL);
+	CHECK_EQ(weft_pool_create(&p, &o), -EINVAL); /* zero workers, no range */
+	o = (weft_pool_opts_t){.min_workers = 3, .max_workers = 2};
+	CHECK_EQ(weft_pool_create(&p, &o), -EINVAL);
+	o = (weft_pool_opts_t){.workers = 2, .max_workers = 4};
+	CHECK_EQ(weft_pool_create(&p, &o), -EINVAL);
+	o = (weft_pool_opts_t){.workers = WEFT_POOL_MAX_WORKERS + 1};
+	CHECK_EQ(weft_pool_create(&p, &o), -EINVAL);
+	o = (weft_pool_opts_t){.workers = 1, .idle_timeout_ns = -1};
+	CHECK_EQ(weft_pool_create(&p, &o), -EINVAL);
+	o = (weft_pool_opts_t){.workers = 1, .queue_capacity = WEFT_POOL_MAX_QUEUE + 1};
+	CHECK_EQ(weft_pool_create(&p, &o), -ENOMEM);
+	o = (weft_pool_opts_t){.workers = 1, .queue_capacity = SIZE_MAX};
+	CHECK_EQ(weft_pool_create(&p, &o), -ENOMEM);
+
+	CHECK_EQ(weft_pool_submit(NULL, ret_arg, NULL), -EINVAL);
+	CHECK_EQ(weft_pool_try_submit(NULL, ret_arg, NULL), -EINVAL);
+	CHECK_EQ(weft_pool_submit_until(NULL, ret_arg, NULL, WEFT_FOREVER), -EINVAL);
+	CHECK_EQ(weft_pool_submit_ctx(NULL, ret_arg, NULL, weft_ctx_background()), -EINVAL);
+	CHECK_EQ(weft_pool_wait(NULL), -EINVAL);
+	CHECK_EQ(weft_pool_shutdown(NULL, WEFT_POOL_DRAIN), -EINVAL);
+	CHECK_EQ(weft_pool_stats(NULL, &st), -EINVAL);
+	weft_pool_destroy(NULL);
+
+	o = (weft_pool_opts_t){.workers = 2, .queue_capacity = 4};
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	CHECK_EQ(weft_pool_submit(p, NULL, NULL), -EINVAL);
+	CHECK_EQ(weft_pool_try_submit(p, NULL, NULL), -EINVAL);
+	CHECK_EQ(weft_pool_submit_until(p, NULL, NULL, WEFT_FOREVER), -EINVAL);
+	CHECK_EQ(weft_pool_submit_ctx(p, NULL, NULL, weft_ctx_background()), -EINVAL);
+	CHECK_EQ(weft_pool_submit_ctx(p, ret_arg, NULL, NULL), -EINVAL);
+	CHECK_EQ(weft_pool_shutdown(p, 0), -EINVAL);
+	CHECK_EQ(weft_pool_shutdown(p, 3), -EINVAL);
+	CHECK_EQ(weft_pool_stats(p, NULL), -EINVAL);
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK_EQ(st.submitted, 0);
+	CHECK_EQ(st.workers, 2);
+	CHECK_EQ(st.workers_started, 2);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	/* the failed calls changed nothing: the pool still works */
+	atomic_long n = 0;
+	CHECK_EQ(weft_pool_submit(p, count_job, &n), 0);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	CHECK_EQ(atomic_load(&n), 1);
+	CHECK_EQ(weft_pool_shutdown(p, WEFT_POOL_DRAIN), 0);
+	CHECK_EQ(weft_pool_shutdown(p, WEFT_POOL_DRAIN), -EPIPE);
+	CHECK_EQ(weft_pool_shutdown(p, WEFT_POOL_CANCEL), -EPIPE);
+	CHECK_EQ(weft_pool_submit(p, count_job, &n), -EPIPE);
+	CHECK_EQ(weft_pool_try_submit(p, count_job, &n), -EPIPE);
+	CHECK_EQ(weft_pool_submit_until(p, count_job, &n, 0), -EPIPE);
+	CHECK_EQ(weft_pool_submit_ctx(p, count_job, &n, weft_ctx_background()), -EPIPE);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK_EQ(st.submitted, 1);
+	CHECK_EQ(st.completed, 1);
+	CHECK_EQ(st.workers, 0);
+	weft_pool_destroy(p);
+}
+
+static void test_defaults(void)
+{
+	weft_pool_t *p;
+	weft_pool_stats_t st;
+	atomic_long n = 0;
+	CHECK_EQ(weft_pool_create(&p, NULL), 0);
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK(st.workers >= 1);
+	for (int i = 0; i < 2000; i++) /* more than the default queue */
+		CHECK_EQ(weft_pool_submit(p, count_job, &n), 0);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	CHECK_EQ(atomic_load(&n), 2000);
+	weft_pool_destroy(p); /* without shutdown: drains */
+}
+
+/* ---- errors ---- */
+
+static atomic_long err_calls, err_sum;
+static void *_Atomic err_user_seen;
+
+static void on_err(weft_job_fn fn, void *arg, int rc, void *user)
+{
+	CHECK(fn == ret_arg);
+	CHECK_EQ((intptr_t)arg, rc);
+	err_user_seen = user;
+	atomic_fetch_add(&err_calls, 1);
+	atomic_fetch_add(&err_sum, rc);
+}
+
+static void test_errors(void)
+{
+	weft_pool_t *p;
+	weft_pool_stats_t st;
+	int user;
+	weft_pool_opts_t o = {.workers = 3, .queue_capacity = 8, .on_error = on_err, .user = &user};
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	long sum = 0;
+	for (int i = 0; i < 100; i++) {
+		int rc = i % 3 == 0 ? i : 0;
+		sum += rc;
+		CHECK_EQ(weft_pool_submit(p, ret_arg, (void *)(intptr_t)rc), 0);
+	}
+	CHECK_EQ(weft_pool_wait(p), 0);
+	CHECK_EQ(atomic_load(&err_calls), 33); /* 3, 6, ..., 99 (0 is success) */
+	CHECK_EQ(atomic_load(&err_sum), sum);
+	CHECK(err_user_seen == &user);
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK_EQ(st.submitted, 100);
+	CHECK_EQ(st.completed, 100);
+	CHECK_EQ(st.failed, 33);
+	CHECK_EQ(st.workers, 3); /* failures never shrink the pool */
+	weft_pool_destroy(p);
+}
+
+/* ---- full queue ---- */
+
+struct blocked_sub {
+	weft_pool_t *p;
+	atomic_long *n;
+	int mode; /* 0 submit, 1 until forever, 2 ctx */
+	weft_ctx_t *ctx;
+	int rc;
+	pthread_t t;
+};
+
+static void *blocked_submitter(void *arg)
+{
+	struct blocked_sub *b = arg;
+	if (b->mode == 0)
+		b->rc = weft_pool_submit(b->p, count_job, b->n);
+	else if (b->mode == 1)
+		b->rc = weft_pool_submit_until(b->p, count_job, b->n, WEFT_FOREVER);
+	else
+		b->rc = weft_pool_submit_ctx(b->p, count_job, b->n, b->ctx);
+	return NULL;
+}
+
+static void wait_blocked(weft_pool_t *p, uint64_t n)
+{
+	weft_pool_stats_t st;
+	do {
+		nap(200);
+		CHECK_EQ(weft_pool_stats(p, &st), 0);
+	} while (st.submits_blocked < n);
+	nap(2000); /* let it reach the futex (not needed for correctness) */
+}
+
+static void test_full(void)
+{
+	weft_pool_t *p;
+	weft_pool_stats_t st;
+	atomic_long n = 0, g = 0;
+	weft_pool_opts_t o = {.workers = 1, .queue_capacity = 2};
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	gate_close();
+	CHECK_EQ(weft_pool_submit(p, gated, &g), 0);
+	wait_in(1); /* the worker is busy */
+	CHECK_EQ(weft_pool_try_submit(p, count_job, &n), 0);
+	CHECK_EQ(weft_pool_try_submit(p, count_job, &n), 0);
+	CHECK_EQ(weft_pool_try_submit(p, count_job, &n), -EAGAIN);
+	CHECK_EQ(weft_pool_submit_until(p, count_job, &n, 0), -ETIMEDOUT);
+	CHECK_EQ(weft_pool_submit_until(p, count_job, &n, weft_deadline(2000000)), -ETIMEDOUT);
+	weft_ctx_t *c;
+	CHECK_EQ(weft_ctx_with_cancel(&c, weft_ctx_background()), 0);
+	weft_ctx_cancel(c);
+	CHECK_EQ(weft_pool_submit_ctx(p, count_job, &n, c), -ECANCELED);
+	weft_ctx_release(c);
+	CHECK_EQ(weft_ctx_with_timeout(&c, weft_ctx_background(), 2000000), 0);
+	CHECK_EQ(weft_pool_submit_ctx(p, count_job, &n, c), -ETIMEDOUT);
+	weft_ctx_release(c);
+	/* a ctx canceled while blocked */
+	struct blocked_sub b = {.p = p, .n = &n, .mode = 2};
+	CHECK_EQ(weft_ctx_with_cancel(&b.ctx, weft_ctx_background()), 0);
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	pthread_create(&b.t, NULL, blocked_submitter, &b);
+	wait_blocked(p, st.submits_blocked + 1);
+	weft_ctx_cancel(b.ctx);
+	pthread_join(b.t, NULL);
+	CHECK_EQ(b.rc, -ECANCELED);
+	weft_ctx_release(b.ctx);
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK_EQ(st.queued, 2);
+	CHECK_EQ(st.running, 1);
+	CHECK_EQ(st.submitted, 3); /* refusals changed nothing */
+	/* blocked submits released when the worker pops */
+	struct blocked_sub b0 = {.p = p, .n = &n, .mode = 0}, b1 = {.p = p, .n = &n, .mode = 1};
+	pthread_create(&b0.t, NULL, blocked_submitter, &b0);
+	pthread_create(&b1.t, NULL, blocked_submitter, &b1);
+	wait_blocked(p, st.submits_blocked + 2);
+	gate_open();
+	pthread_join(b0.t, NULL);
+	pthread_join(b1.t, NULL);
+	CHECK_EQ(b0.rc, 0);
+	CHECK_EQ(b1.rc, 0);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	CHECK_EQ(atomic_load(&n), 4);
+	CHECK_EQ(atomic_load(&g), 1);
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK_EQ(st.submitted, 5);
+	CHECK_EQ(st.completed, 5);
+	CHECK_EQ(st.submits_blocked, 6);
+	weft_pool_destroy(p);
+}
+
+/* blocked submitters are refused (-EPIPE) by shutdown; nothing is lost */
+static atomic_long disc_calls;
+static void on_disc(weft_job_fn fn, void *arg, void *user)
+{
+	(void)fn;
+	(void)arg;
+	(void)user;
+	atomic_fetch_add(&disc_calls, 1);
+}
+
+static void test_full_shutdown(void)
+{
+	for (int how = WEFT_POOL_DRAIN; how <= WEFT_POOL_CANCEL; how++) {
+		weft_pool_t *p;
+		weft_pool_stats_t st;
+		atomic_long n = 0;
+		atomic_store(&disc_calls, 0);
+		weft_pool_opts_t o = {.workers = 1, .queue_capacity = 3, .on_discard = on_disc};
+		CHECK_EQ(weft_pool_create(&p, &o), 0);
+		gate_close();
+		CHECK_EQ(weft_pool_submit(p, gated, &n), 0);
+		wait_in(1);
+		for (int i = 0; i < 3; i++)
+			CHECK_EQ(weft_pool_submit(p, count_job, &n), 0);
+		struct blocked_sub b[3];
+		for (int i = 0; i < 3; i++) {
+			b[i] = (struct blocked_sub){.p = p, .n = &n, .mode = i, .ctx = weft_ctx_background()};
+			pthread_create(&b[i].t, NULL, blocked_submitter, &b[i]);
+		}
+		wait_blocked(p, 3);
+		/* the shutdown joins only once the running job ends: open
+		 * the gate from another thread (the blocked submits may go
+		 * through first, or be refused by the close) */
+		pthread_t opener;
+		pthread_create(&opener, NULL, opener_main, NULL);
+		CHECK_EQ(weft_pool_shutdown(p, how), 0);
+		pthread_join(opener, NULL);
+		long ok = 0;
+		for (int i = 0; i < 3; i++) {
+			pthread_join(b[i].t, NULL);
+			CHECK(b[i].rc == 0 || b[i].rc == -EPIPE);
+			ok += b[i].rc == 0;
+		}
+		CHECK_EQ(weft_pool_stats(p, &st), 0);
+		CHECK_EQ(st.submitted, 4 + ok);
+		CHECK_EQ(st.completed + st.discarded, st.submitted);
+		CHECK_EQ(atomic_load(&n), (long)st.completed);
+		CHECK_EQ(atomic_load(&disc_calls), (long)st.discarded);
+		if (how == WEFT_POOL_DRAIN)
+			CHECK_EQ(st.discarded, 0);
+		CHECK_EQ(st.workers, 0);
+		weft_pool_destroy(p);
+	}
+}
+
+/* ---- wait ---- */
+
+static void test_wait(void)
+{
+	weft_pool_t *p;
+	atomic_long n = 0;
+	weft_pool_opts_t o = {.workers = 4, .queue_capacity = 16};
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	for (int r = 1; r <= 50; r++) {
+		for (int i = 0; i < 37; i++)
+			CHECK_EQ(weft_pool_submit(p, count_job, &n), 0);
+		CHECK_EQ(weft_pool_wait(p), 0);
+		CHECK_EQ(atomic_load(&n), 37L * r);
+	}
+	CHECK_EQ(weft_pool_wait(p), 0); /* nothing pending */
+	weft_pool_destroy(p);
+}
+
+/* ---- jobs that use their own pool ---- */
+
+static weft_pool_t *self_pool;
+static atomic_long self_n;
+static atomic_int self_rc;
+
+static int leaf(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&self_n, 1);
+	return 0;
+}
+
+static int spawner(void *arg)
+{
+	long k = (long)(intptr_t)arg;
+	for (long i = 0; i < k; i++)
+		CHECK_EQ(weft_pool_submit(self_pool, leaf, NULL), 0);
+	atomic_fetch_add(&self_n, 1);
+	return 0;
+}
+
+static int waits_itself(void *arg)
+{
+	(void)arg;
+	atomic_store(&self_rc, weft_pool_wait(self_pool));
+	return 0;
+}
+
+static void test_self_submit(void)
+{
+	weft_pool_stats_t st;
+	weft_pool_opts_t o = {.workers = 2, .queue_capacity = 2};
+	CHECK_EQ(weft_pool_create(&self_pool, &o), 0);
+	atomic_store(&self_n, 0);
+	for (int i = 0; i < 20; i++)
+		CHECK_EQ(weft_pool_submit(self_pool, spawner, (void *)(intptr_t)50), 0);
+	CHECK_EQ(weft_pool_wait(self_pool), 0);
+	CHECK_EQ(atomic_load(&self_n), 20 + 20 * 50);
+	CHECK_EQ(weft_pool_stats(self_pool, &st), 0);
+	CHECK_EQ(st.submitted, 20 + 20 * 50);
+	CHECK_EQ(st.completed, 20 + 20 * 50);
+	atomic_store(&self_rc, 1);
+	CHECK_EQ(weft_pool_submit(self_pool, waits_itself, NULL), 0);
+	CHECK_EQ(weft_pool_wait(self_pool), 0);
+	CHECK_EQ(atomic_load(&self_rc), -EDEADLK);
+	weft_pool_destroy(self_pool);
+}
+
+/* ---- shutdown ---- */
+
+static void test_shutdown_drain_cancel(void)
+{
+	for (int how = WEFT_POOL_DRAIN; how <= WEFT_POOL_CANCEL; how++) {
+		weft_pool_t *p;
+		weft_pool_stats_t st;
+		atomic_long n = 0;
+		atomic_store(&disc_calls, 0);
+		weft_pool_opts_t o = {.workers = 2, .queue_capacity = 100, .on_discard = on_disc};
+		CHECK_EQ(weft_pool_create(&p, &o), 0);
+		gate_close();
+		CHECK_EQ(weft_pool_submit(p, gated, &n), 0);
+		CHECK_EQ(weft_pool_submit(p, gated, &n), 0);
+		wait_in(2);
+		for (int i = 0; i < 50; i++)
+			CHECK_EQ(weft_pool_submit(p, count_job, &n), 0);
+		pthread_t opener;
+		pthread_create(&opener, NULL, opener_main, NULL);
+		CHECK_EQ(weft_pool_shutdown(p, how), 0);
+		pthread_join(opener, NULL);
+		CHECK_EQ(weft_pool_stats(p, &st), 0);
+		CHECK_EQ(st.submitted, 52);
+		CHECK_EQ(st.completed + st.discarded, 52);
+		CHECK_EQ(atomic_load(&n), (long)st.completed);
+		CHECK_EQ(atomic_load(&disc_calls), (long)st.discarded);
+		if (how == WEFT_POOL_DRAIN)
+			CHECK_EQ(st.completed, 52);
+		CHECK_EQ(st.queued, 0);
+		CHECK_EQ(weft_pool_shutdown(p, how), -EPIPE);
+		weft_pool_destroy(p);
+	}
+}
+
+/* CANCEL with no on_discard still counts; CANCEL after DRAIN started */
+static void *shut_drain(void *arg)
+{
+	CHECK_EQ(weft_pool_shutdown(arg, WEFT_POOL_DRAIN), 0);
+	return NULL;
+}
+
+static void test_cancel_after_drain(void)
+{
+	weft_pool_t *p;
+	weft_pool_stats_t st;
+	atomic_long n = 0;
+	weft_pool_opts_t o = {.workers = 1, .queue_capacity = 64};
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	gate_close();
+	CHECK_EQ(weft_pool_submit(p, gated, &n), 0);
+	wait_in(1);
+	for (int i = 0; i < 40; i++)
+		CHECK_EQ(weft_pool_submit(p, count_job, &n), 0);
+	pthread_t t;
+	pthread_create(&t, NULL, shut_drain, p);
+	while (weft_pool_try_submit(p, count_job, &n) != -EPIPE)
+		nap(100); /* (accepted ones are counted below) */
+	pthread_t opener;
+	pthread_create(&opener, NULL, opener_main, NULL);
+	CHECK_EQ(weft_pool_shutdown(p, WEFT_POOL_CANCEL), -EPIPE);
+	pthread_join(opener, NULL);
+	pthread_join(t, NULL);
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK_EQ(st.completed + st.discarded, st.submitted);
+	CHECK_EQ(atomic_load(&n), (long)st.completed);
+	CHECK(st.discarded > 0);
+	weft_pool_destroy(p);
+}
+
+static atomic_int inner_rc1, inner_rc2;
+static weft_pool_t *inner_pool;
+
+static int shuts_down(void *arg)
+{
+	atomic_store(&inner_rc1, weft_pool_shutdown(inner_pool, (int)(intptr_t)arg));
+	atomic_store(&inner_rc2, weft_pool_shutdown(inner_pool, (int)(intptr_t)arg));
+	return 0;
+}
+
+static void test_shutdown_from_job(void)
+{
+	for (int how = WEFT_POOL_DRAIN; how <= WEFT_POOL_CANCEL; how++) {
+		weft_pool_stats_t st;
+		atomic_long n = 0;
+		atomic_store(&disc_calls, 0);
+		weft_pool_opts_t o = {.workers = 1, .queue_capacity = 64, .on_discard = on_disc};
+		CHECK_EQ(weft_pool_create(&inner_pool, &o), 0);
+		gate_close();
+		CHECK_EQ(weft_pool_submit(inner_pool, gated, &n), 0);
+		wait_in(1);
+		CHECK_EQ(weft_pool_submit(inner_pool, shuts_down, (void *)(intptr_t)how), 0);
+		for (int i = 0; i < 10; i++)
+			CHECK_EQ(weft_pool_submit(inner_pool, count_job, &n), 0);
+		gate_open();
+		/* the job's shutdown returns at once; wait sees the rest */
+		CHECK_EQ(weft_pool_wait(inner_pool), 0);
+		CHECK_EQ(atomic_load(&inner_rc1), 0);
+		CHECK_EQ(atomic_load(&inner_rc2), -EPIPE);
+		CHECK_EQ(weft_pool_submit(inner_pool, count_job, &n), -EPIPE);
+		CHECK_EQ(weft_pool_stats(inner_pool, &st), 0);
+		CHECK_EQ(st.submitted, 12);
+		CHECK_EQ(st.completed + st.discarded, 12);
+		CHECK_EQ(st.discarded, how == WEFT_POOL_CANCEL ? 10 : 0);
+		CHECK_EQ(atomic_load(&disc_calls), (long)st.discarded);
+		/* an outside shutdown now joins and reports the second call */
+		CHECK_EQ(weft_pool_shutdown(inner_pool, WEFT_POOL_DRAIN), -EPIPE);
+		CHECK_EQ(weft_pool_stats(inner_pool, &st), 0);
+		CHECK_EQ(st.workers, 0);
+		weft_pool_destroy(inner_pool);
+	}
+	/* destroy alone joins after a shutdown from a job */
+	atomic_long n = 0;
+	weft_pool_opts_t o = {.workers = 2};
+	CHECK_EQ(weft_pool_create(&inner_pool, &o), 0);
+	CHECK_EQ(weft_pool_submit(inner_pool, shuts_down, (void *)(intptr_t)WEFT_POOL_DRAIN), 0);
+	CHECK_EQ(weft_pool_wait(inner_pool), 0);
+	(void)n;
+	weft_pool_destroy(inner_pool);
+}
+
+/* ---- names ---- */
+
+static atomic_int name_ok;
+
+static int check_name(void *arg)
+{
+	char buf[32];
+	CHECK_EQ(pthread_getname_np(pthread_self(), buf, sizeof buf), 0);
+	CHECK(strlen(buf) <= 15);
+	if (strncmp(buf, (const char *)arg, strlen((const char *)arg)) == 0 &&
+	    strchr(buf, '-') != NULL)
+		atomic_fetch_add(&name_ok, 1);
+	return 0;
+}
+
+static void test_names(void)
+{
+	weft_pool_t *p;
+	weft_pool_opts_t o = {.workers = 1, .name = "io"};
+	atomic_store(&name_ok, 0);
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	CHECK_EQ(weft_pool_submit(p, check_name, "io-0"), 0);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	weft_pool_destroy(p);
+	/* a long prefix is shortened, the index kept */
+	o.name = "a-very-long-pool-name";
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	CHECK_EQ(weft_pool_submit(p, check_name, "a-very-long-p-0"), 0);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	weft_pool_destroy(p);
+	o.name = NULL;
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	CHECK_EQ(weft_pool_submit(p, check_name, "weft-pool-0"), 0);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	weft_pool_destroy(p);
+	CHECK_EQ(atomic_load(&name_ok), 3);
+}
+
+/* ---- dynamic sizing ---- */
+
+static void test_dynamic(void)
+{
+	weft_pool_t *p;
+	weft_pool_stats_t st;
+	atomic_long n = 0;
+	/* min 0: the first submit starts a worker */
+	weft_pool_opts_t o = {.min_workers = 0, .max_workers = 4, .queue_capacity = 8,
+			      .idle_timeout_ns = 20000000};
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK_EQ(st.workers, 0);
+	CHECK_EQ(weft_pool_submit(p, count_job, &n), 0);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	CHECK_EQ(atomic_load(&n), 1);
+	/* grows while the queue stays above capacity/4 */
+	gate_close();
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(weft_pool_submit(p, gated, &n), 0);
+	for (int k = 0; k < 20000 && atomic_load(&gate_in) < 4; k++) {
+		/* keep the queue above the threshold: it grows */
+		if (weft_pool_try_submit(p, count_job, &n) != 0)
+			nap(100);
+	}
+	wait_in(4);
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK_EQ(st.workers, 4);
+	CHECK(st.workers_started >= 4);
+	gate_open();
+	CHECK_EQ(weft_pool_wait(p), 0);
+	/* idle workers retire, down to min (0) */
+	do {
+		nap(5000);
+		CHECK_EQ(weft_pool_stats(p, &st), 0);
+	} while (st.workers > 0);
+	CHECK(st.workers_retired >= 4);
+	/* and it comes back */
+	long before = atomic_load(&n);
+	CHECK_EQ(weft_pool_submit(p, count_job, &n), 0);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	CHECK_EQ(atomic_load(&n), before + 1);
+	weft_pool_destroy(p);
+
+	/* min 2: never below */
+	o = (weft_pool_opts_t){.min_workers = 2, .max_workers = 3, .idle_timeout_ns = 1000000};
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	nap(30000);
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK_EQ(st.workers, 2);
+	CHECK_EQ(st.workers_retired, 0);
+	weft_pool_destroy(p);
+}
+
+/* ---- the wake policy: an idle pool of many workers ---- */
+
+static void test_idle_many(void)
+{
+	weft_pool_t *p;
+	weft_pool_stats_t st;
+	atomic_long n = 0;
+	weft_pool_opts_t o = {.workers = 64, .queue_capacity = 32};
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	do {
+		nap(1000);
+		CHECK_EQ(weft_pool_stats(p, &st), 0);
+	} while (st.parked < 64);
+	/* one job at a time on an idle pool: one worker woken per job, at
+	 * most (never a herd) */
+	for (int i = 0; i < 200; i++) {
+		CHECK_EQ(weft_pool_submit(p, count_job, &n), 0);
+		CHECK_EQ(weft_pool_wait(p), 0);
+	}
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK(st.futex_wakes <= 200);
+	CHECK_EQ(atomic_load(&n), 200);
+	weft_pool_destroy(p);
+}
+
+int main(void)
+{
+	test_watchdog(120);
+	RUN(test_args);
+	RUN(test_defaults);
+	RUN(test_errors);
+	RUN(test_full);
+	RUN(test_full_shutdown);
+	RUN(test_wait);
+	RUN(test_self_submit);
+	RUN(test_shutdown_drain_cancel);
+	RUN(test_cancel_after_drain);
+	RUN(test_shutdown_from_job);
+	RUN(test_names);
+	RUN(test_dynamic);
+	RUN(test_idle_many);
+	return 0;
+}
