@@ -510,7 +510,7 @@ static int start_worker(weft_pool_t *p)
 }
 
 /* Dynamic sizing: called by a submit that found nobody searching and
- * nobody parked. */
+ * nobody parked, or found the queue full. */
 static void maybe_grow(weft_pool_t *p)
 {
 	uint32_t n = weft__ld32_rlx(&p->nworkers);
@@ -688,6 +688,11 @@ static int submit(weft_pool_t *p, weft_job_fn fn, void *arg, int mode, int64_t d
 		after_push(p);
 		return 0;
 	}
+	/* a full queue is the plainest sign that the workers are too few:
+	 * grow now, not only on the next successful push (with every worker
+	 * busy and the queue full, that push might never come) */
+	if (rc == -EAGAIN && p->dynamic)
+		maybe_grow(p);
 	if (rc == -EAGAIN && mode != SUB_TRY) {
 		if (tl_pool == p) {
 			/* a job of ours, queue full: run it here (the
