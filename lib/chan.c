@@ -3,12 +3,16 @@
  * waiter queues alone, matched under the channel lock (a rendezvous).
  *
  * Ordering:
- * - Buffered, fast path: the ring's CAS claims a slot and its xchg
- *   publishes it (a full barrier); then the publisher loads the other
- *   side's waiter count, lock-free, and only if it is nonzero takes the
- *   lock and notifies one waiter. A waiter registers (RMW on the count,
- *   under the lock), fences (weft__fence_rmw_load), and re-tries the ring
- *   before sleeping. Dekker: one of the two sees the other.
+ * - Buffered, fast path: the ring's CAS on tail (or head) claims a slot
+ *   (a full barrier) and a release store publishes it; then the publisher
+ *   loads the other side's waiter count, lock-free, and only if it is
+ *   nonzero takes the lock and notifies one waiter. A waiter registers
+ *   (RMW on the count, under the lock), fences (weft__fence_rmw_load), and
+ *   re-tries the ring before sleeping; the ring decides "empty" on tail and
+ *   "full" on head, so the re-try sees any claim made before the
+ *   publisher's count load. Dekker on (claim, count): one of the two sees
+ *   the other. (A claimed slot not yet published is waited for inside the
+ *   ring, see ring.c.)
  * - A waiter that leaves holding a notification it will not use (its
  *   re-check succeeded, or it timed out) passes the notification on, so no
  *   element is stranded with a sleeper beside it.
@@ -115,8 +119,8 @@ void weft__chan_notify(weft_chan_t *ch, weft__waitq_t *q, size_t k)
 static inline void notify_other(weft_chan_t *ch, int op, size_t k)
 {
 	weft__waitq_t *q = op == WEFT_SEND ? &ch->recvq : &ch->sendq;
-	/* the ring's xchg was the full barrier: this load pairs with the
-	 * waiter's registration RMW */
+	/* the ring's CAS claiming the slot was the full barrier: this load
+	 * pairs with the waiter's registration RMW */
 	if (__builtin_expect(weft__waitq_count(q) != 0, 0))
 		weft__chan_notify(ch, q, k);
 }

@@ -14,8 +14,8 @@
  * (and was the last searcher) and sees more queued wakes one more.
  *
  * Ordering:
- * - Submit vs. park (Dekker): the submitter's ring push ends with an xchg
- *   on the slot stamp (a full barrier); then it loads `searching` and
+ * - Submit vs. park (Dekker): the submitter's ring push claims its slot
+ *   with a CAS on tail (a full barrier); then it loads `searching` and
  *   `nparked`. A worker leaving SEARCHING decrements `searching` (RMW),
  *   registers on the stack (RMW on `nparked`, under plock),
  *   weft__fence_rmw_load(), and re-checks the ring. Either the re-check
@@ -36,7 +36,7 @@
  *   exactly one of the two CASes wins, and the loser backs off.
  * - Full queue: a blocked submitter registers on sendq (RMW on its count
  *   under slock), fences, re-tries the push; a worker's pop ends with an
- *   xchg on the stamp and then loads sendq's count (Dekker, as chan.c).
+ *   CAS on head and then loads sendq's count (Dekker, as chan.c).
  * - wait (two generations, serialized by wait_lock): each job is counted
  *   in reserved[b] before its push and in finished[b] when it has run or
  *   been discarded (or its submit failed), b being the low bit of `gen`
@@ -260,7 +260,7 @@ static void wake_all(weft_pool_t *p)
 /* After a pop: room for one more, so wake a blocked submitter if any. */
 static inline void notify_submitter(weft_pool_t *p)
 {
-	/* the pop's xchg was the full barrier: pairs with the submitter's
+	/* the pop's CAS on head was the full barrier: pairs with the submitter's
 	 * registration RMW + fence */
 	if (__builtin_expect(weft__waitq_count(&p->sendq) != 0, 0)) {
 		uint32_t notified;
@@ -364,7 +364,7 @@ static int park(weft_pool_t *p, struct worker *wk)
 		weft__faa32(&p->nparked, 1);
 		weft__mutex_unlock(&p->plock);
 		/* store-load: registration before the re-check; pairs with
-		 * the submitter's push (xchg) then loads */
+		 * the submitter's push (CAS on tail) then loads */
 		weft__fence_rmw_load();
 
 		uint32_t st;
@@ -548,7 +548,7 @@ static void maybe_grow(weft_pool_t *p)
 /* A job is in the ring: see whether a worker must be woken. */
 static inline void after_push(weft_pool_t *p)
 {
-	/* the push's xchg was the full barrier: these loads pair with a
+	/* the push's CAS on tail was the full barrier: these loads pair with a
 	 * parking worker's registration (see Ordering) */
 	if (weft__ld32_rlx(&p->searching) != 0)
 		return;
@@ -625,7 +625,7 @@ static int push_block(weft_pool_t *p, const struct job *j, int64_t deadline, wef
 			return rc;
 		}
 		/* store-load: registration before the re-check; pairs with
-		 * the pop's xchg then count load (notify_submitter) */
+		 * the pop's CAS on head then count load (notify_submitter) */
 		weft__fence_rmw_load();
 		rc = weft__ring_push(&p->ring, j);
 		if (rc != -EAGAIN) {

@@ -15,7 +15,8 @@
  *
  * Ordering: as for single operations (chan.c): registration is an RMW on
  * each queue's count followed by weft__fence_rmw_load before the re-check;
- * publishers make their change with an RMW/xchg before reading the count.
+ * publishers make their change with an RMW (the ring's claiming CAS)
+ * before reading the count.
  * A select never meets itself: its own nodes are skipped by claims and by
  * readiness checks (they carry its waiter pointer), and it is unregistered
  * during its own try passes and while it matches under the locks.

@@ -39,7 +39,14 @@
 #include <weft/sync.h>
 
 #define QUEUED ((uint64_t)1 << 63)
-#define COUNT(w) ((int64_t)((w) & ~QUEUED))
+#define SLEEPERS ((uint64_t)1 << 62)
+#define COUNT(w) ((int64_t)((w) & ~(QUEUED | SLEEPERS)))
+_Static_assert(WEFT_SEM_MAX_CAPACITY == (int64_t)(SLEEPERS - 1), "count bits");
+
+/* How long a blocked acquire waits unqueued before it queues (see the
+ * header: the window in which it may be overtaken). Go's sync.Mutex uses
+ * the same bound before it turns fair. */
+#define UNQUEUED_NS 1000000
 
 struct sem {
 	uint64_t word;     /* free count | QUEUED */
@@ -62,6 +69,7 @@ struct sem_waiter {
 struct wakes {
 	weft__waiter_t *w[WAKE_BATCH];
 	int n;
+	bool open; /* SLEEPERS was cleared: wake the gate's sleepers */
 };
 
 static inline struct sem *S(weft_sem_t *s)
@@ -76,7 +84,7 @@ static inline bool w_live(uint32_t s)
 
 int weft_sem_init(weft_sem_t *s, int64_t capacity)
 {
-	if (!s || capacity <= 0)
+	if (!s || capacity <= 0 || capacity > WEFT_SEM_MAX_CAPACITY)
 		return -EINVAL;
 	struct sem *m = S(s);
 	memset(s, 0, sizeof *s);
@@ -128,6 +136,79 @@ static int spin_take(struct sem *m, int64_t n)
 	return -EAGAIN;
 }
 
+/* ---- the gate: unqueued sleepers ----
+ *
+ * A blocked acquire first waits without queueing (wait_unqueued): it spins
+ * if spinning is allowed, then sleeps until tokens come back while nobody
+ * is queued, or the queue empties. It sleeps on the high half of `word`
+ * (which holds QUEUED and SLEEPERS) after setting SLEEPERS with a CAS that
+ * re-checks the count; whoever frees tokens while QUEUED is clear, or
+ * clears QUEUED, clears SLEEPERS in the same CAS and then futex-wakes the
+ * high half if it was set. All on one word, so no wake-up is lost: either
+ * the sleeper's CAS sees the tokens, or the freeing CAS sees SLEEPERS (and
+ * the futex_wait fails if the flag is already gone). The wake touches no
+ * memory of ours after the CAS (a stale address is a spurious wake-up),
+ * so a semaphore may be freed once its tokens are back.
+ */
+static inline uint32_t *word_hi(struct sem *m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return (uint32_t *)(void *)&m->word;
+#else
+	return (uint32_t *)(void *)&m->word + 1;
+#endif
+}
+
+static void gate_wake(struct sem *m)
+{
+	weft__futex_wake(word_hi(m), INT32_MAX);
+}
+
+/* Sleep until the gate opens or `until` passes, unless n tokens are free
+ * and nobody queues (then return at once). Spurious returns are fine: the
+ * caller re-checks. */
+static void gate_sleep(struct sem *m, int64_t n, int64_t until)
+{
+	uint64_t w = weft__ld64_rlx(&m->word);
+	for (;;) {
+		if (!(w & QUEUED) && COUNT(w) >= n)
+			return;
+		if (w & SLEEPERS)
+			break;
+		/* the Dekker RMW: fails if tokens came back or QUEUED changed
+		 * meanwhile; changes no count, so grants under the lock are
+		 * not disturbed (they retry their CAS) */
+		if (weft__cas64(&m->word, &w, w | SLEEPERS)) {
+			w |= SLEEPERS;
+			break;
+		}
+	}
+	weft__park_before_sleep();
+	weft__futex_wait(word_hi(m), (uint32_t)(w >> 32), until);
+}
+
+/* Wait for n tokens without queueing, for at most UNQUEUED_NS (and not
+ * past deadline). 0: taken; -EAGAIN: time to queue; -ETIMEDOUT: the
+ * deadline passed (nothing taken, nobody held up). While QUEUED is set it
+ * only sleeps: the tokens belong to the queue, and a spinner would take
+ * the core a granted waiter needs. Taking tokens here is no overtaking of
+ * anyone queued: take() fails while QUEUED is set. */
+static int wait_unqueued(struct sem *m, int64_t n, int64_t deadline)
+{
+	int64_t now = weft_now();
+	int64_t until = now + UNQUEUED_NS;
+	bool to_deadline = deadline <= until;
+	if (to_deadline)
+		until = deadline;
+	for (;;) {
+		if (take(m, n) == 0 || spin_take(m, n) == 0)
+			return 0;
+		if (weft_now() >= until)
+			return to_deadline ? -ETIMEDOUT : -EAGAIN;
+		gate_sleep(m, n, until);
+	}
+}
+
 /* Hand tokens to the head waiters, in order, while they fit; clear QUEUED
  * when the queue empties. Lock held. */
 static void grant_locked(struct sem *m, struct wakes *wk)
@@ -137,8 +218,12 @@ static void grant_locked(struct sem *m, struct wakes *wk)
 		uint64_t w = weft__ld64_rlx(&m->word);
 		if (!n) {
 			/* full RMW: fast paths may run again from here on */
-			while ((w & QUEUED) && !weft__cas64(&m->word, &w, w & ~QUEUED))
-				;
+			while (w & QUEUED) {
+				if (weft__cas64(&m->word, &w, w & ~(QUEUED | SLEEPERS))) {
+					wk->open |= (w & SLEEPERS) != 0;
+					break;
+				}
+			}
 			return;
 		}
 		weft__waiter_t *ww = n->w;
@@ -179,11 +264,16 @@ static void grant_locked(struct sem *m, struct wakes *wk)
 	}
 }
 
-static void wake_all(struct wakes *wk)
+/* After the lock is dropped. */
+static void wake_all(struct sem *m, struct wakes *wk)
 {
 	for (int i = 0; i < wk->n; i++)
 		weft__waiter_wake(wk->w[i]);
 	wk->n = 0;
+	if (wk->open) {
+		wk->open = false;
+		gate_wake(m);
+	}
 }
 
 static int acquire_slow(struct sem *m, int64_t n, int64_t deadline, weft_ctx_t *ctx)
@@ -223,6 +313,10 @@ static int acquire_slow(struct sem *m, int64_t n, int64_t deadline, weft_ctx_t *
 		break;
 	}
 	weft__waitq_push(&m->q, &sw.node);
+	/* only the head spins: a waiter further back waits for whole
+	 * critical sections and hand-offs, and its spin would take the core
+	 * of the thread it waits for */
+	bool spin = m->q.head == &sw.node;
 	/* register: set QUEUED with a CAS (the Dekker RMW, see the top); a
 	 * release racing us either lands in the count we grant from below or
 	 * sees QUEUED and comes to the lock */
@@ -231,9 +325,9 @@ static int acquire_slow(struct sem *m, int64_t n, int64_t deadline, weft_ctx_t *
 	/* re-check: we may be the head and fit already */
 	grant_locked(m, &wk);
 	weft__mutex_unlock(&m->lock);
-	wake_all(&wk);
+	wake_all(m, &wk);
 
-	uint32_t st = weft__waiter_wait(&w, deadline, true);
+	uint32_t st = weft__waiter_wait(&w, deadline, spin);
 	if (st == WEFT__W_TIMEOUT)
 		st = weft__waiter_abort(&w);
 	if (WEFT__W_KIND(st) == WEFT__W_DONE) {
@@ -246,7 +340,7 @@ static int acquire_slow(struct sem *m, int64_t n, int64_t deadline, weft_ctx_t *
 	weft__waitq_unlink(&m->q, &sw.node);
 	grant_locked(m, &wk);
 	weft__mutex_unlock(&m->lock);
-	wake_all(&wk);
+	wake_all(m, &wk);
 	rc = -ETIMEDOUT;
 out:
 	if (ctx) {
@@ -274,7 +368,7 @@ int weft_sem_acquire(weft_sem_t *s, int64_t n)
 	int rc = check_n(s, n);
 	if (rc || n == 0)
 		return rc;
-	if (take(S(s), n) == 0 || spin_take(S(s), n) == 0)
+	if (take(S(s), n) == 0 || wait_unqueued(S(s), n, WEFT_FOREVER) == 0)
 		return 0;
 	return acquire_slow(S(s), n, WEFT_FOREVER, NULL);
 }
@@ -294,8 +388,11 @@ int weft_sem_acquire_until(weft_sem_t *s, int64_t n, int64_t deadline)
 		return rc;
 	if (take(S(s), n) == 0)
 		return 0;
-	if (deadline > weft_now() && spin_take(S(s), n) == 0)
-		return 0;
+	if (deadline > weft_now()) {
+		rc = wait_unqueued(S(s), n, deadline);
+		if (rc != -EAGAIN)
+			return rc;
+	}
 	return acquire_slow(S(s), n, deadline, NULL);
 }
 
@@ -326,8 +423,12 @@ int weft_sem_release(weft_sem_t *s, int64_t n)
 			return -EINVAL; /* over-release */
 		/* full RMW: the caller's critical section before it; fails if
 		 * a waiter set QUEUED meanwhile (then we go to the lock) */
-		if (weft__cas64(&m->word, &w, w + (uint64_t)n))
+		/* ... and opens the gate (see there) */
+		if (weft__cas64(&m->word, &w, (w + (uint64_t)n) & ~SLEEPERS)) {
+			if (w & SLEEPERS)
+				gate_wake(m);
 			return 0;
+		}
 	}
 	struct wakes wk = {.n = 0};
 	weft__mutex_lock(&m->lock);
@@ -339,11 +440,17 @@ int weft_sem_release(weft_sem_t *s, int64_t n)
 		}
 		/* a CAS, not an add: the queue may have emptied and a fast
 		 * acquirer may be changing the count */
-		if (weft__cas64(&m->word, &w, w + (uint64_t)n))
+		/* the queue may have emptied before we came: then these
+		 * tokens are free for the gate's sleepers */
+		uint64_t nw = w + (uint64_t)n;
+		if (!(w & QUEUED))
+			nw &= ~SLEEPERS;
+		if (weft__cas64(&m->word, &w, nw))
 			break;
 	}
+	wk.open = !(w & QUEUED) && (w & SLEEPERS);
 	grant_locked(m, &wk);
 	weft__mutex_unlock(&m->lock);
-	wake_all(&wk);
+	wake_all(m, &wk);
 	return 0;
 }

@@ -18,11 +18,41 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/membarrier.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal/futex.h"
 #include <weft/common.h>
+
+/* ---- asymmetric fences (see park.h) ---- */
+
+uint32_t weft__asym_fences;
+
+__attribute__((constructor)) static void asym_fences_init(void)
+{
+#if !(defined(WEFT_TSAN_ATOMICS) && WEFT_TSAN_ATOMICS)
+	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+	if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+	    !getenv("WEFT_NO_MEMBARRIER"))
+		/* relaxed: before main; threads created later see it */
+		weft__st32_rlx(&weft__asym_fences, 1);
+#endif
+}
+
+void weft__fence_heavy(void)
+{
+	if (!weft__asym()) {
+		weft__fence_rmw_load();
+		return;
+	}
+	/* does not fail once registered; EINTR retried all the same */
+	while (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0 &&
+	       errno == EINTR)
+		;
+}
 
 /* ---- spinning ---- */
 

@@ -49,6 +49,32 @@ void weft__spin_slept(void);
  * (a /proc read, microseconds) off the spinning path. */
 void weft__park_before_sleep(void);
 
+/* ---- asymmetric fences ----
+ *
+ * A Dekker pair whose one side runs on every operation (a ring publishing
+ * a slot, then loading the count of slot sleepers) and whose other side is
+ * rare (a thread about to sleep on a slot) need not pay a full barrier on
+ * the hot side: the rare side issues membarrier(2) PRIVATE_EXPEDITED, which
+ * runs a full barrier on every CPU currently running a thread of this
+ * process, and the hot side keeps only program order (store, compiler
+ * barrier, load). The scheme of folly's asymmetricThreadFenceHeavy/Light.
+ *
+ * weft__asym_fences is set once, by a constructor, before any thread of
+ * the program can publish: 1 when the kernel registered us for expedited
+ * membarrier; 0 otherwise (old kernel, seccomp) and always under
+ * ThreadSanitizer (which models neither membarrier nor standalone
+ * fences), and then the hot side keeps its full barrier (an xchg). */
+extern uint32_t weft__asym_fences;
+
+static inline bool weft__asym(void)
+{
+	/* relaxed: written once before main (see above) */
+	return weft__ld32_rlx(&weft__asym_fences) != 0;
+}
+/* The rare side, after its registration RMW and before its re-check:
+ * a store-load fence against every light side. */
+void weft__fence_heavy(void);
+
 /* ---- futex mutex (slow paths only) ---- */
 
 typedef struct weft__mutex {

@@ -3,21 +3,23 @@
  * Ordering:
  * - push: acquire-load the slot stamp (pairs with the pop that freed it:
  *   that pop's read of the old element is done before we overwrite);
- *   CAS tail (claims the position); write the element; xchg the stamp to
- *   pos + 1 (release of the element to the pop that acquires the stamp;
- *   full barrier before the caller's load of the receivers' count).
- * - pop: acquire-load the stamp (pairs with the push's xchg: the element is
- *   there); CAS head; read the element; xchg the stamp to pos + one_lap
- *   (release: our read done before a producer reuses the slot; full
- *   barrier before the caller's load of the senders' count).
+ *   CAS tail (claims the position; the full barrier before the caller's
+ *   load of the receivers' count); write the element; store the stamp
+ *   pos + 1 with release (the element to the pop that acquires it).
+ * - pop: acquire-load the stamp (pairs with the push's release: the
+ *   element is there); CAS head (full barrier before the caller's load of
+ *   the senders' count); read the element; release-store the stamp
+ *   pos + one_lap (our read done before a producer reuses the slot).
  * - "Empty" is decided on tail, "full" on head, both read after the stamp:
  *   a CAS on tail or head is a full barrier, so a waiter that registered
  *   and then reads tail/head sees any claim the publisher made before it
  *   read the waiter count.
- * - Slot sleepers: faa(slot_waiters) then re-read the stamp, then futex
- *   on the stamp's low 32 bits (which change on every transition: +1 or
- *   one_lap - 1, both below 2^32). The publisher's xchg then load of
- *   slot_waiters is the other half of the Dekker pair.
+ * - Slot sleepers: faa(slot_waiters), weft__fence_heavy, then re-read the
+ *   stamp, then futex on the stamp's low 32 bits (which change on every
+ *   transition: +1 or one_lap - 1, both below 2^32). The publisher's stamp
+ *   store then load of slot_waiters is the other half of the Dekker pair;
+ *   its store-load fence is the sleeper's membarrier (asymmetric fences,
+ *   park.h), or, without membarrier, the publisher's xchg.
  */
 #include "internal/ring.h"
 
@@ -125,9 +127,10 @@ static void slot_wait(struct weft__ring *r, uint64_t *stamp, uint64_t seen)
 			}
 		} while (weft__spin_again(&s));
 	}
-	/* RMW then re-check: Dekker with slot_publish */
+	/* RMW, heavy fence, then re-check: Dekker with slot_publish (whose
+	 * side is light when asymmetric fences are on, see park.h) */
 	weft__faa32(&r->slot_waiters, 1);
-	weft__fence_rmw_load();
+	weft__fence_heavy();
 	while (weft__ld64_rlx(stamp) == seen) {
 		weft__park_before_sleep();
 		weft__futex_wait(stamp_word(stamp), (uint32_t)seen, WEFT_FOREVER);
@@ -138,9 +141,19 @@ static void slot_wait(struct weft__ring *r, uint64_t *stamp, uint64_t seen)
 
 static inline void slot_publish(struct weft__ring *r, uint64_t *stamp, uint64_t val)
 {
-	/* xchg: release of the slot contents, and the full barrier before
-	 * reading slot_waiters here and the waiter counts in the caller */
-	weft__fas64(stamp, val);
+	if (__builtin_expect(weft__asym(), 1)) {
+		/* release: the slot contents before the stamp, for the
+		 * acquire of the stamp in the next push or pop. The load of
+		 * slot_waiters below stays after it in program order only:
+		 * the slot sleeper's weft__fence_heavy is the store-load
+		 * fence of this Dekker pair */
+		weft__st64_rel(stamp, val);
+		__asm__ __volatile__("" ::: "memory");
+	} else {
+		/* xchg: release of the slot contents, and the full barrier
+		 * before reading slot_waiters */
+		weft__fas64(stamp, val);
+	}
 	if (__builtin_expect(weft__ld32_rlx(&r->slot_waiters) != 0, 0))
 		weft__futex_wake(stamp_word(stamp), INT_MAX);
 }
@@ -184,7 +197,7 @@ int weft__ring_pop(struct weft__ring *r, void *elem)
 	uint64_t head = weft__ld64_rlx(&r->head);
 	for (;;) {
 		uint64_t *stamp = slot_stamp(r, head);
-		/* acquire: pairs with the push's xchg; the element is there */
+		/* acquire: pairs with the push's release store; the element is there */
 		uint64_t st = weft__ld64_acq(stamp);
 		if (st == head + 1) {
 			if (weft__cas64(&r->head, &head, pos_next(r, head))) {
@@ -247,8 +260,12 @@ long weft__ring_push_many(struct weft__ring *r, const void *elems, size_t n)
 			 * acquires it */
 			weft__st64_rel(stamp, pos + 1);
 		}
-		/* one full barrier for the batch, before the waiter loads */
-		weft__fence_sc();
+		/* store-load before the slot sleepers' count: one full
+		 * barrier for the batch, or none with asymmetric fences */
+		if (!weft__asym())
+			weft__fence_sc();
+		else
+			__asm__ __volatile__("" ::: "memory");
 		if (__builtin_expect(weft__ld32_rlx(&r->slot_waiters) != 0, 0))
 			for (size_t i = 0; i < k; i++) {
 				weft__futex_wake(stamp_word(slot_stamp(r, tail)), INT_MAX);
@@ -294,7 +311,11 @@ long weft__ring_pop_many(struct weft__ring *r, void *elems, size_t n)
 			/* release: our read before a push reuses the slot */
 			weft__st64_rel(stamp, pos + r->one_lap);
 		}
-		weft__fence_sc();
+		/* as push_many */
+		if (!weft__asym())
+			weft__fence_sc();
+		else
+			__asm__ __volatile__("" ::: "memory");
 		if (__builtin_expect(weft__ld32_rlx(&r->slot_waiters) != 0, 0))
 			for (size_t i = 0; i < k; i++) {
 				weft__futex_wake(stamp_word(slot_stamp(r, head)), INT_MAX);

@@ -9,12 +9,15 @@
  * Bit 63 of tail marks the ring closed.
  *
  * A push or pop claims its position with one CAS on tail or head (padded on
- * their own lines), copies the element, and publishes the slot with an xchg
- * on its stamp: a full barrier, so the caller may then read waiter counts
- * (Dekker, see park.h). A thread that finds the slot it needs claimed but
- * not yet published (its owner was preempted mid-operation) waits for that
- * slot: a short spin, then a futex on the stamp; the publisher wakes slot
- * sleepers only when some exist. So no thread spins unboundedly on another.
+ * their own lines; a full barrier, so the caller may then read waiter
+ * counts: Dekker, see park.h), copies the element, and publishes the slot
+ * with a release store on its stamp: one atomic RMW per operation. A thread
+ * that finds the slot it needs claimed but not yet published (its owner was
+ * preempted mid-operation) waits for that slot: a short spin, then a futex
+ * on the stamp; the publisher wakes slot sleepers only when some exist
+ * (the store-load fence of that pair is on the sleeper's side, through
+ * membarrier(2): see park.h, asymmetric fences; without membarrier the
+ * publish is an xchg). So no thread spins unboundedly on another.
  *
  * Try semantics are linearizable: -EAGAIN means empty (head == tail) or
  * full (tail == head + one lap) at one instant, never "busy".
