@@ -3,10 +3,16 @@
  * the conformance tests run every strategy through the same code.
  *
  * To add a strategy: write one file bench/strategies/<name>.c defining a
- * `const struct chan_strategy chan_strategy_<name>` and add one line to
- * bench/strategies.c (the list). Optional members may be NULL: the suite
- * skips what a strategy cannot do (a strategy without select skips select
- * scenarios; without *_many the bulk scenarios loop over single calls).
+ * `const struct chan_strategy chan_strategy_<name>`, add one line to the
+ * list in bench/strategies/list.c, the file to bench/strategies/meson.build
+ * and its declaration below (README.md, "Adding a strategy", walks through
+ * it). Optional members may be NULL: the suite skips what a strategy cannot
+ * do (a strategy without select skips select scenarios; without *_many the
+ * bulk scenarios loop over single calls), and caps says the rest: without
+ * CHAN_CAP_UNBUFFERED no capacity-0 case runs, without CHAN_CAP_MPMC only
+ * one sender and one receiver, without CHAN_CAP_BLOCKING the stress tests
+ * skip the 1000-thread chain. close is required: a strategy that has none
+ * of its own implements it in the wrapper (see ck_ring.c).
  *
  * Contract (same as weft/chan.h): return 0 or a negative errno; try calls
  * return -EAGAIN instead of blocking; after close, sends give -EPIPE and
@@ -60,10 +66,21 @@ struct chan_strategy {
 
 extern const struct chan_strategy chan_strategy_weft;
 extern const struct chan_strategy chan_strategy_mutex;
+extern const struct chan_strategy chan_strategy_spin;         /* spinlock ring */
+extern const struct chan_strategy chan_strategy_ck_ring_spsc; /* WEFT_HAVE_CK_RING */
+extern const struct chan_strategy chan_strategy_ck_ring_mpmc;
+extern const struct chan_strategy chan_strategy_moodycamel;   /* WEFT_HAVE_MOODYCAMEL */
+extern const struct chan_strategy chan_strategy_tbb;          /* WEFT_HAVE_TBB */
 
 /* NULL-terminated list of every strategy built into this binary. */
 extern const struct chan_strategy *const chan_strategies[];
-/* by name, or NULL */
+/* NULL-terminated list of the single-sender, single-receiver strategies
+ * (not in chan_strategies[]: see list.c). */
+extern const struct chan_strategy *const chan_strategies_spsc[];
+/* NULL-terminated "name: reason" for each strategy this build left out
+ * (a peer not installed, or not built under ThreadSanitizer). */
+extern const char *const chan_strategies_skipped[];
+/* by name (from either list), or NULL */
 const struct chan_strategy *chan_strategy_find(const char *name);
 
 #ifdef __cplusplus

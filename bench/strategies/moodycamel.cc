@@ -1,0 +1,288 @@
+// bench/strategies/moodycamel.cc: moodycamel::BlockingConcurrentQueue (the
+// Debian package libconcurrentqueue-dev, header-only C++) as the strategy
+// "moodycamel". Built only when the header is found at configure time
+// (meson option peers); C++, seen from C through struct chan_strategy.
+//
+// The queue is unbounded and has no close. What the wrapper adds:
+//   - bound: a moodycamel::LightweightSemaphore (the semaphore the queue
+//     itself blocks on: spin, then sleep) holds one token per free slot,
+//     initially the capacity. A send waits for a token, then enqueues; a
+//     receive dequeues (blocking in wait_dequeue), then returns a token. So
+//     capacity is exact and both sides block; the queue allocates its
+//     blocks on demand and recycles them (memory stays flat once warm).
+//   - close: a state word (closed bit, 2 x sends in progress) as in
+//     ck_ring.c, plus one marker item that close enqueues: a receiver that
+//     dequeues it drains what is left (try_dequeue), waits for the sends
+//     in progress, then puts the marker back for the next receiver and
+//     returns -EPIPE; close also returns one token, and a sender that wakes
+//     on a closed channel passes its token on, so every blocked sender
+//     wakes with -EPIPE.
+//   - elements of any size up to 256 bytes: the queue is instantiated for
+//     size classes 8, 16, 32, 64, 128 and 256 bytes.
+// Buffered only (no rendezvous), MPMC, FIFO per producer (moodycamel's
+// guarantee; there is no total order between producers), no select.
+#include <concurrentqueue/blockingconcurrentqueue.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+#include "strategy.h"
+#include "wait.h"
+
+namespace {
+
+struct base {
+	virtual ~base() = default;
+	virtual int send(const void *elem, int mode, int64_t deadline) = 0;
+	virtual int recv(void *elem, int mode, int64_t deadline) = 0;
+	virtual int close() = 0;
+	virtual size_t len() const = 0;
+	size_t esz = 0;
+};
+
+// microseconds from now to the deadline, at least 1 (moodycamel's timed waits)
+int64_t usecs_left(int64_t deadline)
+{
+	int64_t now = sw_now();
+
+	return deadline <= now ? 0 : (deadline - now + 999) / 1000;
+}
+
+template <size_t N> struct chan final : base {
+	struct item {
+		unsigned char b[N];
+		bool marker;
+	};
+
+	moodycamel::BlockingConcurrentQueue<item> q;
+	moodycamel::LightweightSemaphore slots;
+	// bit 0: closed; the rest: 2 x sends in progress
+	alignas(64) std::atomic<unsigned long> state{ 0 };
+
+	explicit chan(size_t cap) : q(cap + 1), slots(static_cast<ssize_t>(cap)) {}
+
+	// one token: true, or false by the mode (try: none now; until: deadline)
+	bool token(int mode, int64_t deadline)
+	{
+		if (slots.tryWait())
+			return true;
+		if (mode == SW_TRY)
+			return false;
+		if (deadline == SW_FOREVER)
+			return slots.wait();
+		for (;;) {
+			int64_t us = usecs_left(deadline);
+
+			if (us == 0)
+				return false;
+			if (slots.wait(us))
+				return true;
+		}
+	}
+
+	int send(const void *elem, int mode, int64_t deadline) override
+	{
+		// an early look, so that sends on a closed channel never wait
+		if (state.load(std::memory_order_relaxed) & 1)
+			return -EPIPE;
+		if (!token(mode, deadline))
+			return mode == SW_TRY ? -EAGAIN : (state.load() & 1) ? -EPIPE : -ETIMEDOUT;
+		// seq_cst: our count before our look at the closed bit; pairs with
+		// the fetch_or in close
+		if (state.fetch_add(2) & 1) {
+			state.fetch_sub(2, std::memory_order_release);
+			slots.signal(); // pass the token on: the next blocked sender wakes
+			return -EPIPE;
+		}
+		item it{};
+		if (esz)
+			std::memcpy(it.b, elem, esz);
+		it.marker = false;
+		bool ok = q.enqueue(it);
+		// release: our enqueue before a draining receiver's look at the
+		// count; pairs with the acquire in drain
+		state.fetch_sub(2, std::memory_order_release);
+		if (!ok) {
+			slots.signal();
+			return -ENOMEM;
+		}
+		return 0;
+	}
+
+	int deliver(const item &it, void *elem)
+	{
+		if (esz)
+			std::memcpy(elem, it.b, esz);
+		slots.signal();
+		return 0;
+	}
+
+	// closed: take what is left; hold: we dequeued the (only) marker and
+	// must put it back for the next receiver
+	int drain(void *elem, bool hold)
+	{
+		unsigned steps = 0;
+
+		for (;;) {
+			// acquire: every finished send's enqueue; pairs with the
+			// release in send. Read before the try_dequeue below, so
+			// quiet means nothing it misses can still arrive.
+			bool quiet = state.load(std::memory_order_acquire) == 1;
+			item it;
+
+			while (q.try_dequeue(it)) {
+				if (it.marker) {
+					hold = true;
+					continue;
+				}
+				if (hold)
+					q.enqueue(it_marker());
+				return deliver(it, elem);
+			}
+			if (quiet) {
+				if (hold)
+					q.enqueue(it_marker());
+				return -EPIPE;
+			}
+			sw_spin(&steps); // a send is finishing
+		}
+	}
+
+	static item it_marker()
+	{
+		item m{};
+		m.marker = true;
+		return m;
+	}
+
+	int recv(void *elem, int mode, int64_t deadline) override
+	{
+		item it{};
+		bool got;
+
+		if (mode == SW_TRY) {
+			got = q.try_dequeue(it);
+		} else if (deadline == SW_FOREVER) {
+			q.wait_dequeue(it);
+			got = true;
+		} else {
+			got = q.try_dequeue(it);
+			while (!got) {
+				int64_t us = usecs_left(deadline);
+
+				if (us == 0)
+					break;
+				got = q.wait_dequeue_timed(it, us);
+			}
+		}
+		if (got && !it.marker)
+			return deliver(it, elem);
+		if (got || (state.load() & 1))
+			return drain(elem, got);
+		return mode == SW_TRY ? -EAGAIN : -ETIMEDOUT;
+	}
+
+	int close() override
+	{
+		// seq_cst: pairs with the fetch_add in send
+		if (state.fetch_or(1) & 1)
+			return -EPIPE;
+		slots.signal(); // wakes one blocked sender, which passes it on
+		return q.enqueue(it_marker()) ? 0 : -ENOMEM;
+	}
+
+	size_t len() const override
+	{
+		size_t n = q.size_approx();
+		bool closed = state.load(std::memory_order_relaxed) & 1;
+
+		return closed ? (n ? n - 1 : 0) : n;
+	}
+};
+
+template <size_t N> base *make(size_t cap)
+{
+	return new (std::nothrow) chan<N>(cap);
+}
+
+int s_create(void **out, size_t elem_size, size_t capacity)
+{
+	base *c = nullptr;
+
+	if (!out || capacity == 0 || elem_size > 256)
+		return -EINVAL;
+	if (capacity > (1u << 30))
+		return -ENOMEM;
+	try {
+		if (elem_size <= 8)
+			c = make<8>(capacity);
+		else if (elem_size <= 16)
+			c = make<16>(capacity);
+		else if (elem_size <= 32)
+			c = make<32>(capacity);
+		else if (elem_size <= 64)
+			c = make<64>(capacity);
+		else if (elem_size <= 128)
+			c = make<128>(capacity);
+		else
+			c = make<256>(capacity);
+	} catch (...) {
+		c = nullptr;
+	}
+	if (!c)
+		return -ENOMEM;
+	c->esz = elem_size;
+	*out = c;
+	return 0;
+}
+
+void s_destroy(void *ch)
+{
+	delete static_cast<base *>(ch);
+}
+
+int op_send(void *ch, const void *elem, int mode, int64_t deadline)
+{
+	base *c = static_cast<base *>(ch);
+
+	if (!c || sw_bad_elem(elem, c->esz))
+		return -EINVAL;
+	return c->send(elem, mode, deadline);
+}
+
+int op_recv(void *ch, void *elem, int mode, int64_t deadline)
+{
+	base *c = static_cast<base *>(ch);
+
+	if (!c || sw_bad_elem(elem, c->esz))
+		return -EINVAL;
+	return c->recv(elem, mode, deadline);
+}
+
+int s_send(void *ch, const void *elem) { return op_send(ch, elem, SW_UNTIL, SW_FOREVER); }
+int s_recv(void *ch, void *elem) { return op_recv(ch, elem, SW_UNTIL, SW_FOREVER); }
+int s_try_send(void *ch, const void *elem) { return op_send(ch, elem, SW_TRY, 0); }
+int s_try_recv(void *ch, void *elem) { return op_recv(ch, elem, SW_TRY, 0); }
+int s_send_until(void *ch, const void *elem, int64_t d) { return op_send(ch, elem, SW_UNTIL, d); }
+int s_recv_until(void *ch, void *elem, int64_t d) { return op_recv(ch, elem, SW_UNTIL, d); }
+
+int s_close(void *ch)
+{
+	return ch ? static_cast<base *>(ch)->close() : -EINVAL;
+}
+
+size_t s_len(const void *ch)
+{
+	return ch ? static_cast<const base *>(ch)->len() : 0;
+}
+
+} // namespace
+
+// positional: C++17 has no designated initializers (constant-initialized)
+extern "C" const chan_strategy chan_strategy_moodycamel = {
+	"moodycamel", CHAN_CAP_BLOCKING | CHAN_CAP_MPMC, s_create, s_destroy, s_send, s_recv,
+	s_try_send, s_try_recv, s_send_until, s_recv_until, s_close, s_len,
+	nullptr, nullptr, nullptr, nullptr, nullptr,
+};
