@@ -139,6 +139,12 @@ static void slot_wait(struct weft__ring *r, uint64_t *stamp, uint64_t seen)
 	weft__spin_slept();
 }
 
+/* out of line: keeps the callers' fast paths free of a call */
+static __attribute__((noinline, cold)) void slot_wake(uint64_t *stamp)
+{
+	weft__futex_wake(stamp_word(stamp), INT_MAX);
+}
+
 static inline void slot_publish(struct weft__ring *r, uint64_t *stamp, uint64_t val)
 {
 	if (__builtin_expect(weft__asym(), 1)) {
@@ -155,15 +161,14 @@ static inline void slot_publish(struct weft__ring *r, uint64_t *stamp, uint64_t 
 		weft__fas64(stamp, val);
 	}
 	if (__builtin_expect(weft__ld32_rlx(&r->slot_waiters) != 0, 0))
-		weft__futex_wake(stamp_word(stamp), INT_MAX);
+		slot_wake(stamp);
 }
 
-int weft__ring_push(struct weft__ring *r, const void *elem)
+/* The loops behind the fast paths: contention, full/empty, closed, and
+ * slots claimed but not yet published. */
+static __attribute__((noinline)) int push_slow(struct weft__ring *r, const void *elem,
+					       uint64_t tail)
 {
-	uint64_t tail = weft__ld64_rlx(&r->tail);
-	/* we will write this slot: fetch its line for writing now, one
-	 * transfer instead of a shared fetch and then an upgrade */
-	__builtin_prefetch(slot_stamp(r, tail), 1, 3);
 	for (;;) {
 		if (tail & WEFT__RING_CLOSED)
 			return -EPIPE;
@@ -192,9 +197,27 @@ int weft__ring_push(struct weft__ring *r, const void *elem)
 	}
 }
 
-int weft__ring_pop(struct weft__ring *r, void *elem)
+int weft__ring_push(struct weft__ring *r, const void *elem)
 {
-	uint64_t head = weft__ld64_rlx(&r->head);
+	uint64_t tail = weft__ld64_rlx(&r->tail);
+	uint64_t *stamp = slot_stamp(r, tail);
+	/* we will write this slot: fetch its line for writing now, one
+	 * transfer instead of a shared fetch and then an upgrade */
+	__builtin_prefetch(stamp, 1, 3);
+	/* fast path: the slot at tail is free (a closed tail, bit 63, never
+	 * equals a stamp). acquire: the previous lap's pop finished reading
+	 * the slot */
+	if (__builtin_expect(weft__ld64_acq(stamp) == tail, 1) &&
+	    weft__cas64(&r->tail, &tail, pos_next(r, tail))) {
+		copy_elem(slot_data(stamp), elem, r->esize);
+		slot_publish(r, stamp, tail + 1);
+		return 0;
+	}
+	return push_slow(r, elem, weft__ld64_rlx(&r->tail));
+}
+
+static __attribute__((noinline)) int pop_slow(struct weft__ring *r, void *elem, uint64_t head)
+{
 	for (;;) {
 		uint64_t *stamp = slot_stamp(r, head);
 		/* acquire: pairs with the push's release store; the element is there */
@@ -219,6 +242,22 @@ int weft__ring_pop(struct weft__ring *r, void *elem)
 		}
 		head = weft__ld64_rlx(&r->head);
 	}
+}
+
+int weft__ring_pop(struct weft__ring *r, void *elem)
+{
+	uint64_t head = weft__ld64_rlx(&r->head);
+	uint64_t *stamp = slot_stamp(r, head);
+	/* fast path: the slot at head is full. acquire: pairs with the
+	 * push's release store; the element is there */
+	if (__builtin_expect(weft__ld64_acq(stamp) == head + 1, 1) &&
+	    weft__cas64(&r->head, &head, pos_next(r, head))) {
+		if (elem)
+			copy_elem(elem, slot_data(stamp), r->esize);
+		slot_publish(r, stamp, head + r->one_lap);
+		return 0;
+	}
+	return pop_slow(r, elem, weft__ld64_rlx(&r->head));
 }
 
 long weft__ring_push_many(struct weft__ring *r, const void *elems, size_t n)
