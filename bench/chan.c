@@ -21,7 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/futex.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,11 +35,16 @@ enum { CASE_SEND = 1, CASE_RECV = 2 }; /* struct chan_case op */
 #define NS_PER_S 1000000000LL
 
 #define CAPS(fam, kind, p, c)                                                   \
-	{ fam, kind, p, c, 0 }, { fam, kind, p, c, 1 }, { fam, kind, p, c, 1024 }
+	{ fam, kind, p, c, 0, 0, 0 }, { fam, kind, p, c, 1, 0, 0 }, { fam, kind, p, c, 1024, 0, 0 }
 #define CAPS_BUFFERED(fam, kind, p, c)                                          \
-	{ fam, kind, p, c, 1 }, { fam, kind, p, c, 1024 }
+	{ fam, kind, p, c, 1, 0, 0 }, { fam, kind, p, c, 1024, 0, 0 }
 
 const struct chan_bench_case chan_bench_cases[] = {
+	/* the hardware floor first: the report puts it on top */
+	{ "floor", CHAN_BENCH_FLOOR_CLOCK, 1, 0, 0, 0, 0 },
+	{ "floor", CHAN_BENCH_FLOOR_CAS, 1, 0, 0, 0, 0 },
+	{ "pingpong", CHAN_BENCH_FLOOR, 1, 1, 0, 0, 0 },
+	{ "floor", CHAN_BENCH_FLOOR_FUTEX, 1, 1, 0, 0, 0 },
 	CAPS_BUFFERED("seq", CHAN_BENCH_SEQ, 1, 1),
 	CAPS("spsc", CHAN_BENCH_PC, 1, 1),
 	CAPS("mpsc", CHAN_BENCH_PC, 2, 1),
@@ -50,9 +58,12 @@ const struct chan_bench_case chan_bench_cases[] = {
 	CAPS("mpmc", CHAN_BENCH_PC, 8, 8),
 	CAPS("select_rx", CHAN_BENCH_SELECT_RX, 4, 1),
 	CAPS("select_both", CHAN_BENCH_SELECT_BOTH, 2, 2),
-	{ "pingpong", CHAN_BENCH_PINGPONG, 1, 1, 1 },
-	{ "pingpong", CHAN_BENCH_FLOOR, 1, 1, 0 },
-	{ "idle", CHAN_BENCH_IDLE, IDLE_THREADS, 0, 1 },
+	{ "pingpong", CHAN_BENCH_PINGPONG, 1, 1, 1, 0, 0 },
+	{ "idle", CHAN_BENCH_IDLE, IDLE_THREADS, 0, 1, 0, 0 },
+	/* time and memory against items: 1M, 10M, 100M by default */
+	{ "scale", CHAN_BENCH_PC, 1, 1, 1024, 1, 0 },
+	{ "scale", CHAN_BENCH_PC, 1, 1, 1024, 10, 0 },
+	{ "scale", CHAN_BENCH_PC, 1, 1, 1024, 100, 1 },
 };
 const size_t chan_bench_ncases = sizeof chan_bench_cases / sizeof chan_bench_cases[0];
 
@@ -64,6 +75,32 @@ static int64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+/* The cost of one now_ns(): the median of back-to-back differences,
+ * measured once per process. Every latency sample has it subtracted. */
+static int64_t clock_cost_ns(void)
+{
+	static _Atomic int64_t cost = -1;
+	int64_t c = atomic_load_explicit(&cost, memory_order_relaxed);
+
+	if (c < 0) {
+		enum { N = 2001 };
+		static int64_t d[N];
+		unsigned hist[256] = { 0 }, acc = 0;
+
+		for (int i = 0; i < N; i++) {
+			int64_t a = now_ns();
+
+			d[i] = now_ns() - a;
+		}
+		for (int i = 0; i < N; i++)
+			hist[d[i] < 255 ? d[i] : 255]++;
+		for (c = 0; c < 255 && (acc += hist[c]) <= N / 2; c++)
+			;
+		atomic_store_explicit(&cost, c, memory_order_relaxed);
+	}
+	return c;
 }
 
 /* user + sys CPU time of the whole process (every thread), ns */
@@ -100,6 +137,106 @@ static inline void spin_step(unsigned *spins)
 #endif
 }
 
+/* ---- latency histogram ------------------------------------------------ */
+
+/* Log-linear buckets (HDR style): values below 64 ns exactly, then 32
+ * linear sub-buckets per power of two (so a bucket is within 1/32 of its
+ * values). Recording is a count and an increment, so it stays cheap and
+ * the memory stays fixed however many samples a run takes. */
+#define HIST_SUB 32
+#define HIST_BUCKETS (2 * HIST_SUB + (63 - 6 + 1) * HIST_SUB)
+
+struct hist {
+	uint64_t n[HIST_BUCKETS];
+	uint64_t count;
+	int64_t max;
+};
+
+static unsigned hist_index(uint64_t v)
+{
+	unsigned m, shift;
+
+	if (v < 2 * HIST_SUB)
+		return (unsigned)v;
+	m = 63 - (unsigned)__builtin_clzll(v); /* >= 6 */
+	shift = m - 5;
+	return 2 * HIST_SUB + (m - 6) * HIST_SUB + (unsigned)((v >> shift) - HIST_SUB);
+}
+
+/* the largest value bucket i holds */
+static int64_t hist_upper(unsigned i)
+{
+	unsigned m, shift;
+
+	if (i < 2 * HIST_SUB)
+		return i;
+	m = (i - 2 * HIST_SUB) / HIST_SUB + 6;
+	shift = m - 5;
+	return (int64_t)((((uint64_t)((i - 2 * HIST_SUB) % HIST_SUB + HIST_SUB) + 1) << shift) - 1);
+}
+
+static void hist_add(struct hist *h, int64_t v)
+{
+	if (v < 0)
+		v = 0;
+	h->n[hist_index((uint64_t)v)]++;
+	h->count++;
+	if (v > h->max)
+		h->max = v;
+}
+
+/* nearest rank over the buckets: the upper bound of the bucket holding the
+ * smallest sample with at least q of the samples at or below it (never
+ * above the exact max) */
+static int64_t hist_quantile(const struct hist *h, double q)
+{
+	uint64_t rank = (uint64_t)(q * (double)h->count + 0.999999), acc = 0;
+
+	if (rank == 0)
+		rank = 1;
+	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+		acc += h->n[i];
+		if (acc >= rank)
+			return hist_upper(i) < h->max ? hist_upper(i) : h->max;
+	}
+	return h->max;
+}
+
+/* ---- peak RSS ----------------------------------------------------------- */
+
+/* Reset the kernel's peak-RSS mark (VmHWM) so the run reports its own
+ * peak; 1 if that worked (Linux >= 4.0), else the lifetime peak is used. */
+static int reset_peak_rss(void)
+{
+	int fd = open("/proc/self/clear_refs", O_WRONLY);
+	int ok;
+
+	if (fd < 0)
+		return 0;
+	ok = write(fd, "5", 1) == 1;
+	close(fd);
+	return ok;
+}
+
+static int64_t peak_rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long long kb = -1;
+	struct rusage ru;
+
+	if (f) {
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "VmHWM: %lld kB", &kb) == 1)
+				break;
+		fclose(f);
+	}
+	if (kb >= 0)
+		return kb;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
 /* ---- workers ---------------------------------------------------------- */
 
 struct bench;
@@ -132,11 +269,13 @@ struct bench {
 	void *ch[MAX_CHANS];
 	_Atomic unsigned senders_left[MAX_CHANS]; /* the last one closes */
 	pthread_barrier_t go;
-	int64_t *lat;     /* pingpong, floor: one per timed round trip */
-	uint64_t nlat;
+	struct hist *lat; /* pingpong, floor, futex floor: the timed samples */
+	int64_t clock_ns; /* subtracted from each sample */
 	uint64_t warmup;  /* pingpong, floor: untimed round trips first */
-	struct floor_line *line; /* floor: [0] ping, [1] pong */
+	struct floor_line *line; /* floor: [0] ping, [1] pong; futex: [0] word, [1] ack */
+	_Atomic int64_t stamp;   /* futex floor: when the wake was issued */
 	int hung;                /* released by close after the timeout */
+	uint64_t base;           /* base items (for the name) */
 };
 
 /* 0 + 1 + ... + (n - 1), mod 2^64: what the receivers' sum must be */
@@ -309,7 +448,7 @@ static void select_both_worker(struct worker *w)
 static void timed(struct bench *b, uint64_t i, int64_t t0)
 {
 	if (i >= b->warmup)
-		b->lat[i - b->warmup] = now_ns() - t0;
+		hist_add(b->lat, now_ns() - t0 - b->clock_ns);
 }
 
 /* pingpong: send i on channel 0, wait for it back on channel 1 */
@@ -395,6 +534,100 @@ static void floor_ponger(struct worker *w)
 	progress(&w->received, b->items);
 }
 
+/* floor/clock: back-to-back clock reads, each difference a sample */
+static void floor_clock(struct worker *w)
+{
+	struct bench *b = w->b;
+	int64_t prev = now_ns();
+
+	for (uint64_t i = 0; i < b->items; i++) {
+		int64_t t = now_ns();
+
+		if (i >= b->warmup)
+			hist_add(b->lat, t - prev);
+		prev = t;
+	}
+	progress(&w->sent, b->items);
+	progress(&w->received, b->items);
+	w->sum = value_sum(b->items);
+}
+
+/* floor/cas: uncontended compare-and-swap on a line only this thread uses */
+static void floor_cas(struct worker *w)
+{
+	struct bench *b = w->b;
+	_Atomic uint64_t *word = &b->line[0].seq;
+
+	for (uint64_t i = 0; i < b->items; i++) {
+		uint64_t expect = i;
+
+		/* seq_cst, as a lock or a ticket takes it; always succeeds */
+		atomic_compare_exchange_strong(word, &expect, i + 1);
+	}
+	progress(&w->sent, b->items);
+	progress(&w->received, b->items);
+	w->sum = value_sum(b->items);
+}
+
+static long futex(_Atomic uint64_t *addr, int op, uint32_t val)
+{
+	/* the low 32 bits of the word (little-endian: its first 4 bytes) */
+	return syscall(SYS_futex, (uint32_t *)(void *)addr, op | FUTEX_PRIVATE_FLAG, val,
+		       NULL, NULL, 0);
+}
+
+/* floor/futex_wake: the waker waits until the sleeper has announced it is
+ * going to sleep, gives it 50 us to get there, stamps the time and wakes
+ * it; the sleeper reads the clock when FUTEX_WAIT returns. One sample per
+ * wake-up: the kernel's wake path plus the scheduler putting the thread on
+ * a core. */
+static void floor_waker(struct worker *w)
+{
+	struct bench *b = w->b;
+	_Atomic uint64_t *word = &b->line[0].seq, *ack = &b->line[1].seq;
+
+	for (uint64_t i = 0; i < b->items; i++) {
+		unsigned spins = 0;
+
+		/* acquire: the sleeper's announcement (ack = 2i + 1); ack only
+		 * grows, and the sleeper may already be one step further */
+		while (atomic_load_explicit(ack, memory_order_acquire) < 2 * i + 1)
+			spin_step(&spins);
+		sleep_ns(50000);
+		atomic_store_explicit(&b->stamp, now_ns(), memory_order_relaxed);
+		/* release: the stamp before the word; pairs with the sleeper */
+		atomic_store_explicit(word, 1, memory_order_release);
+		futex(word, FUTEX_WAKE, 1);
+		while (atomic_load_explicit(ack, memory_order_acquire) < 2 * i + 2)
+			spin_step(&spins);
+	}
+	progress(&w->sent, b->items);
+	progress(&w->received, b->items);
+	w->sum = value_sum(b->items);
+}
+
+static void floor_sleeper(struct worker *w)
+{
+	struct bench *b = w->b;
+	_Atomic uint64_t *word = &b->line[0].seq, *ack = &b->line[1].seq;
+
+	for (uint64_t i = 0; i < b->items; i++) {
+		atomic_store_explicit(word, 0, memory_order_relaxed);
+		/* release: word reset before the waker may set it */
+		atomic_store_explicit(ack, 2 * i + 1, memory_order_release);
+		while (atomic_load_explicit(word, memory_order_acquire) == 0)
+			futex(word, FUTEX_WAIT, 0);
+		int64_t t = now_ns();
+
+		if (i >= b->warmup)
+			hist_add(b->lat, t - atomic_load_explicit(&b->stamp, memory_order_relaxed) -
+						 b->clock_ns);
+		atomic_store_explicit(ack, 2 * i + 2, memory_order_release);
+	}
+	progress(&w->sent, b->items);
+	progress(&w->received, b->items);
+}
+
 /* idle: block in recv on an empty channel until it is closed */
 static void idle_receiver(struct worker *w)
 {
@@ -417,12 +650,38 @@ static void *worker_main(void *arg)
 
 /* ---- the runner ------------------------------------------------------- */
 
+int chan_bench_is_floor(const struct chan_bench_case *c)
+{
+	return c->kind == CHAN_BENCH_FLOOR || c->kind == CHAN_BENCH_FLOOR_CLOCK ||
+	       c->kind == CHAN_BENCH_FLOOR_CAS || c->kind == CHAN_BENCH_FLOOR_FUTEX;
+}
+
+static int has_latency(const struct chan_bench_case *c)
+{
+	return c->kind == CHAN_BENCH_PINGPONG || c->kind == CHAN_BENCH_FLOOR ||
+	       c->kind == CHAN_BENCH_FLOOR_CLOCK || c->kind == CHAN_BENCH_FLOOR_FUTEX;
+}
+
 int chan_bench_supported(const struct chan_bench_case *c, const struct chan_strategy *s)
 {
-	if (c->kind == CHAN_BENCH_FLOOR)
+	if (chan_bench_is_floor(c))
 		return s == NULL;
 	if (!s)
 		return 0;
+	if (c->capped) {
+		/* whole words of CHAN_SCALE_STRATEGIES */
+		const char *list = CHAN_SCALE_STRATEGIES, *p = list;
+		size_t n = strlen(s->name);
+		int found = 0;
+
+		while ((p = strstr(p, s->name)) != NULL) {
+			if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
+				found = 1;
+			p += n;
+		}
+		if (!found)
+			return 0;
+	}
 	if (c->capacity == 0 && !(s->caps & CHAN_CAP_UNBUFFERED))
 		return 0;
 	switch (c->kind) {
@@ -444,7 +703,13 @@ uint64_t chan_bench_items(const struct chan_bench_case *c, uint64_t base)
 
 	if (c->kind == CHAN_BENCH_IDLE)
 		return 0;
-	if (c->kind == CHAN_BENCH_PINGPONG || c->kind == CHAN_BENCH_FLOOR)
+	if (c->scale_x10)
+		n = base / 10 * c->scale_x10;
+	else if (c->kind == CHAN_BENCH_FLOOR_CLOCK || c->kind == CHAN_BENCH_FLOOR_CAS)
+		n = base;
+	else if (c->kind == CHAN_BENCH_FLOOR_FUTEX)
+		n = base / 5000;
+	else if (c->kind == CHAN_BENCH_PINGPONG || c->kind == CHAN_BENCH_FLOOR)
 		n = base / 50;
 	else if (c->capacity < 2)
 		n = base / 100;
@@ -452,12 +717,25 @@ uint64_t chan_bench_items(const struct chan_bench_case *c, uint64_t base)
 }
 
 char *chan_bench_name(char *buf, size_t size, const struct chan_bench_case *c,
-		      const struct chan_strategy *s)
+		      const struct chan_strategy *s, uint64_t base_items)
 {
-	char cap[32] = "", threads[48] = "";
+	char cap[64] = "", threads[48] = "";
 	int pingpong = c->kind == CHAN_BENCH_PINGPONG || c->kind == CHAN_BENCH_FLOOR;
+	static const char *const floors[] = {
+		[CHAN_BENCH_FLOOR_CLOCK] = "clock",
+		[CHAN_BENCH_FLOOR_CAS] = "cas",
+		[CHAN_BENCH_FLOOR_FUTEX] = "futex_wake",
+	};
 
-	if (!pingpong)
+	if (c->kind == CHAN_BENCH_FLOOR_CLOCK || c->kind == CHAN_BENCH_FLOOR_CAS ||
+	    c->kind == CHAN_BENCH_FLOOR_FUTEX) {
+		snprintf(buf, size, "chan/floor/%s/hw_floor", floors[c->kind]);
+		return buf;
+	}
+	if (c->scale_x10)
+		snprintf(cap, sizeof cap, "/cap:%zu/items:%llu", c->capacity,
+			 (unsigned long long)chan_bench_items(c, base_items));
+	else if (!pingpong)
 		snprintf(cap, sizeof cap, "/cap:%zu", c->capacity);
 	if (c->kind == CHAN_BENCH_IDLE || c->kind == CHAN_BENCH_SELECT_BOTH)
 		snprintf(threads, sizeof threads, "/threads:%u", c->producers);
@@ -467,22 +745,6 @@ char *chan_bench_name(char *buf, size_t size, const struct chan_bench_case *c,
 	snprintf(buf, size, "chan/%s%s%s/%s", c->family, cap, threads,
 		 s ? s->name : "hw_floor");
 	return buf;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* nearest rank: the smallest sample with at least permille/1000 of the
- * samples at or below it */
-static int64_t percentile(const int64_t *sorted, uint64_t n, unsigned permille)
-{
-	uint64_t rank = (n * permille + 999) / 1000;
-
-	return sorted[rank ? rank - 1 : 0];
 }
 
 /* Join every worker by the timeout: 0, or -ETIMEDOUT (some still run). */
@@ -512,7 +774,7 @@ static void hang(struct bench *b, struct worker *w, unsigned n, int64_t timeout_
 	char name[160];
 	uint64_t sent = 0, received = 0;
 
-	chan_bench_name(name, sizeof name, b->c, b->s);
+	chan_bench_name(name, sizeof name, b->c, b->s, b->base);
 	fprintf(stderr, "weft-bench: %s hung: not finished after %lld s (%llu items)\n",
 		name, (long long)(timeout_ns / NS_PER_S), (unsigned long long)b->items);
 	for (unsigned i = 0; i < n; i++) {
@@ -560,6 +822,9 @@ static void assign(const struct chan_bench_case *c, struct worker *w, unsigned i
 		[CHAN_BENCH_FLOOR] = { { floor_pinger, floor_ponger }, { "pinger", "ponger" } },
 		[CHAN_BENCH_IDLE] = { { idle_receiver, idle_receiver },
 				      { "idle receiver", "idle receiver" } },
+		[CHAN_BENCH_FLOOR_CLOCK] = { { floor_clock, floor_clock }, { "clock", "clock" } },
+		[CHAN_BENCH_FLOOR_CAS] = { { floor_cas, floor_cas }, { "cas", "cas" } },
+		[CHAN_BENCH_FLOOR_FUTEX] = { { floor_waker, floor_sleeper }, { "waker", "sleeper" } },
 	};
 	unsigned second = i >= c->producers; /* pingpong, floor: 1 "producer" */
 
@@ -571,10 +836,13 @@ static unsigned nthreads(const struct chan_bench_case *c)
 {
 	switch (c->kind) {
 	case CHAN_BENCH_SEQ:
+	case CHAN_BENCH_FLOOR_CLOCK:
+	case CHAN_BENCH_FLOOR_CAS:
 		return 1;
 	case CHAN_BENCH_SELECT_BOTH:
 	case CHAN_BENCH_PINGPONG:
 	case CHAN_BENCH_FLOOR:
+	case CHAN_BENCH_FLOOR_FUTEX:
 		return 2;
 	case CHAN_BENCH_IDLE:
 		return c->producers;
@@ -592,6 +860,9 @@ static unsigned nchannels(const struct chan_bench_case *c)
 	case CHAN_BENCH_PINGPONG:
 		return 2;
 	case CHAN_BENCH_FLOOR:
+	case CHAN_BENCH_FLOOR_CLOCK:
+	case CHAN_BENCH_FLOOR_CAS:
+	case CHAN_BENCH_FLOOR_FUTEX:
 		return 0;
 	case CHAN_BENCH_IDLE:
 		return c->producers;
@@ -619,7 +890,8 @@ static void check(const struct bench *b, const struct worker *w, unsigned n,
 	}
 	if (b->c->kind == CHAN_BENCH_IDLE)
 		return;
-	if (b->c->kind == CHAN_BENCH_PINGPONG || b->c->kind == CHAN_BENCH_FLOOR) {
+	if (b->c->kind == CHAN_BENCH_PINGPONG || b->c->kind == CHAN_BENCH_FLOOR ||
+	    b->c->kind == CHAN_BENCH_FLOOR_FUTEX) {
 		sent /= 2; /* each side counts every round trip */
 		received /= 2;
 	}
@@ -651,16 +923,17 @@ static int setup(struct bench *b, struct chan_bench_result *r)
 	if (c->kind == CHAN_BENCH_PC || c->kind == CHAN_BENCH_SELECT_RX)
 		for (unsigned i = 0; i < c->producers; i++)
 			atomic_fetch_add(&b->senders_left[i % b->nch], 1);
-	if (c->kind == CHAN_BENCH_PINGPONG || c->kind == CHAN_BENCH_FLOOR) {
+	if (has_latency(c)) {
 		b->warmup = b->items / 10 < 1000 ? b->items / 10 : 1000;
-		b->nlat = b->items - b->warmup;
-		b->lat = calloc(b->nlat, sizeof *b->lat); /* zeroed: touched now, not timed */
+		b->lat = calloc(1, sizeof *b->lat); /* zeroed: touched now, not timed */
 		if (!b->lat) {
 			snprintf(r->error, sizeof r->error, "out of memory");
 			return -1;
 		}
+		/* the clock's own cost; not subtracted from the clock floor */
+		b->clock_ns = c->kind == CHAN_BENCH_FLOOR_CLOCK ? 0 : clock_cost_ns();
 	}
-	if (c->kind == CHAN_BENCH_FLOOR) {
+	if (chan_bench_is_floor(c)) {
 		b->line = aligned_alloc(64, 2 * sizeof *b->line);
 		if (!b->line) {
 			snprintf(r->error, sizeof r->error, "out of memory");
@@ -688,6 +961,7 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 	struct worker *w;
 	int64_t t0, c0, t1, c1;
 	int64_t timeout = p->timeout_ns > 0 ? p->timeout_ns : 120 * NS_PER_S;
+	int rss_reset = 0;
 
 	memset(r, 0, sizeof *r);
 	if (!chan_bench_supported(c, s)) {
@@ -695,6 +969,7 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 		return -1;
 	}
 	b.items = chan_bench_items(c, p->base_items);
+	b.base = p->base_items;
 	b.nch = nchannels(c);
 	w = aligned_alloc(64, n * sizeof *w);
 	if (!w) {
@@ -705,6 +980,7 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 	if (setup(&b, r) != 0)
 		goto out;
 
+	rss_reset = reset_peak_rss();
 	pthread_barrier_init(&b.go, NULL, n + 1);
 	for (unsigned i = 0; i < n; i++) {
 		w[i].b = &b;
@@ -739,15 +1015,19 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 	r->items = b.items;
 	r->wall_ns = t1 - t0;
 	r->cpu_ns = c1 - c0;
+	r->peak_rss_kb = peak_rss_kb();
+	(void)rss_reset; /* without the reset: the process's lifetime peak */
 	if (!b.hung)
 		check(&b, w, n, r);
-	if (b.lat && !r->error[0]) {
-		qsort(b.lat, b.nlat, sizeof *b.lat, cmp_i64);
+	if (b.lat && b.lat->count && !r->error[0]) {
 		r->has_latency = 1;
-		r->p50_ns = percentile(b.lat, b.nlat, 500);
-		r->p99_ns = percentile(b.lat, b.nlat, 990);
-		r->p999_ns = percentile(b.lat, b.nlat, 999);
-		r->max_ns = b.lat[b.nlat - 1];
+		r->clock_ns = b.clock_ns;
+		r->p50_ns = hist_quantile(b.lat, 0.5);
+		r->p90_ns = hist_quantile(b.lat, 0.9);
+		r->p99_ns = hist_quantile(b.lat, 0.99);
+		r->p999_ns = hist_quantile(b.lat, 0.999);
+		r->p9999_ns = hist_quantile(b.lat, 0.9999);
+		r->max_ns = b.lat->max;
 	}
 out:
 	teardown(&b);

@@ -23,6 +23,15 @@
  *   pingpong     round trips over two capacity-1 channels, each timed
  *   floor        the hardware floor for pingpong: one 64-byte aligned atomic
  *                word each way, both threads spinning (no strategy)
+ *   floor/...    more of the hardware floor (no strategy), run first:
+ *                clock (the cost of one CLOCK_MONOTONIC read, which every
+ *                latency sample has subtracted), cas (one uncontended
+ *                compare-and-swap on a line this core owns) and futex_wake
+ *                (FUTEX_WAKE of a thread parked in FUTEX_WAIT to that
+ *                thread running again, timed one way)
+ *   scale        spsc at capacity 1024 with 0.1x, 1x and 10x the base items
+ *                (1M, 10M, 100M by default): time and peak RSS must scale
+ *                with the items and stay flat respectively
  *   idle         64 threads blocked in recv on 64 empty channels for a while
  *                (the CPU they burn), then released by close
  */
@@ -46,6 +55,9 @@ enum chan_bench_kind {
 	CHAN_BENCH_PINGPONG,
 	CHAN_BENCH_FLOOR, /* no strategy */
 	CHAN_BENCH_IDLE,
+	CHAN_BENCH_FLOOR_CLOCK, /* no strategy */
+	CHAN_BENCH_FLOOR_CAS,   /* no strategy */
+	CHAN_BENCH_FLOOR_FUTEX, /* no strategy */
 };
 
 struct chan_bench_case {
@@ -54,7 +66,16 @@ struct chan_bench_case {
 	unsigned producers; /* sending threads (idle: blocked threads) */
 	unsigned consumers; /* receiving threads */
 	size_t capacity;
+	/* items = base items x scale_x10 / 10 (0: the rule of chan_bench_items) */
+	unsigned scale_x10;
+	/* 1: only for the strategies of CHAN_SCALE_STRATEGIES at the largest
+	 * scale (slow strategies would take minutes) */
+	int capped;
 };
+
+/* the strategies the largest scale case runs for: weft, the mutex baseline
+ * and the raw ring reference */
+#define CHAN_SCALE_STRATEGIES "weft mutex ck_ring_spsc"
 
 /* The whole matrix; count in chan_bench_ncases. */
 extern const struct chan_bench_case chan_bench_cases[];
@@ -77,13 +98,22 @@ struct chan_bench_result {
 	uint64_t items;  /* items moved (pingpong, floor: round trips) */
 	int64_t wall_ns; /* release of the threads to the last join (idle: the idle window) */
 	int64_t cpu_ns;  /* process user + sys over the same span */
-	int has_latency; /* pingpong, floor: per round trip */
-	int64_t p50_ns, p99_ns, p999_ns, max_ns;
+	int has_latency; /* pingpong, floor: per round trip; floor/futex_wake: one way */
+	/* from a log-linear histogram (HDR style: 32 linear sub-buckets per
+	 * power of two, so within 3%; a percentile is its bucket's upper
+	 * bound), the clock cost (clock_ns) subtracted from every sample;
+	 * max is exact */
+	int64_t p50_ns, p90_ns, p99_ns, p999_ns, p9999_ns, max_ns;
+	int64_t clock_ns;    /* the clock cost subtracted from each sample */
+	int64_t peak_rss_kb; /* the process's peak RSS during the run (VmHWM reset first) */
 	int64_t release_ns; /* idle: close of the channels to the last join */
 	char error[200];    /* nonempty: the run failed (and says why) */
 };
 
-/* 1 if strategy s can run case c (s is NULL only for CHAN_BENCH_FLOOR). */
+/* 1 if case c is a hardware floor (no strategy; s is NULL) */
+int chan_bench_is_floor(const struct chan_bench_case *c);
+
+/* 1 if strategy s can run case c (s is NULL only for the floor cases). */
 int chan_bench_supported(const struct chan_bench_case *c, const struct chan_strategy *s);
 
 /* Items a run of case c moves for the given base count:
@@ -94,13 +124,19 @@ int chan_bench_supported(const struct chan_bench_case *c, const struct chan_stra
  *                           baseline, so 10 million would take an hour
  *   pingpong, floor         base / 50 round trips (200k by default)
  *   idle                    0
+ *   floor/clock, floor/cas  base (clock reads, CASes)
+ *   floor/futex_wake        base / 5000 wake-ups (2000 by default; each
+ *                           needs the other thread asleep first)
+ *   scale_x10 != 0          base x scale_x10 / 10
  * never less than 100 (except idle). */
 uint64_t chan_bench_items(const struct chan_bench_case *c, uint64_t base_items);
 
 /* Name of the benchmark, e.g. "chan/spsc/cap:1024/weft",
- * "chan/mpmc/cap:0/threads:4x4/mutex", "chan/floor/hw". Returns buf. */
+ * "chan/mpmc/cap:0/threads:4x4/mutex", "chan/pingpong/hw_floor",
+ * "chan/floor/cas/hw_floor", "chan/scale/cap:1024/items:100000000/weft"
+ * (base_items gives the items of the scale cases). Returns buf. */
 char *chan_bench_name(char *buf, size_t size, const struct chan_bench_case *c,
-		      const struct chan_strategy *s);
+		      const struct chan_strategy *s, uint64_t base_items);
 
 /* Run case c once with strategy s. Returns 0, or -1 with r->error set. */
 int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *s,

@@ -6,10 +6,18 @@
 //   ns_per_item       wall time per item
 //   cpu_ns_per_item   process CPU (user + sys, every thread) per item
 //   cpu_util          process CPU / wall time (cores kept busy)
-//   p50_ns p99_ns p999_ns max_ns   pingpong round trips
+//   p50_ns p90_ns p99_ns p999_ns p9999_ns max_ns   pingpong round trips, the
+//                     floor's samples (log-linear histogram, clock cost
+//                     subtracted: clock_ns); peak_rss_kb: the run's peak RSS
 //   idle_cpu_ns release_ns          idle: CPU burned while blocked, close-to-join
 // Google Benchmark's own cpu_time is the process CPU clock over the whole
 // iteration (setup and thread creation included): prefer cpu_ns_per_item.
+//
+// Before running it prints the strategies built in and those skipped (peers
+// not installed, with why; also in the JSON context as weft_strategies and
+// weft_skipped), and before each run a progress line on stderr: which
+// benchmark, n of N, time so far and an estimate of the time left (from
+// --weft_estimates when given, else the mean so far).
 //
 // Flags (before the --benchmark_* ones, which Google Benchmark parses):
 //   --weft_items=N      base items per run (default 10000000, or the
@@ -19,6 +27,11 @@
 //   --weft_timeout=S    a run taking longer is a hang (default 120): report
 //                       it, release the threads by closing the channels, fail
 //                       (sync family: print its progress and exit 124)
+//   --weft_estimates=F  seconds per benchmark from an earlier run ("name
+//                       seconds" lines), for the time-left estimate
+//   --weft_times_out=F  write this run's seconds per benchmark there (with
+//                       the entries of --weft_estimates it did not run)
+//   --weft_no_progress  no progress lines
 // The sync family (bench/sync.c: semaphore, errgroup, context) reports the
 // same counters with an op (acquire+release pair, task, context) as the
 // item, plus threads_created (errgroup: threads created during the run).
@@ -31,9 +44,13 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <map>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -46,11 +63,132 @@ namespace {
 chan_bench_params params = { 10000000, 1000000000, 0 };
 bool any_failed = false;
 
-void run_case(benchmark::State &state, const chan_bench_case *c, const chan_strategy *s)
+// ---- progress ----------------------------------------------------------
+
+struct progress_state {
+	std::vector<std::string> names; // registered, in run order
+	std::map<std::string, double> estimate, took;
+	size_t total = 0, done = 0; // runs (benchmarks x repetitions)
+	int reps = 1;
+	bool on = true;
+	std::string estimates_in, times_out;
+	std::chrono::steady_clock::time_point start, last;
+	std::string current;
+} prog;
+
+std::string clock_text(double s)
 {
-	double wall = 0, cpu = 0, items = 0, release = 0;
+	char b[32];
+	long t = static_cast<long>(s + 0.5);
+
+	if (t >= 3600)
+		std::snprintf(b, sizeof b, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+	else
+		std::snprintf(b, sizeof b, "%ld:%02ld", t / 60, t % 60);
+	return b;
+}
+
+// the benchmarks Google Benchmark will run: ours that match the filter
+// (its rules: "all" or empty is everything, a leading '-' negates; the
+// name it matches carries "/iterations:1/manual_time")
+void count_runs(const std::string &filter)
+{
+	std::string f = filter.empty() || filter == "all" ? "." : filter;
+	bool negate = !f.empty() && f[0] == '-';
+	if (negate)
+		f = f.substr(1);
+	std::regex re;
+	try {
+		re = std::regex(f, std::regex::extended);
+	} catch (const std::regex_error &) {
+		prog.on = false; // Google Benchmark will report the bad filter
+		return;
+	}
+	std::vector<std::string> kept;
+	for (auto &n : prog.names)
+		if (std::regex_search(n + "/iterations:1/manual_time", re) != negate)
+			kept.push_back(n);
+	prog.names = kept;
+	prog.total = kept.size() * static_cast<size_t>(prog.reps);
+}
+
+void load_estimates()
+{
+	if (prog.estimates_in.empty())
+		return;
+	std::ifstream in(prog.estimates_in);
+	std::string name;
+	double sec;
+	while (in >> name >> sec)
+		prog.estimate[name] = sec;
+}
+
+void save_times()
+{
+	if (prog.times_out.empty())
+		return;
+	std::map<std::string, double> all = prog.estimate;
+	for (auto &kv : prog.took)
+		all[kv.first] = kv.second / prog.reps;
+	std::ofstream out(prog.times_out);
+	for (auto &kv : all)
+		out << kv.first << " " << kv.second << "\n";
+}
+
+// the previous run's time is booked; this one starts
+void progress(const std::string &name)
+{
+	auto now = std::chrono::steady_clock::now();
+	if (!prog.current.empty())
+		prog.took[prog.current] += std::chrono::duration<double>(now - prog.last).count();
+	prog.last = now;
+	prog.current = name;
+	if (name.empty() || !prog.on || prog.total == 0)
+		return;
+	if (prog.done == 0)
+		prog.start = now;
+	prog.done++;
+	double elapsed = std::chrono::duration<double>(now - prog.start).count();
+	// time left: what is left at the earlier run's pace, scaled by how this
+	// run compares with it so far; the mean so far where nothing is known
+	double est_done = 0, real_done = 0, left = 0;
+	for (auto &kv : prog.took) {
+		auto e = prog.estimate.find(kv.first);
+		if (e != prog.estimate.end() && e->second > 0) {
+			est_done += e->second * prog.reps;
+			real_done += kv.second;
+		}
+	}
+	double pace = est_done > 0 ? real_done / est_done : 1;
+	double mean = prog.done > 1 ? elapsed / static_cast<double>(prog.done - 1) : 0;
+	bool found = false;
+	for (auto &n : prog.names) {
+		double reps_left = prog.reps;
+		if (n == name) { // this one's repetitions not over yet
+			found = true;
+			reps_left = prog.reps - static_cast<double>((prog.done - 1) % prog.reps);
+		} else if (!found) {
+			continue; // run already
+		}
+		auto e = prog.estimate.find(n);
+		left += reps_left * (e != prog.estimate.end() ? e->second * pace : mean);
+	}
+	if (prog.done == 1 && prog.estimate.empty())
+		std::fprintf(stderr, "[%*zu/%zu] %s\n", static_cast<int>(std::to_string(prog.total).size()),
+			     prog.done, prog.total, name.c_str());
+	else
+		std::fprintf(stderr, "[%*zu/%zu] %s  (%s so far, about %s left)\n",
+			     static_cast<int>(std::to_string(prog.total).size()), prog.done, prog.total,
+			     name.c_str(), clock_text(elapsed).c_str(), clock_text(left).c_str());
+}
+
+void run_case(benchmark::State &state, const chan_bench_case *c, const chan_strategy *s,
+	      const std::string &name)
+{
+	double wall = 0, cpu = 0, items = 0, release = 0, rss = 0;
 	std::vector<chan_bench_result> lat; // per iteration, for the worst
 
+	progress(name);
 	for (auto _ : state) {
 		chan_bench_result r;
 
@@ -64,12 +202,14 @@ void run_case(benchmark::State &state, const chan_bench_case *c, const chan_stra
 		cpu += static_cast<double>(r.cpu_ns);
 		items += static_cast<double>(r.items);
 		release += static_cast<double>(r.release_ns);
+		rss = std::max(rss, static_cast<double>(r.peak_rss_kb));
 		if (r.has_latency)
 			lat.push_back(r);
 	}
 	if (wall == 0)
 		return; // failed
 	auto &k = state.counters;
+	k["peak_rss_kb"] = rss;
 	if (c->kind == CHAN_BENCH_IDLE) {
 		double n = static_cast<double>(state.iterations());
 		k["idle_cpu_ns"] = cpu / n;
@@ -93,8 +233,11 @@ void run_case(benchmark::State &state, const chan_bench_case *c, const chan_stra
 			return static_cast<double>(v[v.size() / 2]);
 		};
 		k["p50_ns"] = med(&chan_bench_result::p50_ns);
+		k["p90_ns"] = med(&chan_bench_result::p90_ns);
 		k["p99_ns"] = med(&chan_bench_result::p99_ns);
 		k["p999_ns"] = med(&chan_bench_result::p999_ns);
+		k["p9999_ns"] = med(&chan_bench_result::p9999_ns);
+		k["clock_ns"] = med(&chan_bench_result::clock_ns);
 		k["max_ns"] = static_cast<double>(
 			std::max_element(lat.begin(), lat.end(), [](auto &a, auto &b) {
 				return a.max_ns < b.max_ns;
@@ -102,11 +245,13 @@ void run_case(benchmark::State &state, const chan_bench_case *c, const chan_stra
 	}
 }
 
-void run_sync(benchmark::State &state, const sync_bench_case *c, sync_bench_impl impl)
+void run_sync(benchmark::State &state, const sync_bench_case *c, sync_bench_impl impl,
+	      const std::string &name)
 {
 	sync_bench_params sp = { params.base_items, params.timeout_ns };
 	double wall = 0, cpu = 0, items = 0, threads = -1;
 
+	progress(name);
 	for (auto _ : state) {
 		sync_bench_result r;
 
@@ -162,8 +307,17 @@ void parse_flags(int *argc, char **argv)
 			params.idle_ns = static_cast<int64_t>(v * 1e6);
 		else if (flag(argv[i], "--weft_timeout", &v))
 			params.timeout_ns = static_cast<int64_t>(v * 1e9);
-		else
+		else if (!std::strncmp(argv[i], "--weft_estimates=", 17))
+			prog.estimates_in = argv[i] + 17;
+		else if (!std::strncmp(argv[i], "--weft_times_out=", 17))
+			prog.times_out = argv[i] + 17;
+		else if (!std::strcmp(argv[i], "--weft_no_progress"))
+			prog.on = false;
+		else {
+			if (!std::strncmp(argv[i], "--benchmark_repetitions=", 24))
+				prog.reps = std::max(1, std::atoi(argv[i] + 24));
 			argv[out++] = argv[i];
+		}
 	}
 	*argc = out;
 	argv[out] = nullptr;
@@ -177,16 +331,20 @@ void register_all()
 		const chan_bench_case *c = &chan_bench_cases[i];
 		std::vector<const chan_strategy *> strategies;
 
-		if (c->kind == CHAN_BENCH_FLOOR)
+		if (chan_bench_is_floor(c))
 			strategies.push_back(nullptr);
-		else
+		else {
 			for (const chan_strategy *const *s = chan_strategies; *s; s++)
 				strategies.push_back(*s);
+			for (const chan_strategy *const *s = chan_strategies_spsc; *s; s++)
+				strategies.push_back(*s);
+		}
 		for (const chan_strategy *s : strategies) {
 			if (!chan_bench_supported(c, s))
 				continue;
-			chan_bench_name(name, sizeof name, c, s);
-			benchmark::RegisterBenchmark(name, run_case, c, s)
+			chan_bench_name(name, sizeof name, c, s, params.base_items);
+			prog.names.push_back(name);
+			benchmark::RegisterBenchmark(name, run_case, c, s, std::string(name))
 				->Iterations(1)
 				->UseManualTime()
 				->MeasureProcessCPUTime()
@@ -201,7 +359,8 @@ void register_all()
 			if (!sync_bench_supported(c, si))
 				continue;
 			sync_bench_name(name, sizeof name, c, si);
-			benchmark::RegisterBenchmark(name, run_sync, c, si)
+			prog.names.push_back(name);
+			benchmark::RegisterBenchmark(name, run_sync, c, si, std::string(name))
 				->Iterations(1)
 				->UseManualTime()
 				->MeasureProcessCPUTime()
@@ -210,13 +369,15 @@ void register_all()
 	}
 }
 
-void run_pool(benchmark::State &state, const pool_bench_case *c, const pool_strategy *s)
+void run_pool(benchmark::State &state, const pool_bench_case *c, const pool_strategy *s,
+	      const std::string &name)
 {
 	pool_bench_params pp = { params.base_items, params.idle_ns, params.timeout_ns };
 	double wall = 0, cpu = 0, items = 0, wakes = 0, csw = 0, rss = 0;
 	bool have_wakes = true;
 	std::vector<pool_bench_result> lat;
 
+	progress(name);
 	for (auto _ : state) {
 		pool_bench_result r;
 
@@ -286,7 +447,8 @@ void register_pool()
 			continue;
 		for (const pool_strategy *const *s = pool_strategies; *s; s++) {
 			pool_bench_name(name, sizeof name, c, *s);
-			benchmark::RegisterBenchmark(name, run_pool, c, *s)
+			prog.names.push_back(name);
+			benchmark::RegisterBenchmark(name, run_pool, c, *s, std::string(name))
 				->Iterations(1)
 				->UseManualTime()
 				->MeasureProcessCPUTime()
@@ -307,7 +469,22 @@ int main(int argc, char **argv)
 		return 2;
 	benchmark::AddCustomContext("weft_base_items", std::to_string(params.base_items));
 	benchmark::AddCustomContext("weft_idle_ms", std::to_string(params.idle_ns / 1000000));
+	std::string built, skipped;
+	for (const chan_strategy *const *s = chan_strategies; *s; s++)
+		built += (built.empty() ? "" : " ") + std::string((*s)->name);
+	for (const chan_strategy *const *s = chan_strategies_spsc; *s; s++)
+		built += (built.empty() ? "" : " ") + std::string((*s)->name) + "(1x1 only)";
+	for (const char *const *s = chan_strategies_skipped; *s; s++)
+		skipped += (skipped.empty() ? "" : "; ") + std::string(*s);
+	benchmark::AddCustomContext("weft_strategies", built);
+	benchmark::AddCustomContext("weft_skipped", skipped.empty() ? "none" : skipped);
+	std::fprintf(stderr, "weft-bench: channel strategies: %s\n", built.c_str());
+	std::fprintf(stderr, "weft-bench: skipped: %s\n", skipped.empty() ? "none" : skipped.c_str());
+	load_estimates();
+	count_runs(benchmark::GetBenchmarkFilter());
 	benchmark::RunSpecifiedBenchmarks();
+	progress(""); // book the last one
+	save_times();
 	benchmark::Shutdown();
 	return any_failed ? 1 : 0;
 }
