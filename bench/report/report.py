@@ -37,12 +37,17 @@ BASELINE = "mutex"
 GB_SUFFIX = re.compile(r"(/(iterations|repeats|min_time|min_warmup_time|threads):[^/]+"
                        r"|/process_time|/real_time|/manual_time)+$")
 METRICS = ("items_per_second", "ns_per_item", "cpu_ns_per_item", "cpu_util",
-           "p50_ns", "p99_ns", "p999_ns", "max_ns", "idle_cpu_ns", "release_ns",
-           "items", "threads", "threads_created")
+           "p50_ns", "p90_ns", "p99_ns", "p999_ns", "p9999_ns", "max_ns", "clock_ns",
+           "idle_cpu_ns", "release_ns", "items", "threads", "threads_created")
 # the pool family's extra counters (bench/pool.h)
 METRICS += ("futex_wakes_per_item", "ctx_switches_per_item", "peak_rss_kb")
-FAMILY_ORDER = ("seq", "spsc", "mpsc", "spmc", "mpmc", "select_rx", "select_both",
-                "pingpong", "idle", "sync", "pool")
+FAMILY_ORDER = ("floor", "seq", "spsc", "mpsc", "spmc", "mpmc", "select_rx", "select_both",
+                "pingpong", "idle", "scale", "sync", "pool")
+REFERENCE = "weft"  # the "vs weft" column: a strategy's speed over weft's
+FLOOR = "hw_floor"
+# the latency columns, in order: (counter, header)
+LATENCY = (("p50_ns", "p50"), ("p90_ns", "p90"), ("p99_ns", "p99"), ("p999_ns", "p99.9"),
+           ("p9999_ns", "p99.99"), ("max_ns", "max"))
 # the sync family's scenarios, in reading order
 SYNC_ORDER = ("sem_uncontended", "sem_contended", "errgroup", "ctx_with_cancel",
               "ctx_cancel_tree")
@@ -73,6 +78,14 @@ class Row:
         if not v:
             return None
         return max(v) if metric == "max_ns" else statistics.median(v)
+
+    def spread(self, metric="ns_per_item"):
+        """half the min-max range over the median, or None (one sample)"""
+        v = self.samples.get(metric)
+        if not v or len(v) < 2:
+            return None
+        m = statistics.median(v)
+        return (max(v) - min(v)) / 2 / m if m else None
 
 
 def parse_name(name):
@@ -138,9 +151,9 @@ def group(rows):
     return out
 
 
-def ratio(row, case_rows):
+def ratio(row, case_rows, against=BASELINE):
     """this strategy's speed over the baseline's (items/s), or None"""
-    base = case_rows.get(BASELINE)
+    base = case_rows.get(against)
     if not base or row.error or base.error:
         return None
     a, b = row.get("items_per_second"), base.get("items_per_second")
@@ -172,6 +185,20 @@ def ns(v):
 
 def x(v):
     return "-" if v is None else "%.2fx" % v
+
+
+def pct(v):
+    return "-" if v is None else "±%.1f%%" % (v * 100)
+
+
+def mb(kb):
+    return "-" if kb is None else "%.1f MB" % (kb / 1024)
+
+
+def floor_rtt(groups):
+    """the cache-line round trip (pingpong hw_floor p50), or None"""
+    r = groups.get("pingpong", {}).get("", {}).get(FLOOR)
+    return r.get("p50_ns") if r and not r.error else None
 
 
 def failure(case, s, r, notes):
@@ -256,6 +283,11 @@ POOL_NOTE = ("pool: a job is one submit from a producer thread, a few ns of arit
              % BASELINE)
 
 
+SCALE_NOTE = ("scale: spsc at capacity 1024 with 0.1x, 1x and 10x the base items; the "
+              "largest only for weft, the mutex baseline and ck_ring_spsc (the others "
+              "would take minutes). ns/item and peak RSS should stay flat as items grow.")
+
+
 def table(family, cases):
     """(header, rows of strings, notes on failed rows) for one family"""
     if family == "sync":
@@ -278,10 +310,20 @@ def table(family, cases):
         return header, body, notes
     latency = any(r.get("p50_ns") is not None
                   for strategies in cases.values() for r in strategies.values())
-    header = ["case", "strategy", "items/s", "ns/item", "CPU ns/item", "cores busy"]
+    spread = any(r.spread() is not None
+                 for strategies in cases.values() for r in strategies.values())
+    rss = any(r.get("peak_rss_kb") is not None
+              for strategies in cases.values() for r in strategies.values())
+    header = ["case", "strategy", "items/s", "ns/item"]
+    if spread:
+        header.append("spread")
+    header += ["CPU ns/item", "cores busy"]
     if latency:
-        header += ["p50 ns", "p99 ns", "p99.9 ns", "max ns"]
-    header.append("vs " + BASELINE)
+        header += [h + " ns" for _, h in LATENCY] + ["p50 / floor"]
+    if rss:
+        header.append("peak RSS")
+    header += ["vs " + REFERENCE, "vs " + BASELINE]
+    rtt = floor_rtt(groups_ctx.get("groups", {}))
     body = []
     for case, strategies in cases.items():
         for s, r in strategies.items():
@@ -289,14 +331,54 @@ def table(family, cases):
                 body.append([case or "-", s, failure(case, s, r, notes)] +
                             [""] * (len(header) - 3))
                 continue
-            line = [case or "-", s, si(r.get("items_per_second")), ns(r.get("ns_per_item")),
-                    ns(r.get("cpu_ns_per_item")),
-                    "-" if r.get("cpu_util") is None else "%.2f" % r.get("cpu_util")]
+            line = [case or "-", s, si(r.get("items_per_second")), ns(r.get("ns_per_item"))]
+            if spread:
+                line.append(pct(r.spread()))
+            line += [ns(r.get("cpu_ns_per_item")),
+                     "-" if r.get("cpu_util") is None else "%.2f" % r.get("cpu_util")]
             if latency:
-                line += [ns(r.get(m)) for m in ("p50_ns", "p99_ns", "p999_ns", "max_ns")]
-            line.append(x(ratio(r, strategies)))
+                line += [ns(r.get(m)) for m, _ in LATENCY]
+                p50 = r.get("p50_ns")
+                line.append(x(p50 / rtt) if p50 is not None and rtt else "-")
+            if rss:
+                line.append(mb(r.get("peak_rss_kb")))
+            line += [x(ratio(r, strategies, REFERENCE)), x(ratio(r, strategies))]
             body.append(line)
     return header, body, notes
+
+
+# report-wide state the tables read (the groups, for the floor)
+groups_ctx = {}
+
+
+def floor_table(groups):
+    """the hardware floor: (header, body), or None when the run has none"""
+    fl = groups.get("floor", {})
+    pp = groups.get("pingpong", {}).get("", {}).get(FLOOR)
+    rows = []
+
+    def get(case):
+        r = fl.get(case, {}).get(FLOOR)
+        return r if r and not r.error else None
+
+    c = get("clock")
+    if c:
+        rows.append(["clock read (CLOCK_MONOTONIC)", ns(c.get("p50_ns")), ns(c.get("p99_ns")),
+                     "subtracted from every latency sample"])
+    c = get("cas")
+    if c:
+        rows.append(["uncontended CAS", ns(c.get("ns_per_item")), "-",
+                     "one thread, a line it owns"])
+    if pp and not pp.error:
+        rows.append(["cache-line round trip, 2 cores", ns(pp.get("p50_ns")), ns(pp.get("p99_ns")),
+                     "one word each way, both spinning; the unit of 'p50 / floor'"])
+    c = get("futex_wake")
+    if c:
+        rows.append(["futex wake to running", ns(c.get("p50_ns")), ns(c.get("p99_ns")),
+                     "FUTEX_WAKE of a parked thread until it runs, one way"])
+    if not rows:
+        return None
+    return ["measure", "p50 ns", "p99 ns", "what"], rows
 
 
 def summary(groups):
@@ -305,7 +387,7 @@ def summary(groups):
     lines = {}
     ratios = []
     for family, cases in groups.items():
-        if family in ("idle", "sync", "pool"):  # sync, pool: their own "vs mutex" column
+        if family in ("idle", "sync", "pool", "floor", "scale"):  # sync, pool: their own column
             continue
         for case, strategies in cases.items():
             params = dict(p.split(":", 1) for p in case.split("/") if ":" in p)
@@ -323,6 +405,47 @@ def summary(groups):
     body = [[label] + [x(v.get(c)) for c in caps] for label, v in lines.items()]
     gmean = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
     return header, body, gmean, len(ratios)
+
+
+def comparison(groups):
+    """the terminal's closing table: one row per channel case, one column
+    per strategy, ns per item (lower is better), and a last row with each
+    strategy's geometric mean speed relative to weft over the cases both
+    ran. (header, body)"""
+    skip = ("idle", "sync", "pool", "floor")
+    strategies = []
+    for f, cases in groups.items():
+        if f in skip:
+            continue
+        for c in cases.values():
+            for s in c:
+                if s not in strategies:
+                    strategies.append(s)
+    strategies.sort(key=lambda s: (s != REFERENCE, s != BASELINE, s == FLOOR, s))
+    body, logs = [], {s: [] for s in strategies}
+    for f, cases in groups.items():
+        if f in skip:
+            continue
+        for case, rows in cases.items():
+            line = [f + (" " + case if case else "")]
+            for s in strategies:
+                r = rows.get(s)
+                if r is None:
+                    line.append("")
+                elif r.error:
+                    line.append("FAILED")
+                else:
+                    line.append(ns(r.get("ns_per_item")))
+                    q = ratio(r, rows, REFERENCE)
+                    if q and s != FLOOR:
+                        logs[s].append(math.log(q))
+            body.append(line)
+    gm = ["speed vs weft (geomean)"]
+    for s in strategies:
+        v = logs[s]
+        gm.append(x(math.exp(sum(v) / len(v))) if v else "-")
+    body.append(gm)
+    return ["case (ns/item)"] + strategies, body
 
 
 def text_table(header, body, ntext=2):
@@ -403,6 +526,132 @@ def plot(groups, path):
     return True
 
 
+def _plt():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        return plt
+    except ImportError:
+        return None
+
+
+def threads_of(case):
+    params = dict(p.split(":", 1) for p in case.split("/") if ":" in p)
+    t = params.get("threads", "1x1")
+    return sum(int(n) for n in re.findall(r"\d+", t)), params.get("cap")
+
+
+def plot_scaling(groups, path):
+    """items/s against total threads (producers + consumers) for spsc,
+    mpsc, spmc, mpmc at each capacity; one line per strategy"""
+    plt = _plt()
+    if not plt:
+        return False
+    fams = [f for f in ("mpsc", "spmc", "mpmc") if f in groups]
+    caps = sorted({threads_of(c)[1] for f in fams for c in groups[f]} - {None}, key=int)
+    if not fams or not caps:
+        return False
+    fig, axes = plt.subplots(len(caps), len(fams), figsize=(5 * len(fams), 3.4 * len(caps)),
+                             squeeze=False)
+    for i, cap in enumerate(caps):
+        for j, f in enumerate(fams):
+            ax = axes[i][j]
+            series = {}
+            for fam in ("spsc", f):
+                for case, rows in groups.get(fam, {}).items():
+                    t, c = threads_of(case)
+                    if c != cap:
+                        continue
+                    for s, r in rows.items():
+                        if not r.error and r.get("items_per_second"):
+                            series.setdefault(s, []).append((t, r.get("items_per_second")))
+            for s in sorted(series, key=lambda s: (s != REFERENCE, s != BASELINE, s)):
+                pts = sorted(series[s])
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s)
+            ax.set_title("%s, cap %s" % (f, cap), fontsize=9)
+            ax.set_xlabel("threads (producers + consumers)", fontsize=8)
+            ax.set_ylabel("items/s", fontsize=8)
+            ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+            if series:
+                ax.legend(fontsize=6)
+    fig.suptitle("throughput against thread count (higher is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def plot_latency(groups, path):
+    """percentile curves: latency against percentile (log of 1/(1-q)) for
+    every row with percentiles (pingpong per strategy, the floor)"""
+    plt = _plt()
+    if not plt:
+        return False
+    qs = [(50, "p50_ns"), (90, "p90_ns"), (99, "p99_ns"), (99.9, "p999_ns"),
+          (99.99, "p9999_ns")]
+    curves = []
+    for f in ("pingpong", "floor"):
+        for case, rows in groups.get(f, {}).items():
+            for s, r in rows.items():
+                pts = [(q, r.get(m)) for q, m in qs if not r.error and r.get(m) is not None]
+                if len(pts) >= 2:
+                    label = s if f == "pingpong" and s != FLOOR else \
+                        ("floor: cache-line round trip" if f == "pingpong" else "floor: " + case)
+                    curves.append((label, pts))
+    if not curves:
+        return False
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for label, pts in curves:
+        ax.plot([1 / (1 - q / 100) for q, _ in pts], [v for _, v in pts], marker="o",
+                label=label, linestyle="--" if label.startswith("floor") else "-")
+    ticks = [1 / (1 - q / 100) for q, _ in qs]
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(["p%g" % q for q, _ in qs])
+    ax.set_ylabel("ns (pingpong: round trip)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("latency percentiles (lower is better; log-linear histogram, clock cost subtracted)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def plot_scale(groups, path):
+    """the scale family: ns/item and peak RSS against items, per strategy"""
+    plt = _plt()
+    if not plt or "scale" not in groups:
+        return False
+    series = {}
+    for case, rows in groups["scale"].items():
+        params = dict(p.split(":", 1) for p in case.split("/") if ":" in p)
+        n = int(params.get("items", "0"))
+        for s, r in rows.items():
+            if not r.error:
+                series.setdefault(s, []).append((n, r.get("ns_per_item"), r.get("peak_rss_kb")))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for s in sorted(series, key=lambda s: (s != REFERENCE, s != BASELINE, s)):
+        pts = sorted(series[s])
+        a.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s)
+        b.plot([p[0] for p in pts], [(p[2] or 0) / 1024 for p in pts], marker="o", label=s)
+    for ax, t in ((a, "ns per item"), (b, "peak RSS, MB")):
+        ax.set_xscale("log")
+        ax.set_xlabel("items (spsc, capacity 1024)")
+        ax.set_ylabel(t)
+        ax.grid(alpha=0.3)
+        ax.set_ylim(bottom=0)
+    a.legend(fontsize=7)
+    fig.suptitle("scaling with item count: time per item and memory should stay flat")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("json", help="weft-bench --benchmark_out JSON")
@@ -417,6 +666,7 @@ def main(argv=None):
         print("%s: no chan/* or sync/* benchmarks found" % args.json, file=sys.stderr)
         return 1
     groups = group(rows)
+    groups_ctx["groups"] = groups
     out = args.out or os.path.dirname(os.path.abspath(args.json))
     os.makedirs(out, exist_ok=True)
 
@@ -425,10 +675,20 @@ def main(argv=None):
     machine = machine_lines(context, args.machine)
     if machine:
         md += ["## Machine", "", "```"] + machine + ["```", ""]
-    md += ["Ratios are speeds measured in the same run: a strategy's items/s over the "
-           "%s baseline's (above 1: faster than %s). CPU ns/item is the whole process's "
-           "user + sys time (every thread) per item; cores busy = CPU time / wall time. "
-           "Repetitions are reduced to their median (max: the worst)." % (BASELINE, BASELINE)]
+    for k, label in (("weft_strategies", "Strategies"), ("weft_skipped", "Skipped")):
+        if context.get(k):
+            md += ["%s: %s." % (label, context[k]), ""]
+    md += ["Ratios are speeds measured in the same run: \"vs %s\" is a strategy's items/s "
+           "over weft's (below 1: slower than weft), \"vs %s\" over the mutex baseline's "
+           "(above 1: faster than the baseline). CPU ns/item is the whole process's "
+           "user + sys time (every thread) per item; cores busy = CPU time / wall time; "
+           "peak RSS is the process's peak during that run (the kernel's mark reset "
+           "before it). Latency percentiles come from a log-linear histogram (32 "
+           "sub-buckets per power of two: within 3%%) with the cost of the clock read "
+           "subtracted; \"p50 / floor\" is the p50 in multiples of the cache-line round "
+           "trip below. Repetitions are reduced to their median (max: the worst); "
+           "spread is half the min-max range of ns/item over the median."
+           % (REFERENCE, BASELINE)]
     base = context.get("weft_base_items")
     if base and base.isdigit():
         n = int(base)
@@ -436,6 +696,12 @@ def main(argv=None):
                "hand-off), %s pingpong round trips; 8-byte items." %
                (si(n), si(max(n // 100, 100)), si(max(n // 50, 100)))]
     md += [""]
+    ft = floor_table(groups)
+    if ft:
+        md += ["## Hardware floor", "", md_table(ft[0], ft[1], 1), ""]
+        print("== hardware floor")
+        print(text_table(ft[0], ft[1], 1))
+        print()
     sh, sb, gmean, n = summary(groups)
     if sb:
         md += ["## Summary: weft speed / %s speed" % BASELINE, "", md_table(sh, sb, 1), ""]
@@ -444,6 +710,8 @@ def main(argv=None):
         print(text_table(sh, sb, 1))
         print("geometric mean: %s\n" % x(gmean))
     for family, cases in groups.items():
+        if family == "floor":
+            continue  # the table on top
         header, body, notes = table(family, cases)
         print("== %s" % family)
         print(text_table(header, body))
@@ -460,10 +728,23 @@ def main(argv=None):
             print()
             md += [SYNC_NOTE, ""]
         md += ["FAILED: " + n + "  " for n in notes] + ([""] if notes else [])
-    png = os.path.join(out, "throughput.png")
-    if not args.no_plot and plot(groups, png):
-        md += ["![throughput by strategy](throughput.png)", ""]
-        print("chart: %s" % png)
+    if "scale" in groups:
+        md += [SCALE_NOTE, ""]
+    if not args.no_plot:
+        for name, fn, title in (("throughput.png", plot, "throughput by strategy"),
+                                ("scaling.png", plot_scaling, "throughput against threads"),
+                                ("latency.png", plot_latency, "latency percentiles"),
+                                ("scale.png", plot_scale, "scaling with items")):
+            png = os.path.join(out, name)
+            if fn(groups, png):
+                md += ["![%s](%s)" % (title, name), ""]
+                print("chart: %s" % png)
+    ch, cb = comparison(groups)
+    if len(ch) > 1:
+        md += ["## Comparison: ns per item", "", md_table(ch, cb, 1), ""]
+        print("== comparison: ns per item (lower is better); last row: speed relative to weft")
+        print(text_table(ch, cb, 1))
+        print()
     report = os.path.join(out, "report.md")
     with open(report, "w") as f:
         f.write("\n".join(md))
