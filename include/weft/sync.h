@@ -18,13 +18,27 @@ extern "C" {
  *
  * A counting semaphore of `capacity` tokens, acquired and released n at a
  * time, strictly FIFO (Go's golang.org/x/sync/semaphore semantics): once a
- * caller waits, later acquires queue behind it even if they are small
+ * caller is queued, later acquires queue behind it even if they are small
  * enough to fit, so a large request is never starved; try_acquire fails
- * while anyone waits.
+ * while anyone is queued; releases hand tokens to the queue's head, in
+ * order, as far as they fit.
+ *
+ * When an acquire cannot proceed at once it first waits unqueued, for at
+ * most about 1 ms: it spins briefly (when cores are free), then sleeps
+ * until tokens come back or the queue empties, and takes them if nobody
+ * is queued. In that window it holds nobody up and may be overtaken by
+ * later callers, as a goroutine blocked on x/sync's internal mutex may be;
+ * after it, it queues. This keeps a short busy spell from turning into a
+ * convoy in which every acquire must wake a sleeping thread (with more
+ * threads than cores, x/sync's rule applied at once would make every
+ * later caller queue behind a sleeper for as long as the load lasts).
+ * acquire_ctx spins but does not sleep unqueued (a context's cancellation
+ * wakes queued waiters only).
  *
  * Cost: an uncontended acquire or release is one CAS on one word (the free
- * count, with a "someone waits" flag folded in). Waiters queue under an
- * internal lock and each sleeps until a release hands it its tokens.
+ * count, with "someone is queued" and "someone sleeps unqueued" flags
+ * folded in). Queued waiters sit under an internal lock and each sleeps
+ * until a release hands it its tokens.
  *
  * Concurrency: every call may be made by any number of threads at once,
  * except init and destroy, which must not overlap any other call on the
@@ -42,11 +56,11 @@ typedef union weft_sem {
 	uint64_t weft_align_;
 } weft_sem_t;
 
-/* Largest capacity. */
-#define WEFT_SEM_MAX_CAPACITY INT64_MAX
+/* Largest capacity (2^62 - 1: two bits of the count word are flags). */
+#define WEFT_SEM_MAX_CAPACITY ((int64_t)(((uint64_t)1 << 62) - 1))
 
 /* Make s a semaphore with capacity free tokens. 0, or -EINVAL (s NULL,
- * capacity <= 0). Never blocks. */
+ * capacity <= 0 or > WEFT_SEM_MAX_CAPACITY). Never blocks. */
 WEFT_API int weft_sem_init(weft_sem_t *s, int64_t capacity);
 
 /* End of life; no thread may be waiting on s. Frees nothing (s is the

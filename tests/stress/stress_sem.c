@@ -7,6 +7,9 @@
  *            exceed the capacity, every successful acquire is released once,
  *            and all tokens are back at the end (nothing leaked by a
  *            timeout or a cancellation, nobody left queued)
+ *   convoy   8 threads (more than cores) on capacity 1 and 3, plain and
+ *            timed acquires: mutual exclusion, capacity, no sleeper left
+ *            behind (unqueued gate sleepers racing the queue), tokens back
  *   cancel   acquire_ctx racing the cancellation of its context while
  *            releases race both: each call either got its tokens (and
  *            returns them) or got the ctx's error, never both
@@ -210,6 +213,85 @@ static void run_tokens(void)
 		(double)(weft_now() - t0) / 1e6);
 }
 
+/* ---- convoy -------------------------------------------------------------- */
+
+/* More threads than cores hammer a small semaphore with plain and timed
+ * acquires: blocked acquires wait unqueued (spinning, then sleeping on the
+ * gate) before they queue, so unqueued sleepers, queued waiters, grants,
+ * timeouts and the queue emptying all race. Checks mutual exclusion at
+ * capacity 1 (a plain counter), the capacity at 3, that nobody sleeps
+ * forever (the watchdog), and that all tokens come back. */
+struct cvshared {
+	weft_sem_t sem;
+	int64_t cap;
+	uint64_t ops, counter; /* counter: plain, guarded when cap == 1 */
+	atomic_llong in_use;
+};
+
+struct cvthread {
+	struct cvshared *sh;
+	unsigned id;
+	uint64_t done, timed_out;
+};
+
+static void *convoy_thread(void *arg)
+{
+	struct cvthread *t = arg;
+	struct cvshared *sh = t->sh;
+	uint64_t r = 0xD1B54A32D192ED03ULL * (t->id + 1);
+	while (t->done < sh->ops) {
+		int64_t w = sh->cap == 1 ? 1 : 1 + (int64_t)(rnd(&r) % (uint64_t)sh->cap);
+		int rc;
+		if ((rnd(&r) & 7) == 0)
+			rc = weft_sem_acquire_until(&sh->sem, w,
+						    weft_deadline((int64_t)(rnd(&r) % 20000)));
+		else
+			rc = weft_sem_acquire(&sh->sem, w);
+		if (rc == -ETIMEDOUT) {
+			t->timed_out++;
+			continue;
+		}
+		CHECK_EQ(rc, 0);
+		CHECK(atomic_fetch_add(&sh->in_use, w) + w <= sh->cap);
+		if (sh->cap == 1)
+			sh->counter++;
+		if ((rnd(&r) & 63) == 0)
+			sched_yield(); /* now and then lose the core holding tokens */
+		atomic_fetch_sub(&sh->in_use, w);
+		CHECK_EQ(weft_sem_release(&sh->sem, w), 0);
+		t->done++;
+	}
+	return NULL;
+}
+
+static void run_convoy(int64_t cap)
+{
+	enum { T = 8 };
+	struct cvshared sh = {.cap = cap, .ops = scaled(50000, 1000)};
+	struct cvthread th[T];
+	pthread_t t[T];
+	uint64_t tmo = 0;
+	int64_t t0 = weft_now();
+	CHECK_EQ(weft_sem_init(&sh.sem, cap), 0);
+	for (unsigned i = 0; i < T; i++) {
+		th[i] = (struct cvthread){.sh = &sh, .id = i};
+		CHECK_EQ(pthread_create(&t[i], NULL, convoy_thread, &th[i]), 0);
+	}
+	for (unsigned i = 0; i < T; i++) {
+		pthread_join(t[i], NULL);
+		tmo += th[i].timed_out;
+	}
+	if (cap == 1)
+		CHECK_EQ(sh.counter, sh.ops * T);
+	CHECK_EQ(atomic_load(&sh.in_use), 0);
+	CHECK_EQ(weft_sem_try_acquire(&sh.sem, cap), 0);
+	CHECK_EQ(weft_sem_release(&sh.sem, cap), 0);
+	weft_sem_destroy(&sh.sem);
+	fprintf(stderr, "stress_sem convoy cap %lld: %llu ops, %llu timed out, %.1f ms\n",
+		(long long)cap, (unsigned long long)(sh.ops * T), (unsigned long long)tmo,
+		(double)(weft_now() - t0) / 1e6);
+}
+
 /* ---- cancel -------------------------------------------------------------- */
 
 struct cround {
@@ -292,6 +374,8 @@ int main(int argc, char **argv)
 	}
 	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size)));
 	run_tokens();
+	run_convoy(1);
+	run_convoy(3);
 	run_cancel();
 	fprintf(stderr, "stress_sem: all ok\n");
 	return 0;

@@ -110,6 +110,8 @@ static void test_args(void)
 	weft_sem_destroy(&s);
 
 	/* huge capacities */
+	CHECK_EQ(weft_sem_init(&s, WEFT_SEM_MAX_CAPACITY + 1), -EINVAL);
+	CHECK_EQ(weft_sem_init(&s, INT64_MAX), -EINVAL);
 	CHECK_EQ(weft_sem_init(&s, WEFT_SEM_MAX_CAPACITY), 0);
 	CHECK_EQ(weft_sem_acquire(&s, WEFT_SEM_MAX_CAPACITY), 0);
 	CHECK_EQ(weft_sem_try_acquire(&s, 1), -EAGAIN);
