@@ -650,6 +650,20 @@ static void *worker_main(void *arg)
 
 /* ---- the runner ------------------------------------------------------- */
 
+/* s's name is a whole word of list */
+static int in_list(const char *list, const struct chan_strategy *s)
+{
+	const char *p = list;
+	size_t n = strlen(s->name);
+
+	while ((p = strstr(p, s->name)) != NULL) {
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
 int chan_bench_is_floor(const struct chan_bench_case *c)
 {
 	return c->kind == CHAN_BENCH_FLOOR || c->kind == CHAN_BENCH_FLOOR_CLOCK ||
@@ -668,21 +682,7 @@ int chan_bench_supported(const struct chan_bench_case *c, const struct chan_stra
 		return s == NULL;
 	if (!s)
 		return 0;
-	if (c->capped) {
-		/* whole words of CHAN_SCALE_STRATEGIES */
-		const char *list = CHAN_SCALE_STRATEGIES, *p = list;
-		size_t n = strlen(s->name);
-		int found = 0;
-
-		while ((p = strstr(p, s->name)) != NULL) {
-			if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
-				found = 1;
-			p += n;
-		}
-		if (!found)
-			return 0;
-	}
-	if (c->capacity == 0 && !(s->caps & CHAN_CAP_UNBUFFERED))
+	if (c->capped && !in_list(CHAN_SCALE_STRATEGIES, s))
 		return 0;
 	switch (c->kind) {
 	case CHAN_BENCH_PC:
@@ -970,6 +970,9 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 	}
 	b.items = chan_bench_items(c, p->base_items);
 	b.base = p->base_items;
+	if (nthreads(c) > 2 && !chan_bench_is_floor(c) && c->kind != CHAN_BENCH_IDLE &&
+	    !in_list(CHAN_FULL_ITEMS_STRATEGIES, s))
+		b.items = b.items / 10 < 100 ? 100 : b.items / 10;
 	b.nch = nchannels(c);
 	w = aligned_alloc(64, n * sizeof *w);
 	if (!w) {
