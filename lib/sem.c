@@ -432,37 +432,21 @@ int weft_sem_acquire_ctx(weft_sem_t *s, int64_t n, weft_ctx_t *ctx)
 	return acquire_slow(S(s), n, WEFT_FOREVER, ctx);
 }
 
-int weft_sem_release(weft_sem_t *s, int64_t n)
+/* Release with QUEUED set (or seen set): under the lock. Out of line so
+ * the fast path below needs no stack frame. */
+static __attribute__((noinline)) int release_slow(struct sem *m, int64_t n)
 {
-	int rc = check_n(s, n);
-	if (rc || n == 0)
-		return rc;
-	struct sem *m = S(s);
-	uint64_t w = weft__ld64_rlx(&m->word);
-	while (!(w & QUEUED)) {
-		if (n > m->cap - COUNT(w))
-			return -EINVAL; /* over-release */
-		/* full RMW: the caller's critical section before it; fails if
-		 * a waiter set QUEUED meanwhile (then we go to the lock) */
-		/* ... and opens the gate (see there) */
-		if (weft__cas64(&m->word, &w, (w + (uint64_t)n) & ~SLEEPERS)) {
-			if (w & SLEEPERS)
-				gate_wake(m);
-			return 0;
-		}
-	}
 	struct wakes wk = {.n = 0};
 	weft__mutex_lock(&m->lock);
-	w = weft__ld64_rlx(&m->word);
+	uint64_t w = weft__ld64_rlx(&m->word);
 	for (;;) {
 		if (n > m->cap - COUNT(w)) {
 			weft__mutex_unlock(&m->lock);
 			return -EINVAL;
 		}
 		/* a CAS, not an add: the queue may have emptied and a fast
-		 * acquirer may be changing the count */
-		/* the queue may have emptied before we came: then these
-		 * tokens are free for the gate's sleepers */
+		 * acquirer may be changing the count; if it has emptied,
+		 * these tokens are free for the gate's sleepers */
 		uint64_t nw = w + (uint64_t)n;
 		if (!(w & QUEUED))
 			nw &= ~SLEEPERS;
@@ -474,4 +458,26 @@ int weft_sem_release(weft_sem_t *s, int64_t n)
 	weft__mutex_unlock(&m->lock);
 	wake_all(m, &wk);
 	return 0;
+}
+
+int weft_sem_release(weft_sem_t *s, int64_t n)
+{
+	int rc = check_n(s, n);
+	if (rc || n == 0)
+		return rc;
+	struct sem *m = S(s);
+	uint64_t w = weft__ld64_rlx(&m->word);
+	while (!(w & QUEUED)) {
+		if (n > m->cap - COUNT(w))
+			return -EINVAL; /* over-release */
+		/* full RMW: the caller's critical section before it; fails if
+		 * a waiter set QUEUED meanwhile (then we go to the lock); it
+		 * also opens the gate (see there) */
+		if (weft__cas64(&m->word, &w, (w + (uint64_t)n) & ~SLEEPERS)) {
+			if (w & SLEEPERS)
+				gate_wake(m);
+			return 0;
+		}
+	}
+	return release_slow(m, n);
 }
