@@ -684,6 +684,8 @@ int chan_bench_supported(const struct chan_bench_case *c, const struct chan_stra
 		return 0;
 	if (c->capped && !in_list(CHAN_SCALE_STRATEGIES, s))
 		return 0;
+	if (c->capacity == 0 && !(s->caps & CHAN_CAP_UNBUFFERED))
+		return 0;
 	switch (c->kind) {
 	case CHAN_BENCH_PC:
 		return (c->producers == 1 && c->consumers == 1) || (s->caps & CHAN_CAP_MPMC);
