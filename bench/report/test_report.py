@@ -1,12 +1,16 @@
 #!/usr/bin/python3
-"""bench-smoke test of report.py: run it on testdata/sample.json (a recorded
-quick run of weft-bench) and check report.md holds the expected figures.
+"""bench-smoke test of report.py and compare.py: run the report on two
+recorded runs (testdata/sample.json, testdata/sample2.json) and check that
+report.md holds the expected tables and figures, that the plots are written
+(when matplotlib imports), that one row's median matches the JSON, and that
+compare.py runs (a run compared with itself: nothing flagged).
 
 sample.json was made with (quick, tiny, 3 repetitions so the median is used):
   weft-bench --weft_items=20000 --weft_idle_ms=50 --benchmark_repetitions=3 \
     --benchmark_filter='spsc|mpmc/cap:1024/threads:2x2|select_rx/cap:1024|pingpong|idle' \
     --benchmark_out=sample.json --benchmark_out_format=json
-If it is re-recorded, update EXPECTED from the new report.md.
+sample2.json (newer counters) with RECORD2 below. If one is re-recorded,
+update its EXPECTED list from the new report.md.
 """
 import os
 import subprocess
@@ -15,42 +19,143 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# lines report.md must contain (medians of the 3 repetitions, ratios against mutex)
+# lines report.md must contain (medians of the 3 repetitions; "vs weft" then
+# "vs mutex"; spread = half the min-max range of ns/item over the median)
 EXPECTED = [
     # summary: weft items/s over mutex items/s, and their geometric mean
     "| spsc | 5.81x | 14.61x | 4.06x | - |",
     "| pingpong | - | - | - | 31.66x |",
     "Geometric mean over 6 cases: 6.66x",
     # median of 18.09M, 16.55M, 19.56M items/s; 4.06x = 18.09M / 4.46M
-    "| cap:1024 | weft | 18.09M | 55.3 | 91.3 | 1.62 | 4.06x |",
-    "| cap:1024 | mutex | 4.46M | 224 | 309 | 1.38 | 1.00x |",
-    # percentiles: medians of the repetitions, max the worst
-    "| - | weft | 426.48k | 2345 | 3432 | 1.46 | 1035 | 1245 | 71.1 us | 103.5 us | 31.66x |",
-    "| - | hw_floor | 1.14M | 876 | 1460 | 1.67 | 371 | 431 | 34.5 us | 76.0 us | 84.71x |",
+    "| cap:1024 | weft | 18.09M | 55.3 | ±8.4% | 91.3 | 1.62 | 1.00x | 4.06x |",
+    "| cap:1024 | mutex | 4.46M | 224 | ±3.2% | 309 | 1.38 | 0.25x | 1.00x |",
+    # percentiles: medians of the repetitions, max the worst; this recording
+    # predates p90/p99.99 ("-"); p50 / floor = 1035 / 371
+    "| - | weft | 426.48k | 2345 | ±22.0% | 3432 | 1.46 | 1035 | - | 1245 | 71.1 us | - | "
+    "103.5 us | 2.79x | 1.00x | 31.66x |",
+    "| - | hw_floor | 1.14M | 876 | ±13.1% | 1460 | 1.67 | 371 | - | 431 | 34.5 us | - | "
+    "76.0 us | 1.00x | 2.68x | 84.71x |",
     "| cap:1/threads:64 | weft | 564.0 us | 1.12% | 2.26 ms |",
-    "| cap:1024/threads:4x1 | weft | 3.89M | 257 | 460 | 1.67 | 3.57x |",
+    "| cap:1024/threads:4x1 | weft | 3.89M | 257 | ±52.8% | 460 | 1.67 | 1.00x | 3.57x |",
+    # the comparison table: ns/item per strategy, geometric mean speed vs weft
+    "| pingpong | 2345 | 74.2 us | 876 |",
 ]
 
+# sample2.json: a recorded run with the newer counters (hardware floor,
+# p90/p99.99, peak RSS, the scale family, peers), see RECORD2 below
+RECORD2 = """weft-bench --weft_items=20000 --benchmark_repetitions=3 \\
+  --benchmark_filter='floor|pingpong|spsc/cap:1024|scale' \\
+  --benchmark_out=sample2.json --benchmark_out_format=json"""
+EXPECTED2 = [
+    "Strategies: weft mutex spin ck_ring_mpmc moodycamel tbb ck_ring_spsc(1x1 only).",
+    # the hardware floor on top: clock p50/p99, CAS ns/item, round trip, futex
+    "| clock read (CLOCK_MONOTONIC) | 20.0 | 31.0 | subtracted from every latency sample |",
+    "| uncontended CAS | 7.5 | - | one thread, a line it owns |",
+    "| cache-line round trip, 2 cores | 229.4 us | 335.9 us |",
+    "| futex wake to running | 5119 | 135.0 us |",
+    # vs weft (5.22M / 5.22M, 1.69M / 5.22M) and vs mutex; peak RSS
+    "| cap:1024 | weft | 5.22M | 192 | ±29.5% | 192 | 1.00 | 5.8 MB | 1.00x | 0.25x |",
+    "| cap:1024 | tbb | 1.69M | 592 | ±5.9% | 589 | 1.00 | 6.4 MB | 0.32x | 0.08x |",
+    # p50 p90 p99 p99.9 p99.99 max, p50 / floor (5119 / 229.4 us)
+    "| - | weft | 177.42k | 5636 | ±2.2% | 5595 | 0.99 | 5119 | 6399 | 6783 | 15.4 us | "
+    "15.4 us | 58.3 us | 0.02x | 6.4 MB | 1.00x | 2.17x |",
+    # the scale family with its peak RSS
+    "| cap:1024/items:200000 | weft | 35.85M | 27.9 | ±0.7% | 27.6 | 0.99 | 7.0 MB | 1.00x | 1.92x |",
+    # the comparison table: ns/item per strategy; geometric mean speed vs weft
+    "| spsc cap:1024 | 192 | 48.5 | 61.0 | 39.8 | 117 | 31.6 | 592 |  |",
+    "| speed vs weft (geomean) | 1.00x | 0.82x | 0.84x | 1.08x | 0.44x | 1.39x | 0.28x | - |",
+]
+PLOTS = ("throughput.png", "scaling.png")  # sample.json has spsc and mpmc
+PLOTS2 = ("throughput.png", "latency.png", "scale.png")
 
-def main():
+
+def medians_match():
+    """the figures are the input's: the median items/s of one benchmark,
+    computed here from the JSON, is what the report shows"""
+    import json
+    import statistics
+    with open(os.path.join(HERE, "testdata", "sample2.json")) as f:
+        data = json.load(f)
+    v = [b["items_per_second"] for b in data["benchmarks"]
+         if b.get("run_type") == "iteration" and b["run_name"].startswith("chan/spsc/cap:1024/tbb/")]
+    want = "| cap:1024 | tbb | %.2fM |" % (statistics.median(v) / 1e6)
+    if len(v) != 3 or want not in "\n".join(EXPECTED2):
+        print("FAIL: the median of %s is not in the expected row (%s)" % (v, want))
+        return 1
+    return 0
+
+
+def report(sample, expected, plots=()):
+    """run report.py on testdata/<sample>; 0 if report.md holds every
+    expected line and every plot file was written (non-empty)"""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, os.path.join(HERE, "report.py"),
-               os.path.join(HERE, "testdata", "sample.json"), "--out", out, "--no-plot"]
+               os.path.join(HERE, "testdata", sample), "--out", out]
+        if not plots:
+            cmd.append("--no-plot")
         run = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         print(run.stdout)
         if run.returncode != 0:
-            print("FAIL: report.py exited with %d" % run.returncode)
+            print("FAIL: report.py %s exited with %d" % (sample, run.returncode))
             return 1
         with open(os.path.join(out, "report.md")) as f:
             md = f.read()
-    missing = [line for line in EXPECTED if line not in md]
+        bad = 0
+        for p in plots:
+            path = os.path.join(out, p)
+            if not os.path.exists(path) or os.path.getsize(path) < 1000:
+                print("FAIL: %s: no plot %s" % (sample, p))
+                bad += 1
+            elif "](%s)" % p not in md:
+                print("FAIL: %s: report.md does not show %s" % (sample, p))
+                bad += 1
+    missing = [line for line in expected if line not in md]
     for line in missing:
-        print("FAIL: report.md lacks: %s" % line)
+        print("FAIL: %s: report.md lacks: %s" % (sample, line))
     if missing:
         print("---- report.md ----\n" + md)
+    if missing or bad:
         return 1
-    print("ok: %d expected lines found" % len(EXPECTED))
+    print("ok: %s: %d expected lines found, %d plots" % (sample, len(expected), len(plots)))
     return 0
+
+
+def have_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def compare():
+    """compare.py on the two recordings (their common benchmarks): runs, and
+    a run compared with itself changes nothing"""
+    base = os.path.join(HERE, "testdata")
+    cmd = [sys.executable, os.path.join(HERE, "compare.py"), os.path.join(base, "sample2.json"),
+           os.path.join(base, "sample2.json"), "--all"]
+    run = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(run.stdout)
+    if run.returncode != 0 or "\n0 faster, 0 slower" not in "\n" + run.stdout:
+        print("FAIL: compare.py on one run twice")
+        return 1
+    cmd[3] = os.path.join(base, "sample.json")
+    run = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(run.stdout)
+    if run.returncode != 0 or "spsc/cap:1024/weft" not in run.stdout:
+        print("FAIL: compare.py sample.json sample2.json")
+        return 1
+    print("ok: compare")
+    return 0
+
+
+def main():
+    mpl = have_matplotlib()
+    fails = report("sample.json", EXPECTED, PLOTS if mpl else ())
+    fails += report("sample2.json", EXPECTED2, PLOTS2 if mpl else ())
+    fails += medians_match()
+    fails += compare()
+    return 1 if fails else 0
 
 
 if __name__ == "__main__":
