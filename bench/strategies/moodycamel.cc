@@ -11,10 +11,11 @@
 //     capacity is exact and both sides block; the queue allocates its
 //     blocks on demand and recycles them (memory stays flat once warm).
 //   - close: a state word (closed bit, 2 x sends in progress) as in
-//     ck_ring.c, plus one marker item that close enqueues: a receiver that
-//     dequeues it drains what is left (try_dequeue), waits for the sends
-//     in progress, then puts the marker back for the next receiver and
-//     returns -EPIPE; close also returns one token, and a sender that wakes
+//     ck_ring.c, a count of items not yet delivered, plus one marker item
+//     that close enqueues: a receiver that dequeues it drains what is left
+//     (try_dequeue), waits until no send is in progress and no item is
+//     left undelivered, then puts the marker back for the next receiver
+//     and returns -EPIPE; close also returns one token, and a sender that wakes
 //     on a closed channel passes its token on, so every blocked sender
 //     wakes with -EPIPE.
 //   - elements of any size up to 256 bytes: the queue is instantiated for
@@ -60,6 +61,11 @@ template <size_t N> struct chan final : base {
 	moodycamel::LightweightSemaphore slots;
 	// bit 0: closed; the rest: 2 x sends in progress
 	alignas(64) std::atomic<unsigned long> state{ 0 };
+	// items enqueued and not yet delivered. A receiver's token is only a
+	// count: the element it dequeues may be the one another token stood
+	// for, so "no token left" does not mean "nothing left for me later";
+	// after close only pending == 0 does.
+	alignas(64) std::atomic<unsigned long> pending{ 0 };
 
 	explicit chan(size_t cap) : q(cap + 1), slots(static_cast<ssize_t>(cap)) {}
 
@@ -100,7 +106,10 @@ template <size_t N> struct chan final : base {
 		if (esz)
 			std::memcpy(it.b, elem, esz);
 		it.marker = false;
+		pending.fetch_add(1, std::memory_order_relaxed);
 		bool ok = q.enqueue(it);
+		if (!ok)
+			pending.fetch_sub(1, std::memory_order_relaxed);
 		// release: our enqueue before a draining receiver's look at the
 		// count; pairs with the acquire in drain
 		state.fetch_sub(2, std::memory_order_release);
@@ -115,6 +124,8 @@ template <size_t N> struct chan final : base {
 	{
 		if (esz)
 			std::memcpy(elem, it.b, esz);
+		// release: our take before a draining receiver sees pending 0
+		pending.fetch_sub(1, std::memory_order_release);
 		slots.signal();
 		return 0;
 	}
@@ -126,10 +137,12 @@ template <size_t N> struct chan final : base {
 		unsigned steps = 0;
 
 		for (;;) {
-			// acquire: every finished send's enqueue; pairs with the
-			// release in send. Read before the try_dequeue below, so
-			// quiet means nothing it misses can still arrive.
-			bool quiet = state.load(std::memory_order_acquire) == 1;
+			// acquire: every finished send's enqueue (pairs with the
+			// release in send) and every delivery (deliver). Read
+			// before the try_dequeue below: quiet means no send is in
+			// progress and no item is left for anyone.
+			bool quiet = state.load(std::memory_order_acquire) == 1 &&
+				     pending.load(std::memory_order_acquire) == 0;
 			item it;
 
 			while (q.try_dequeue(it)) {
