@@ -27,12 +27,17 @@
  *   with running threads, without letting anyone overtake a queued
  *   waiter.
  * - A waiter is granted under the lock: the granter unlinks it, wins its
- *   waiter state with a CAS (live -> DONE) against a timeout (ABORT) or
- *   its context (CANCEL), subtracts the tokens, and futex-wakes it after
- *   unlocking if it slept. A waiter that loses (DONE) owns the tokens and
- *   returns without the lock; one that wins (ABORT / CANCEL) takes the lock,
- *   unlinks itself and re-runs the grant, since the waiters behind it may
- *   fit now.
+ *   waiter state with a CAS (live -> CLAIMED) against a timeout (ABORT) or
+ *   its context (CANCEL), and subtracts the tokens; only after unlocking
+ *   (and after its last other access to the semaphore) does it set DONE,
+ *   waking it if it slept. So a granted waiter cannot return, and its
+ *   caller free the semaphore, while the granter still touches it. (A
+ *   batch of grants finishes all but its newest early: the semaphore
+ *   cannot be freed while that one is still inside an acquire.) A waiter
+ *   that loses (CLAIMED, then DONE) owns the tokens and returns without
+ *   the lock; one that wins (ABORT / CANCEL) takes the lock, unlinks
+ *   itself and re-runs the grant, since the waiters behind it may fit
+ *   now.
  * - Tokens carry no data, so the CASes need no acquire/release pairing
  *   beyond their own atomicity; the user's data guarded by the semaphore
  *   is ordered by them anyway (every CAS is a full barrier).
@@ -262,8 +267,9 @@ static void grant_locked(struct sem *m, struct wakes *wk)
 		weft__waitq_unlink(&m->q, n);
 		bool won = false;
 		while (w_live(s)) {
-			/* exactly once: against the owner's abort and its ctx */
-			if (weft__cas32(&ww->state, &s, WEFT__W_DONE)) {
+			/* exactly once: against the owner's abort and its ctx;
+			 * CLAIMED until wake_all sets DONE (see the top) */
+			if (weft__cas32(&ww->state, &s, WEFT__W_CLAIMED | (s & WEFT__W_SLEEPING))) {
 				won = true;
 				break;
 			}
@@ -274,27 +280,30 @@ static void grant_locked(struct sem *m, struct wakes *wk)
 		 * CAS does not fail for want of tokens */
 		while (!weft__cas64(&m->word, &w, w - (uint64_t)need))
 			;
-		if (s == WEFT__W_SLEEPING) {
-			if (wk->n == WAKE_BATCH) {
-				for (int i = 0; i < wk->n; i++)
-					weft__waiter_wake(wk->w[i]);
-				wk->n = 0;
-			}
-			wk->w[wk->n++] = ww;
+		if (wk->n == WAKE_BATCH) {
+			/* finish all but the newest now, lock held: the
+			 * newest keeps the semaphore alive (see the top) */
+			for (int i = 0; i < wk->n - 1; i++)
+				weft__waiter_finish(wk->w[i], WEFT__W_DONE);
+			wk->w[0] = wk->w[wk->n - 1];
+			wk->n = 1;
 		}
+		wk->w[wk->n++] = ww;
 	}
 }
 
-/* After the lock is dropped. */
+/* After the lock is dropped: the gate first, then the granted waiters'
+ * DONE (release, full RMW: pairs with their acquire in waiter_wait), the
+ * last touch of the semaphore's memory by this call. */
 static void wake_all(struct sem *m, struct wakes *wk)
 {
-	for (int i = 0; i < wk->n; i++)
-		weft__waiter_wake(wk->w[i]);
-	wk->n = 0;
 	if (wk->open) {
 		wk->open = false;
 		gate_wake(m);
 	}
+	for (int i = 0; i < wk->n; i++)
+		weft__waiter_finish(wk->w[i], WEFT__W_DONE);
+	wk->n = 0;
 }
 
 static int acquire_slow(struct sem *m, int64_t n, int64_t deadline, weft_ctx_t *ctx)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <weft/ctx.h>
@@ -372,6 +373,37 @@ static void test_acquire_ctx(void)
 	weft_sem_destroy(&s);
 }
 
+/* A granted waiter may free the semaphore as soon as its acquire returns
+ * (its own release first): the releaser that granted it must be done with
+ * the memory by then (see lib/sem.c, Ordering: CLAIMED until after the
+ * unlock). Under ASan a late access is a use after free; the window is a
+ * few instructions wide, so this catches a regression only when the
+ * releaser is preempted in it: the guarantee is the protocol's. */
+static void *grant_then_free_waiter(void *arg)
+{
+	weft_sem_t *s = arg;
+	CHECK_EQ(weft_sem_acquire(s, 2), 0);
+	CHECK_EQ(weft_sem_release(s, 2), 0);
+	weft_sem_destroy(s);
+	free(s);
+	return NULL;
+}
+
+static void test_granted_waiter_frees(void)
+{
+	for (int i = 0; i < 100; i++) {
+		weft_sem_t *s = malloc(sizeof *s);
+		pthread_t t;
+		CHECK(s != NULL);
+		CHECK_EQ(weft_sem_init(s, 2), 0);
+		CHECK_EQ(weft_sem_acquire(s, 1), 0);
+		CHECK_EQ(pthread_create(&t, NULL, grant_then_free_waiter, s), 0);
+		wait_queued(s); /* it wants 2: queued behind our 1 */
+		CHECK_EQ(weft_sem_release(s, 1), 0); /* grants it; s is its now */
+		CHECK_EQ(pthread_join(t, NULL), 0);
+	}
+}
+
 int main(void)
 {
 	test_watchdog(120);
@@ -385,6 +417,7 @@ int main(void)
 	RUN(test_timeout_wakes_next);
 	RUN(test_fifo);
 	RUN(test_acquire_ctx);
+	RUN(test_granted_waiter_frees);
 	fprintf(stderr, "all ok\n");
 	return 0;
 }
