@@ -67,6 +67,13 @@ const struct chan_bench_case chan_bench_cases[] = {
 };
 const size_t chan_bench_ncases = sizeof chan_bench_cases / sizeof chan_bench_cases[0];
 
+/* weft's own count of its futex syscalls (lib/internal/futex.h; the static
+ * library exports them to the tests and benchmarks): process-wide, so a
+ * run's difference is what the weft strategy cost in syscalls. The other
+ * strategies block in code weft cannot count (pthread, TBB, moodycamel). */
+uint64_t weft__futex_waits(void);
+uint64_t weft__futex_wakes(void);
+
 /* ---- time ------------------------------------------------------------- */
 
 static int64_t now_ns(void)
@@ -964,6 +971,7 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 	int64_t t0, c0, t1, c1;
 	int64_t timeout = p->timeout_ns > 0 ? p->timeout_ns : 120 * NS_PER_S;
 	int rss_reset = 0;
+	uint64_t futex0 = 0;
 
 	memset(r, 0, sizeof *r);
 	if (!chan_bench_supported(c, s)) {
@@ -986,6 +994,7 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 		goto out;
 
 	rss_reset = reset_peak_rss();
+	futex0 = weft__futex_waits() + weft__futex_wakes();
 	pthread_barrier_init(&b.go, NULL, n + 1);
 	for (unsigned i = 0; i < n; i++) {
 		w[i].b = &b;
@@ -1021,6 +1030,9 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 	r->wall_ns = t1 - t0;
 	r->cpu_ns = c1 - c0;
 	r->peak_rss_kb = peak_rss_kb();
+	r->futex_calls = s && !strcmp(s->name, "weft")
+				 ? (int64_t)(weft__futex_waits() + weft__futex_wakes() - futex0)
+				 : -1;
 	(void)rss_reset; /* without the reset: the process's lifetime peak */
 	if (!b.hung)
 		check(&b, w, n, r);

@@ -114,6 +114,7 @@ struct chan_bench_result {
 	int64_t p50_ns, p90_ns, p99_ns, p999_ns, p9999_ns, max_ns;
 	int64_t clock_ns;    /* the clock cost subtracted from each sample */
 	int64_t peak_rss_kb; /* the process's peak RSS during the run (VmHWM reset first) */
+	int64_t futex_calls; /* weft strategy: FUTEX_WAIT + FUTEX_WAKE syscalls; else -1 */
 	int64_t release_ns; /* idle: close of the channels to the last join */
 	char error[200];    /* nonempty: the run failed (and says why) */
 };

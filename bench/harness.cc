@@ -8,7 +8,9 @@
 //   cpu_util          process CPU / wall time (cores kept busy)
 //   p50_ns p90_ns p99_ns p999_ns p9999_ns max_ns   pingpong round trips, the
 //                     floor's samples (log-linear histogram, clock cost
-//                     subtracted: clock_ns); peak_rss_kb: the run's peak RSS
+//                     subtracted: clock_ns); peak_rss_kb: the run's peak RSS;
+//                     futex_per_item: weft's FUTEX_WAIT + FUTEX_WAKE syscalls
+//                     per item (weft strategy only: weft counts its own)
 //   idle_cpu_ns release_ns          idle: CPU burned while blocked, close-to-join
 // Google Benchmark's own cpu_time is the process CPU clock over the whole
 // iteration (setup and thread creation included): prefer cpu_ns_per_item.
@@ -185,7 +187,8 @@ void progress(const std::string &name)
 void run_case(benchmark::State &state, const chan_bench_case *c, const chan_strategy *s,
 	      const std::string &name)
 {
-	double wall = 0, cpu = 0, items = 0, release = 0, rss = 0;
+	double wall = 0, cpu = 0, items = 0, release = 0, rss = 0, futex = 0;
+	bool have_futex = true;
 	std::vector<chan_bench_result> lat; // per iteration, for the worst
 
 	progress(name);
@@ -203,6 +206,9 @@ void run_case(benchmark::State &state, const chan_bench_case *c, const chan_stra
 		items += static_cast<double>(r.items);
 		release += static_cast<double>(r.release_ns);
 		rss = std::max(rss, static_cast<double>(r.peak_rss_kb));
+		if (r.futex_calls < 0)
+			have_futex = false;
+		futex += static_cast<double>(r.futex_calls);
 		if (r.has_latency)
 			lat.push_back(r);
 	}
@@ -210,6 +216,8 @@ void run_case(benchmark::State &state, const chan_bench_case *c, const chan_stra
 		return; // failed
 	auto &k = state.counters;
 	k["peak_rss_kb"] = rss;
+	if (have_futex && items > 0)
+		k["futex_per_item"] = futex / items;
 	if (c->kind == CHAN_BENCH_IDLE) {
 		double n = static_cast<double>(state.iterations());
 		k["idle_cpu_ns"] = cpu / n;

@@ -41,6 +41,8 @@ METRICS = ("items_per_second", "ns_per_item", "cpu_ns_per_item", "cpu_util",
            "idle_cpu_ns", "release_ns", "items", "threads", "threads_created")
 # the pool family's extra counters (bench/pool.h)
 METRICS += ("futex_wakes_per_item", "ctx_switches_per_item", "peak_rss_kb")
+# the channel family's: weft's futex syscalls per item (weft rows only)
+METRICS += ("futex_per_item",)
 FAMILY_ORDER = ("floor", "seq", "spsc", "mpsc", "spmc", "mpmc", "select_rx", "select_both",
                 "pingpong", "idle", "scale", "sync", "pool")
 REFERENCE = "weft"  # the "vs weft" column: a strategy's speed over weft's
@@ -322,6 +324,10 @@ def table(family, cases):
         header += [h + " ns" for _, h in LATENCY] + ["p50 / floor"]
     if rss:
         header.append("peak RSS")
+    futex = any(r.get("futex_per_item") is not None
+                for strategies in cases.values() for r in strategies.values())
+    if futex:
+        header.append("futex/item")
     header += ["vs " + REFERENCE, "vs " + BASELINE]
     rtt = floor_rtt(groups_ctx.get("groups", {}))
     body = []
@@ -342,6 +348,9 @@ def table(family, cases):
                 line.append(x(p50 / rtt) if p50 is not None and rtt else "-")
             if rss:
                 line.append(mb(r.get("peak_rss_kb")))
+            if futex:
+                f = r.get("futex_per_item")
+                line.append("-" if f is None else "%.3f" % f)
             line += [x(ratio(r, strategies, REFERENCE)), x(ratio(r, strategies))]
             body.append(line)
     return header, body, notes
@@ -687,7 +696,9 @@ def main(argv=None):
            "sub-buckets per power of two: within 3%%) with the cost of the clock read "
            "subtracted; \"p50 / floor\" is the p50 in multiples of the cache-line round "
            "trip below. Repetitions are reduced to their median (max: the worst); "
-           "spread is half the min-max range of ns/item over the median."
+           "spread is half the min-max range of ns/item over the median. futex/item: "
+           "weft's own count of its FUTEX_WAIT and FUTEX_WAKE syscalls per item (weft "
+           "rows only; the others block in code weft cannot count)."
            % (REFERENCE, BASELINE)]
     base = context.get("weft_base_items")
     if base and base.isdigit():
