@@ -26,21 +26,13 @@
 #include <cstring>
 #include <new>
 
+#include "cxx_chan.h"
 #include "strategy.h"
 #include "wait.h"
 
 namespace {
 
-struct base {
-	virtual ~base() = default;
-	virtual int send(const void *elem, int mode, int64_t deadline) = 0;
-	virtual int recv(void *elem, int mode, int64_t deadline) = 0;
-	virtual int close() = 0;
-	virtual size_t len() const = 0;
-	size_t esz = 0;
-};
-
-template <size_t N> struct chan final : base {
+template <size_t N> struct chan final : cxx_chan::base {
 	struct item {
 		unsigned char b[N];
 	};
@@ -192,87 +184,7 @@ template <size_t N> struct chan final : base {
 	}
 };
 
-template <size_t N> base *make(size_t cap)
-{
-	return new (std::nothrow) chan<N>(cap);
-}
-
-int s_create(void **out, size_t elem_size, size_t capacity)
-{
-	base *c = nullptr;
-
-	if (!out || capacity == 0 || elem_size > 256)
-		return -EINVAL;
-	if (capacity > (1u << 30))
-		return -ENOMEM;
-	try {
-		if (elem_size <= 8)
-			c = make<8>(capacity);
-		else if (elem_size <= 16)
-			c = make<16>(capacity);
-		else if (elem_size <= 32)
-			c = make<32>(capacity);
-		else if (elem_size <= 64)
-			c = make<64>(capacity);
-		else if (elem_size <= 128)
-			c = make<128>(capacity);
-		else
-			c = make<256>(capacity);
-	} catch (...) {
-		c = nullptr;
-	}
-	if (!c)
-		return -ENOMEM;
-	c->esz = elem_size;
-	*out = c;
-	return 0;
-}
-
-void s_destroy(void *ch)
-{
-	delete static_cast<base *>(ch);
-}
-
-int op_send(void *ch, const void *elem, int mode, int64_t deadline)
-{
-	base *c = static_cast<base *>(ch);
-
-	if (!c || sw_bad_elem(elem, c->esz))
-		return -EINVAL;
-	return c->send(elem, mode, deadline);
-}
-
-int op_recv(void *ch, void *elem, int mode, int64_t deadline)
-{
-	base *c = static_cast<base *>(ch);
-
-	if (!c || sw_bad_elem(elem, c->esz))
-		return -EINVAL;
-	return c->recv(elem, mode, deadline);
-}
-
-int s_send(void *ch, const void *elem) { return op_send(ch, elem, SW_UNTIL, SW_FOREVER); }
-int s_recv(void *ch, void *elem) { return op_recv(ch, elem, SW_UNTIL, SW_FOREVER); }
-int s_try_send(void *ch, const void *elem) { return op_send(ch, elem, SW_TRY, 0); }
-int s_try_recv(void *ch, void *elem) { return op_recv(ch, elem, SW_TRY, 0); }
-int s_send_until(void *ch, const void *elem, int64_t d) { return op_send(ch, elem, SW_UNTIL, d); }
-int s_recv_until(void *ch, void *elem, int64_t d) { return op_recv(ch, elem, SW_UNTIL, d); }
-
-int s_close(void *ch)
-{
-	return ch ? static_cast<base *>(ch)->close() : -EINVAL;
-}
-
-size_t s_len(const void *ch)
-{
-	return ch ? static_cast<const base *>(ch)->len() : 0;
-}
-
 } // namespace
 
-// positional: C++17 has no designated initializers (constant-initialized)
-extern "C" const chan_strategy chan_strategy_tbb = {
-	"tbb", CHAN_CAP_BLOCKING | CHAN_CAP_MPMC, s_create, s_destroy, s_send, s_recv,
-	s_try_send, s_try_recv, s_send_until, s_recv_until, s_close, s_len,
-	nullptr, nullptr, nullptr, nullptr, nullptr,
-};
+extern "C" const chan_strategy chan_strategy_tbb =
+	CXX_CHAN_STRATEGY("tbb", CHAN_CAP_BLOCKING | CHAN_CAP_MPMC, chan);
