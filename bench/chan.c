@@ -60,6 +60,8 @@ const struct chan_bench_case chan_bench_cases[] = {
 	CAPS("select_both", CHAN_BENCH_SELECT_BOTH, 2, 2),
 	{ "pingpong", CHAN_BENCH_PINGPONG, 1, 1, 1, 0, 0 },
 	{ "idle", CHAN_BENCH_IDLE, IDLE_THREADS, 0, 1, 0, 0 },
+	{ "pipeline", CHAN_BENCH_PIPELINE, 1, 3, 0, 0, 0 },
+	{ "pipeline", CHAN_BENCH_PIPELINE, 1, 3, 1024, 0, 0 },
 	/* time and memory against items: 1M, 10M, 100M by default */
 	{ "scale", CHAN_BENCH_PC, 1, 1, 1024, 1, 0 },
 	{ "scale", CHAN_BENCH_PC, 1, 1, 1024, 10, 0 },
@@ -635,6 +637,75 @@ static void floor_sleeper(struct worker *w)
 	progress(&w->received, b->items);
 }
 
+/* pipeline, stage 0: generate 0 .. items-1 on channel 0, then close it */
+static void pipe_generate(struct worker *w)
+{
+	struct bench *b = w->b;
+	int rc;
+
+	for (uint64_t v = 0; v < b->items; v++) {
+		if ((rc = b->s->send(b->ch[0], &v)) != 0) {
+			fail(w, "send", rc);
+			break;
+		}
+		progress(&w->sent, v + 1);
+	}
+	b->s->close(b->ch[0]);
+}
+
+/* pipeline, stages 1 and 2 (worker ids 1, 2): receive from channel id - 1
+ * until it is closed and drained, send on channel id (stage 1: every
+ * square; stage 2: the even ones), then close channel id */
+static void pipe_stage(struct worker *w)
+{
+	struct bench *b = w->b;
+	void *in = b->ch[w->id - 1], *out = b->ch[w->id];
+	uint64_t v, got = 0, sent = 0;
+	int rc;
+
+	while ((rc = b->s->recv(in, &v)) == 0) {
+		progress(&w->received, ++got);
+		if (w->id == 1)
+			v *= v;
+		else if (v % 2)
+			continue;
+		if ((rc = b->s->send(out, &v)) != 0) {
+			fail(w, "send", rc);
+			return;
+		}
+		progress(&w->sent, ++sent);
+	}
+	if (rc != -EPIPE)
+		fail(w, "recv", rc);
+	b->s->close(out);
+}
+
+/* pipeline, the drain: count and sum what stage 2 kept */
+static void pipe_drain(struct worker *w)
+{
+	struct bench *b = w->b;
+	uint64_t v, n = 0, sum = 0;
+	int rc;
+
+	while ((rc = b->s->recv(b->ch[2], &v)) == 0) {
+		sum += v;
+		progress(&w->received, ++n);
+	}
+	if (rc != -EPIPE)
+		fail(w, "recv", rc);
+	w->sum = sum;
+}
+
+static void pipe_worker(struct worker *w)
+{
+	if (w->id == 0)
+		pipe_generate(w);
+	else if (w->id < 3)
+		pipe_stage(w);
+	else
+		pipe_drain(w);
+}
+
 /* idle: block in recv on an empty channel until it is closed */
 static void idle_receiver(struct worker *w)
 {
@@ -834,6 +905,8 @@ static void assign(const struct chan_bench_case *c, struct worker *w, unsigned i
 		[CHAN_BENCH_FLOOR_CLOCK] = { { floor_clock, floor_clock }, { "clock", "clock" } },
 		[CHAN_BENCH_FLOOR_CAS] = { { floor_cas, floor_cas }, { "cas", "cas" } },
 		[CHAN_BENCH_FLOOR_FUTEX] = { { floor_waker, floor_sleeper }, { "waker", "sleeper" } },
+		[CHAN_BENCH_PIPELINE] = { { pipe_worker, pipe_worker },
+					  { "generate", "square / keep-even / drain" } },
 	};
 	unsigned second = i >= c->producers; /* pingpong, floor: 1 "producer" */
 
@@ -855,6 +928,8 @@ static unsigned nthreads(const struct chan_bench_case *c)
 		return 2;
 	case CHAN_BENCH_IDLE:
 		return c->producers;
+	case CHAN_BENCH_PIPELINE:
+		return 4;
 	default:
 		return c->producers + c->consumers;
 	}
@@ -875,6 +950,8 @@ static unsigned nchannels(const struct chan_bench_case *c)
 		return 0;
 	case CHAN_BENCH_IDLE:
 		return c->producers;
+	case CHAN_BENCH_PIPELINE:
+		return 3;
 	default:
 		return 1;
 	}
@@ -899,6 +976,28 @@ static void check(const struct bench *b, const struct worker *w, unsigned n,
 	}
 	if (b->c->kind == CHAN_BENCH_IDLE)
 		return;
+	if (b->c->kind == CHAN_BENCH_PIPELINE) {
+		uint64_t kept = (b->items + 1) / 2, ksum = 0;
+
+		for (uint64_t k = 0; k < kept; k++)
+			ksum += 4 * k * k; /* (2k)^2, mod 2^64 */
+		if (atomic_load(&w[0].sent) != b->items ||
+		    atomic_load(&w[1].received) != b->items ||
+		    atomic_load(&w[1].sent) != b->items ||
+		    atomic_load(&w[2].received) != b->items ||
+		    atomic_load(&w[2].sent) != kept || atomic_load(&w[3].received) != kept ||
+		    w[3].sum != ksum)
+			snprintf(r->error, sizeof r->error,
+				 "pipeline lost or invented items: generated %llu, squared %llu, "
+				 "kept %llu, drained %llu of %llu (sum %llu, want %llu)",
+				 (unsigned long long)atomic_load(&w[0].sent),
+				 (unsigned long long)atomic_load(&w[1].sent),
+				 (unsigned long long)atomic_load(&w[2].sent),
+				 (unsigned long long)atomic_load(&w[3].received),
+				 (unsigned long long)kept, (unsigned long long)w[3].sum,
+				 (unsigned long long)ksum);
+		return;
+	}
 	if (b->c->kind == CHAN_BENCH_PINGPONG || b->c->kind == CHAN_BENCH_FLOOR ||
 	    b->c->kind == CHAN_BENCH_FLOOR_FUTEX) {
 		sent /= 2; /* each side counts every round trip */

@@ -32,6 +32,14 @@
  *   scale        spsc at capacity 1024 with 0.1x, 1x and 10x the base items
  *                (1M, 10M, 100M by default): time and peak RSS must scale
  *                with the items and stay flat respectively
+ *   pipeline     the seed's three stages, a thread each, on 3 channels:
+ *                generate 0..items-1 -> square -> keep the even squares ->
+ *                a fourth thread drains and sums them; each stage closes
+ *                its output when its input is closed and drained. Checked:
+ *                every stage moved its count, and the kept count and sum
+ *                equal (items + 1) / 2 and the sum of (2k)^2 (computed
+ *                independently after the run); items counts the numbers
+ *                generated
  *   idle         64 threads blocked in recv on 64 empty channels for a while
  *                (the CPU they burn), then released by close
  */
@@ -58,6 +66,7 @@ enum chan_bench_kind {
 	CHAN_BENCH_FLOOR_CLOCK, /* no strategy */
 	CHAN_BENCH_FLOOR_CAS,   /* no strategy */
 	CHAN_BENCH_FLOOR_FUTEX, /* no strategy */
+	CHAN_BENCH_PIPELINE,    /* generate -> square -> keep-even -> drain */
 };
 
 struct chan_bench_case {

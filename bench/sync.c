@@ -24,6 +24,7 @@
 #include <weft/sync.h>
 
 #include "baseline/sem_mutex.h"
+#include "baseline/wg_mutex.h"
 
 #define NS_PER_S 1000000000LL
 #define MAX_THREADS 8
@@ -38,6 +39,8 @@ const struct sync_bench_case sync_bench_cases[] = {
 	{ "ctx_with_cancel/parent:background", SYNC_BENCH_CTX_BACKGROUND, 1, 0, 0 },
 	{ "ctx_with_cancel/parent:live", SYNC_BENCH_CTX_CHILD, 1, 0, 0 },
 	{ "ctx_cancel_tree/children:10000", SYNC_BENCH_CTX_TREE, 1, 0, TREE_CHILDREN },
+	{ "wg/threads:2", SYNC_BENCH_WG, 2, 0, 0 },
+	{ "wg/threads:8", SYNC_BENCH_WG, 8, 0, 0 },
 };
 const size_t sync_bench_ncases = sizeof sync_bench_cases / sizeof sync_bench_cases[0];
 
@@ -85,6 +88,8 @@ uint64_t sync_bench_items(const struct sync_bench_case *c, enum sync_bench_impl 
 		rounds = rounds < 1 ? 1 : rounds > 10 ? 10 : rounds;
 		return rounds * c->children;
 	}
+	case SYNC_BENCH_WG:
+		return at_least(base / 1000, 100);
 	}
 	return 0;
 }
@@ -570,6 +575,163 @@ static int ctx_tree(struct run *b, struct sync_bench_result *r)
 	return r->error[0] ? -1 : 0;
 }
 
+/* ---- WaitGroup, either implementation ---------------------------------- */
+
+struct wg {
+	enum sync_bench_impl impl;
+	union {
+		weft_wg_t w;
+		mwg_t m;
+	} u;
+};
+
+static int wg_init(struct wg *g, enum sync_bench_impl impl)
+{
+	g->impl = impl;
+	return impl == SYNC_IMPL_WEFT ? weft_wg_init(&g->u.w) : mwg_init(&g->u.m);
+}
+
+static void wg_destroy(struct wg *g)
+{
+	if (g->impl == SYNC_IMPL_MUTEX)
+		mwg_destroy(&g->u.m); /* weft_wg_t needs none */
+}
+
+static inline int wg_add(struct wg *g, int64_t n)
+{
+	return g->impl == SYNC_IMPL_WEFT ? weft_wg_add(&g->u.w, n) : mwg_add(&g->u.m, n);
+}
+
+static inline int wg_done(struct wg *g)
+{
+	return g->impl == SYNC_IMPL_WEFT ? weft_wg_done(&g->u.w) : mwg_done(&g->u.m);
+}
+
+static inline int wg_wait(struct wg *g)
+{
+	return g->impl == SYNC_IMPL_WEFT ? weft_wg_wait(&g->u.w) : mwg_wait(&g->u.m);
+}
+
+struct wg_shared {
+	struct wg wg;      /* the one measured: add(N), N done, wait */
+	struct wg gate[2]; /* round r waits on gate[r % 2] */
+	alignas(64) _Atomic uint64_t arrived; /* one per thread per round */
+	uint64_t rounds;
+	pthread_barrier_t go;
+};
+
+struct wg_thread {
+	alignas(64) struct wg_shared *sh;
+	int err;
+	pthread_t tid;
+};
+
+static void *wg_thread_main(void *arg)
+{
+	struct wg_thread *t = arg;
+	struct wg_shared *sh = t->sh;
+	int rc;
+
+	pthread_barrier_wait(&sh->go);
+	for (uint64_t r = 0; r < sh->rounds; r++) {
+		if ((rc = wg_wait(&sh->gate[r % 2])) != 0) {
+			t->err = rc;
+			break; /* main's check fails the run */
+		}
+		/* relaxed: done's release and main's wait's acquire order it
+		 * before main's check */
+		atomic_fetch_add_explicit(&sh->arrived, 1, memory_order_relaxed);
+		if ((rc = wg_done(&sh->wg)) != 0) {
+			t->err = rc;
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* Fork-join rounds: main arms the next gate, opens this round's, waits for
+ * the N done. The next gate is free to re-arm: every thread left it in the
+ * previous round before its done, which main's wait has seen. */
+static int wg_rounds(struct run *b, struct sync_bench_result *r)
+{
+	struct wg_thread t[MAX_THREADS];
+	unsigned n = b->c->threads;
+	struct wg_shared *sh;
+	int64_t t0, c0;
+	int rc = 0;
+
+	if (n > MAX_THREADS) {
+		snprintf(r->error, sizeof r->error, "too many threads");
+		return -1;
+	}
+	sh = aligned_alloc(64, sizeof *sh);
+	if (!sh) {
+		snprintf(r->error, sizeof r->error, "out of memory");
+		return -1;
+	}
+	memset(sh, 0, sizeof *sh);
+	atomic_init(&sh->arrived, 0);
+	sh->rounds = b->items;
+	if (wg_init(&sh->wg, b->impl) || wg_init(&sh->gate[0], b->impl) ||
+	    wg_init(&sh->gate[1], b->impl) || wg_add(&sh->gate[0], 1)) {
+		snprintf(r->error, sizeof r->error, "wg init failed");
+		free(sh);
+		return -1;
+	}
+	pthread_barrier_init(&sh->go, NULL, n + 1);
+	for (unsigned i = 0; i < n; i++) {
+		t[i] = (struct wg_thread){ .sh = sh };
+		if (pthread_create(&t[i].tid, NULL, wg_thread_main, &t[i]) != 0) {
+			fprintf(stderr, "weft-bench: pthread_create failed\n");
+			abort();
+		}
+	}
+	c0 = cpu_ns();
+	t0 = now_ns();
+	pthread_barrier_wait(&sh->go);
+	for (uint64_t i = 0; i < sh->rounds; i++) {
+		uint64_t got;
+
+		if ((rc = wg_add(&sh->wg, n)) != 0 || (rc = wg_add(&sh->gate[(i + 1) % 2], 1)) != 0 ||
+		    (rc = wg_done(&sh->gate[i % 2])) != 0 || (rc = wg_wait(&sh->wg)) != 0) {
+			snprintf(r->error, sizeof r->error, "round %llu: add/done/wait gave %d",
+				 (unsigned long long)i, rc);
+			break;
+		}
+		/* relaxed: wait's acquire ordered the threads' increments */
+		got = atomic_load_explicit(&sh->arrived, memory_order_relaxed);
+		if (got != (i + 1) * n) {
+			snprintf(r->error, sizeof r->error,
+				 "wait returned early: %llu dones seen after round %llu, want %llu",
+				 (unsigned long long)got, (unsigned long long)i,
+				 (unsigned long long)((i + 1) * n));
+			break;
+		}
+		atomic_store_explicit(&b->progress, i + 1, memory_order_relaxed);
+	}
+	if (r->error[0]) {
+		/* the threads may be blocked on a gate for good */
+		fprintf(stderr, "weft-bench: sync/wg: %s; exiting\n", r->error);
+		fflush(stderr);
+		_exit(124);
+	}
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(t[i].tid, NULL);
+	r->wall_ns = now_ns() - t0;
+	r->cpu_ns = cpu_ns() - c0;
+	pthread_barrier_destroy(&sh->go);
+	for (unsigned i = 0; i < n; i++)
+		if (t[i].err && !r->error[0])
+			snprintf(r->error, sizeof r->error, "thread %u: wait/done gave %d", i,
+				 t[i].err);
+	wg_done(&sh->gate[sh->rounds % 2]); /* the last armed, never opened */
+	wg_destroy(&sh->gate[0]);
+	wg_destroy(&sh->gate[1]);
+	wg_destroy(&sh->wg);
+	free(sh);
+	return r->error[0] ? -1 : 0;
+}
+
 int sync_bench_run(const struct sync_bench_case *c, enum sync_bench_impl impl,
 		   const struct sync_bench_params *p, struct sync_bench_result *r)
 {
@@ -607,6 +769,9 @@ int sync_bench_run(const struct sync_bench_case *c, enum sync_bench_impl impl,
 		break;
 	case SYNC_BENCH_CTX_TREE:
 		rc = ctx_tree(&b, r);
+		break;
+	case SYNC_BENCH_WG:
+		rc = wg_rounds(&b, r);
 		break;
 	default:
 		snprintf(r->error, sizeof r->error, "unknown case");

@@ -40,6 +40,14 @@
  *   ctx_cancel_tree/children:10000      a parent with 10,000 children
  *                              (built untimed); timed: cancel of the parent;
  *                              ns per child; B / 1M rounds (1 to 10)
+ *   wg/threads:N               N (2, 8) threads, B / 1000 rounds (10k): the
+ *                              main thread add(N), releases the N threads
+ *                              through a gate (a second WaitGroup of the
+ *                              same implementation, count 1, done by
+ *                              main), each thread increments a shared
+ *                              atomic and done(), main wait()s and checks
+ *                              the counter is N x rounds so far. An op is
+ *                              one round. mutex: bench/baseline/wg_mutex.h
  * never fewer than 100 ops (except the tree, always 10,000 children).
  */
 #ifndef WEFT_BENCH_SYNC_H
@@ -59,6 +67,7 @@ enum sync_bench_kind {
 	SYNC_BENCH_CTX_BACKGROUND, /* with_cancel + release from background */
 	SYNC_BENCH_CTX_CHILD,      /* ... as the child of a live parent */
 	SYNC_BENCH_CTX_TREE,       /* cancel of a parent with many children */
+	SYNC_BENCH_WG,             /* WaitGroup fork-join rounds */
 };
 
 enum sync_bench_impl {
@@ -70,7 +79,7 @@ enum sync_bench_impl {
 struct sync_bench_case {
 	const char *name; /* "sem_contended/threads:4", without family and impl */
 	enum sync_bench_kind kind;
-	unsigned threads;  /* contended: threads */
+	unsigned threads;  /* contended, wg: threads */
 	int64_t capacity;  /* contended: semaphore capacity; errgroup: the limit */
 	unsigned children; /* ctx tree */
 };
