@@ -23,7 +23,6 @@
 #include <errno.h>
 #include <limits.h>
 
-#include "internal/futex.h"
 #include "internal/park.h"
 #include <weft/sync.h>
 
@@ -75,7 +74,7 @@ static int once_slow(struct once_impl *im, void (*vfn)(void *), int (*ifn)(void 
 			 * Our last access to the once. */
 			uint32_t old = weft__fas32(&im->state, O_DONE);
 			if (old & O_WAITERS)
-				weft__futex_wake(&im->state, INT_MAX);
+				weft__unpark_word(&im->state);
 			return r;
 		}
 		if (s == O_DONE)
@@ -108,8 +107,7 @@ static int once_slow(struct once_impl *im, void (*vfn)(void *), int (*ifn)(void 
 				continue;
 			s |= O_WAITERS;
 		}
-		weft__park_before_sleep();
-		weft__futex_wait(&im->state, s, WEFT_FOREVER);
+		weft__park_word(&im->state, s, WEFT_FOREVER);
 	}
 }
 

@@ -48,7 +48,6 @@
 #include <string.h>
 
 #include "internal/ctx_impl.h"
-#include "internal/futex.h"
 #include "internal/park.h"
 #include <weft/ctx.h>
 #include <weft/sync.h>
@@ -187,7 +186,7 @@ static inline uint32_t *word_hi(struct sem *m)
 
 static void gate_wake(struct sem *m)
 {
-	weft__futex_wake(word_hi(m), INT32_MAX);
+	weft__unpark_word(word_hi(m));
 }
 
 /* Sleep until the gate opens or `until` passes, unless n tokens are free
@@ -209,8 +208,7 @@ static void gate_sleep(struct sem *m, int64_t n, int64_t until)
 			break;
 		}
 	}
-	weft__park_before_sleep();
-	weft__futex_wait(word_hi(m), (uint32_t)(w >> 32), until);
+	weft__park_word(word_hi(m), (uint32_t)(w >> 32), until);
 }
 
 /* Wait for n tokens without queueing, for at most UNQUEUED_NS (and not

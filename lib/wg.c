@@ -34,7 +34,6 @@
 #include <limits.h>
 #include <string.h>
 
-#include "internal/futex.h"
 #include "internal/park.h"
 #include <weft/sync.h>
 
@@ -120,8 +119,7 @@ static uint64_t wait_release(struct wg_impl *g)
 				continue;
 			s |= RSLEEP;
 		}
-		weft__park_before_sleep();
-		weft__futex_wait(low_half(&g->state), (uint32_t)s, WEFT_FOREVER);
+		weft__park_word(low_half(&g->state), (uint32_t)s, WEFT_FOREVER);
 	}
 }
 
@@ -136,7 +134,7 @@ static void release_all(struct wg_impl *g)
 	 * access to wg memory. */
 	uint64_t old = weft__fas64(&g->state, 0);
 	if (old & RSLEEP)
-		weft__futex_wake(low_half(&g->state), INT_MAX); /* address only */
+		weft__unpark_word(low_half(&g->state)); /* address only */
 }
 
 int weft_wg_add(weft_wg_t *wg, int64_t delta)

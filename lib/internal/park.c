@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/membarrier.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -33,10 +34,11 @@ uint32_t weft__asym_fences;
 __attribute__((constructor)) static void asym_fences_init(void)
 {
 #if !(defined(WEFT_TSAN_ATOMICS) && WEFT_TSAN_ATOMICS)
+	if (getenv("WEFT_NO_MEMBARRIER"))
+		return;
 	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
 	if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
-	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
-	    !getenv("WEFT_NO_MEMBARRIER"))
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
 		/* relaxed: before main; threads created later see it */
 		weft__st32_rlx(&weft__asym_fences, 1);
 #endif
@@ -212,6 +214,19 @@ void weft__spin_slept(void)
 		tl_spin_ns = waited * 2 < max ? waited * 2 : max;
 	else
 		tl_spin_ns = tl_spin_ns / 2;
+}
+
+/* ---- sleeping on a flagged word (see park.h) ---- */
+
+int weft__park_word(uint32_t *word, uint32_t expected, int64_t deadline)
+{
+	weft__park_before_sleep();
+	return weft__futex_wait(word, expected, deadline);
+}
+
+void weft__unpark_word(uint32_t *word)
+{
+	weft__futex_wake(word, INT_MAX);
 }
 
 /* ---- mutex ---- */

@@ -75,6 +75,18 @@ static inline bool weft__asym(void)
  * a store-load fence against every light side. */
 void weft__fence_heavy(void);
 
+/* ---- sleeping on a flagged word ----
+ *
+ * For primitives whose own state word says "someone sleeps" (a flag the
+ * sleeper sets with an RMW before sleeping, and the waker clears or reads
+ * with an RMW before waking): sleep while *word == expected (a 32-bit
+ * futex word, or half of a 64-bit one), until the absolute deadline;
+ * returns 0 (woken, or the word had changed: re-check) or -ETIMEDOUT.
+ * unpark_word wakes every sleeper on word; on an address nobody sleeps on
+ * (or that is no longer in use) it is at worst a spurious wake-up. */
+int weft__park_word(uint32_t *word, uint32_t expected, int64_t deadline);
+void weft__unpark_word(uint32_t *word);
+
 /* ---- futex mutex (slow paths only) ---- */
 
 typedef struct weft__mutex {

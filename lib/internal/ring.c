@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal/futex.h"
 #include "internal/park.h"
 #include <weft/common.h>
 #include <weft/chan.h>
@@ -132,8 +131,7 @@ static void slot_wait(struct weft__ring *r, uint64_t *stamp, uint64_t seen)
 	weft__faa32(&r->slot_waiters, 1);
 	weft__fence_heavy();
 	while (weft__ld64_rlx(stamp) == seen) {
-		weft__park_before_sleep();
-		weft__futex_wait(stamp_word(stamp), (uint32_t)seen, WEFT_FOREVER);
+		weft__park_word(stamp_word(stamp), (uint32_t)seen, WEFT_FOREVER);
 	}
 	weft__faa32(&r->slot_waiters, (uint32_t)-1);
 	weft__spin_slept();
@@ -142,7 +140,7 @@ static void slot_wait(struct weft__ring *r, uint64_t *stamp, uint64_t seen)
 /* out of line: keeps the callers' fast paths free of a call */
 static __attribute__((noinline, cold)) void slot_wake(uint64_t *stamp)
 {
-	weft__futex_wake(stamp_word(stamp), INT_MAX);
+	weft__unpark_word(stamp_word(stamp));
 }
 
 static inline void slot_publish(struct weft__ring *r, uint64_t *stamp, uint64_t val)
@@ -307,7 +305,7 @@ long weft__ring_push_many(struct weft__ring *r, const void *elems, size_t n)
 			__asm__ __volatile__("" ::: "memory");
 		if (__builtin_expect(weft__ld32_rlx(&r->slot_waiters) != 0, 0))
 			for (size_t i = 0; i < k; i++) {
-				weft__futex_wake(stamp_word(slot_stamp(r, tail)), INT_MAX);
+				weft__unpark_word(stamp_word(slot_stamp(r, tail)));
 				tail = pos_next(r, tail);
 			}
 		return (long)k;
@@ -357,7 +355,7 @@ long weft__ring_pop_many(struct weft__ring *r, void *elems, size_t n)
 			__asm__ __volatile__("" ::: "memory");
 		if (__builtin_expect(weft__ld32_rlx(&r->slot_waiters) != 0, 0))
 			for (size_t i = 0; i < k; i++) {
-				weft__futex_wake(stamp_word(slot_stamp(r, head)), INT_MAX);
+				weft__unpark_word(stamp_word(slot_stamp(r, head)));
 				head = pos_next(r, head);
 			}
 		return (long)k;
