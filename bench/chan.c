@@ -12,6 +12,7 @@
  * items * (items - 1) / 2.
  */
 #include "chan.h"
+#include "measure.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -21,9 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <linux/futex.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,7 +31,7 @@ enum { CASE_SEND = 1, CASE_RECV = 2 }; /* struct chan_case op */
 
 #define MAX_CHANS 64
 #define IDLE_THREADS 64
-#define NS_PER_S 1000000000LL
+#define NS_PER_S BENCH_NS_PER_S
 
 #define CAPS(fam, kind, p, c)                                                   \
 	{ fam, kind, p, c, 0, 0, 0 }, { fam, kind, p, c, 1, 0, 0 }, { fam, kind, p, c, 1024, 0, 0 }
@@ -76,60 +75,6 @@ const size_t chan_bench_ncases = sizeof chan_bench_cases / sizeof chan_bench_cas
 uint64_t weft__futex_waits(void);
 uint64_t weft__futex_wakes(void);
 
-/* ---- time ------------------------------------------------------------- */
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
-/* The cost of one now_ns(): the median of back-to-back differences,
- * measured once per process. Every latency sample has it subtracted. */
-static int64_t clock_cost_ns(void)
-{
-	static _Atomic int64_t cost = -1;
-	int64_t c = atomic_load_explicit(&cost, memory_order_relaxed);
-
-	if (c < 0) {
-		enum { N = 2001 };
-		static int64_t d[N];
-		unsigned hist[256] = { 0 }, acc = 0;
-
-		for (int i = 0; i < N; i++) {
-			int64_t a = now_ns();
-
-			d[i] = now_ns() - a;
-		}
-		for (int i = 0; i < N; i++)
-			hist[d[i] < 255 ? d[i] : 255]++;
-		for (c = 0; c < 255 && (acc += hist[c]) <= N / 2; c++)
-			;
-		atomic_store_explicit(&cost, c, memory_order_relaxed);
-	}
-	return c;
-}
-
-/* user + sys CPU time of the whole process (every thread), ns */
-static int64_t cpu_ns(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * NS_PER_S +
-	       ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
-}
-
-static void sleep_ns(int64_t ns)
-{
-	struct timespec ts = { .tv_sec = ns / NS_PER_S, .tv_nsec = ns % NS_PER_S };
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
-		;
-}
-
 /* One step of a spin-wait. Every 4096 steps it yields, so that on a
  * machine busy elsewhere (both threads on one core) a round trip costs a
  * yield rather than a whole time slice. */
@@ -144,106 +89,6 @@ static inline void spin_step(unsigned *spins)
 #elif defined(__aarch64__)
 	__asm__ __volatile__("yield" ::: "memory");
 #endif
-}
-
-/* ---- latency histogram ------------------------------------------------ */
-
-/* Log-linear buckets (HDR style): values below 64 ns exactly, then 32
- * linear sub-buckets per power of two (so a bucket is within 1/32 of its
- * values). Recording is a count and an increment, so it stays cheap and
- * the memory stays fixed however many samples a run takes. */
-#define HIST_SUB 32
-#define HIST_BUCKETS (2 * HIST_SUB + (63 - 6 + 1) * HIST_SUB)
-
-struct hist {
-	uint64_t n[HIST_BUCKETS];
-	uint64_t count;
-	int64_t max;
-};
-
-static unsigned hist_index(uint64_t v)
-{
-	unsigned m, shift;
-
-	if (v < 2 * HIST_SUB)
-		return (unsigned)v;
-	m = 63 - (unsigned)__builtin_clzll(v); /* >= 6 */
-	shift = m - 5;
-	return 2 * HIST_SUB + (m - 6) * HIST_SUB + (unsigned)((v >> shift) - HIST_SUB);
-}
-
-/* the largest value bucket i holds */
-static int64_t hist_upper(unsigned i)
-{
-	unsigned m, shift;
-
-	if (i < 2 * HIST_SUB)
-		return i;
-	m = (i - 2 * HIST_SUB) / HIST_SUB + 6;
-	shift = m - 5;
-	return (int64_t)((((uint64_t)((i - 2 * HIST_SUB) % HIST_SUB + HIST_SUB) + 1) << shift) - 1);
-}
-
-static void hist_add(struct hist *h, int64_t v)
-{
-	if (v < 0)
-		v = 0;
-	h->n[hist_index((uint64_t)v)]++;
-	h->count++;
-	if (v > h->max)
-		h->max = v;
-}
-
-/* nearest rank over the buckets: the upper bound of the bucket holding the
- * smallest sample with at least q of the samples at or below it (never
- * above the exact max) */
-static int64_t hist_quantile(const struct hist *h, double q)
-{
-	uint64_t rank = (uint64_t)(q * (double)h->count + 0.999999), acc = 0;
-
-	if (rank == 0)
-		rank = 1;
-	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-		acc += h->n[i];
-		if (acc >= rank)
-			return hist_upper(i) < h->max ? hist_upper(i) : h->max;
-	}
-	return h->max;
-}
-
-/* ---- peak RSS ----------------------------------------------------------- */
-
-/* Reset the kernel's peak-RSS mark (VmHWM) so the run reports its own
- * peak; 1 if that worked (Linux >= 4.0), else the lifetime peak is used. */
-static int reset_peak_rss(void)
-{
-	int fd = open("/proc/self/clear_refs", O_WRONLY);
-	int ok;
-
-	if (fd < 0)
-		return 0;
-	ok = write(fd, "5", 1) == 1;
-	close(fd);
-	return ok;
-}
-
-static int64_t peak_rss_kb(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long long kb = -1;
-	struct rusage ru;
-
-	if (f) {
-		while (fgets(line, sizeof line, f))
-			if (sscanf(line, "VmHWM: %lld kB", &kb) == 1)
-				break;
-		fclose(f);
-	}
-	if (kb >= 0)
-		return kb;
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss;
 }
 
 /* ---- workers ---------------------------------------------------------- */
@@ -278,7 +123,7 @@ struct bench {
 	void *ch[MAX_CHANS];
 	_Atomic unsigned senders_left[MAX_CHANS]; /* the last one closes */
 	pthread_barrier_t go;
-	struct hist *lat; /* pingpong, floor, futex floor: the timed samples */
+	struct bench_hist *lat; /* pingpong, floor, futex floor: the timed samples */
 	int64_t clock_ns; /* subtracted from each sample */
 	uint64_t warmup;  /* pingpong, floor: untimed round trips first */
 	struct floor_line *line; /* floor: [0] ping, [1] pong; futex: [0] word, [1] ack */
@@ -457,7 +302,7 @@ static void select_both_worker(struct worker *w)
 static void timed(struct bench *b, uint64_t i, int64_t t0)
 {
 	if (i >= b->warmup)
-		hist_add(b->lat, now_ns() - t0 - b->clock_ns);
+		bench_hist_add(b->lat, bench_now_ns() - t0 - b->clock_ns);
 }
 
 /* pingpong: send i on channel 0, wait for it back on channel 1 */
@@ -468,7 +313,7 @@ static void pinger(struct worker *w)
 	int rc;
 
 	for (uint64_t i = 0; i < b->items; i++) {
-		int64_t t0 = now_ns();
+		int64_t t0 = bench_now_ns();
 
 		if ((rc = b->s->send(b->ch[0], &i)) != 0) {
 			fail(w, "send", rc);
@@ -514,7 +359,7 @@ static void floor_pinger(struct worker *w)
 	struct bench *b = w->b;
 
 	for (uint64_t i = 0; i < b->items; i++) {
-		int64_t t0 = now_ns();
+		int64_t t0 = bench_now_ns();
 		unsigned spins = 0;
 
 		/* release/acquire: only the words themselves are exchanged */
@@ -547,13 +392,13 @@ static void floor_ponger(struct worker *w)
 static void floor_clock(struct worker *w)
 {
 	struct bench *b = w->b;
-	int64_t prev = now_ns();
+	int64_t prev = bench_now_ns();
 
 	for (uint64_t i = 0; i < b->items; i++) {
-		int64_t t = now_ns();
+		int64_t t = bench_now_ns();
 
 		if (i >= b->warmup)
-			hist_add(b->lat, t - prev);
+			bench_hist_add(b->lat, t - prev);
 		prev = t;
 	}
 	progress(&w->sent, b->items);
@@ -602,8 +447,8 @@ static void floor_waker(struct worker *w)
 		 * grows, and the sleeper may already be one step further */
 		while (atomic_load_explicit(ack, memory_order_acquire) < 2 * i + 1)
 			spin_step(&spins);
-		sleep_ns(50000);
-		atomic_store_explicit(&b->stamp, now_ns(), memory_order_relaxed);
+		bench_sleep_ns(50000);
+		atomic_store_explicit(&b->stamp, bench_now_ns(), memory_order_relaxed);
 		/* release: the stamp before the word; pairs with the sleeper */
 		atomic_store_explicit(word, 1, memory_order_release);
 		futex(word, FUTEX_WAKE, 1);
@@ -626,10 +471,10 @@ static void floor_sleeper(struct worker *w)
 		atomic_store_explicit(ack, 2 * i + 1, memory_order_release);
 		while (atomic_load_explicit(word, memory_order_acquire) == 0)
 			futex(word, FUTEX_WAIT, 0);
-		int64_t t = now_ns();
+		int64_t t = bench_now_ns();
 
 		if (i >= b->warmup)
-			hist_add(b->lat, t - atomic_load_explicit(&b->stamp, memory_order_relaxed) -
+			bench_hist_add(b->lat, t - atomic_load_explicit(&b->stamp, memory_order_relaxed) -
 						 b->clock_ns);
 		atomic_store_explicit(ack, 2 * i + 2, memory_order_release);
 	}
@@ -1039,7 +884,7 @@ static int setup(struct bench *b, struct chan_bench_result *r)
 			return -1;
 		}
 		/* the clock's own cost; not subtracted from the clock floor */
-		b->clock_ns = c->kind == CHAN_BENCH_FLOOR_CLOCK ? 0 : clock_cost_ns();
+		b->clock_ns = c->kind == CHAN_BENCH_FLOOR_CLOCK ? 0 : bench_clock_cost_ns();
 	}
 	if (chan_bench_is_floor(c)) {
 		b->line = aligned_alloc(64, 2 * sizeof *b->line);
@@ -1067,9 +912,8 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 	struct bench b = { .c = c, .s = s };
 	unsigned n = nthreads(c);
 	struct worker *w;
-	int64_t t0, c0, t1, c1;
+	struct bench_meter m = { 0 };
 	int64_t timeout = p->timeout_ns > 0 ? p->timeout_ns : 120 * NS_PER_S;
-	int rss_reset = 0;
 	uint64_t futex0 = 0;
 
 	memset(r, 0, sizeof *r);
@@ -1092,7 +936,7 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 	if (setup(&b, r) != 0)
 		goto out;
 
-	rss_reset = reset_peak_rss();
+	bench_peak_rss_reset(); /* refused: the process's lifetime peak */
 	futex0 = weft__futex_waits() + weft__futex_wakes();
 	pthread_barrier_init(&b.go, NULL, n + 1);
 	for (unsigned i = 0; i < n; i++) {
@@ -1105,45 +949,36 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 			abort();
 		}
 	}
-	c0 = cpu_ns();
-	t0 = now_ns();
+	bench_meter_start(&m);
 	pthread_barrier_wait(&b.go);
 	if (c->kind == CHAN_BENCH_IDLE) {
-		sleep_ns(p->idle_ns > 0 ? p->idle_ns : NS_PER_S);
-		c1 = cpu_ns();
-		t1 = now_ns();
+		bench_sleep_ns(p->idle_ns > 0 ? p->idle_ns : NS_PER_S);
+		bench_meter_stop(&m);
 		for (unsigned i = 0; i < b.nch; i++)
 			s->close(b.ch[i]);
 		if (join_all(w, n, timeout) != 0)
 			hang(&b, w, n, timeout, r);
-		r->release_ns = now_ns() - t1;
+		r->release_ns = bench_now_ns() - m.end_ns;
 	} else {
 		if (join_all(w, n, timeout) != 0)
 			hang(&b, w, n, timeout, r);
-		t1 = now_ns();
-		c1 = cpu_ns();
+		bench_meter_stop(&m);
 	}
 	pthread_barrier_destroy(&b.go);
 
 	r->items = b.items;
-	r->wall_ns = t1 - t0;
-	r->cpu_ns = c1 - c0;
-	r->peak_rss_kb = peak_rss_kb();
+	r->wall_ns = m.wall_ns;
+	r->cpu_ns = m.cpu_ns;
+	r->ctx_switches = m.ctx_switches;
+	r->peak_rss_kb = bench_peak_rss_kb();
 	r->futex_calls = s && !strcmp(s->name, "weft")
 				 ? (int64_t)(weft__futex_waits() + weft__futex_wakes() - futex0)
 				 : -1;
-	(void)rss_reset; /* without the reset: the process's lifetime peak */
 	if (!b.hung)
 		check(&b, w, n, r);
 	if (b.lat && b.lat->count && !r->error[0]) {
 		r->has_latency = 1;
-		r->clock_ns = b.clock_ns;
-		r->p50_ns = hist_quantile(b.lat, 0.5);
-		r->p90_ns = hist_quantile(b.lat, 0.9);
-		r->p99_ns = hist_quantile(b.lat, 0.99);
-		r->p999_ns = hist_quantile(b.lat, 0.999);
-		r->p9999_ns = hist_quantile(b.lat, 0.9999);
-		r->max_ns = b.lat->max;
+		bench_hist_latency(b.lat, b.clock_ns, &r->lat);
 	}
 out:
 	teardown(&b);

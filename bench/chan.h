@@ -4,12 +4,13 @@
  * case x strategy and only reports what chan_bench_run() measured.
  *
  * Every scenario creates its own threads (pthreads), releases them together
- * through a barrier, and measures wall time (CLOCK_MONOTONIC) and the CPU
- * time of the whole process (getrusage RUSAGE_SELF, user + sys) from the
- * release until the last thread is joined. Every item carries a value, and
- * the scenario checks that each was received exactly once (count and sum):
- * a strategy that loses or invents items fails the run instead of looking
- * fast.
+ * through a barrier, and measures wall time (CLOCK_MONOTONIC), the CPU
+ * time of the whole process (getrusage RUSAGE_SELF, user + sys) and its
+ * context switches (voluntary + involuntary) from the release until the
+ * last thread is joined, and the run's peak RSS (bench/measure.h). Every
+ * item carries a value, and the scenario checks that each was received
+ * exactly once (count and sum): a strategy that loses or invents items
+ * fails the run instead of looking fast.
  *
  * The matrix (chan_bench_cases[]):
  *   seq          one thread: send cap items, receive cap items, repeat (cap >= 1)
@@ -49,6 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "measure.h"
 #include "strategy.h"
 
 #ifdef __cplusplus
@@ -115,13 +117,12 @@ struct chan_bench_result {
 	uint64_t items;  /* items moved (pingpong, floor: round trips) */
 	int64_t wall_ns; /* release of the threads to the last join (idle: the idle window) */
 	int64_t cpu_ns;  /* process user + sys over the same span */
+	int64_t ctx_switches; /* process context switches (voluntary + involuntary), same span */
 	int has_latency; /* pingpong, floor: per round trip; floor/futex_wake: one way */
-	/* from a log-linear histogram (HDR style: 32 linear sub-buckets per
-	 * power of two, so within 3%; a percentile is its bucket's upper
-	 * bound), the clock cost (clock_ns) subtracted from every sample;
-	 * max is exact */
-	int64_t p50_ns, p90_ns, p99_ns, p999_ns, p9999_ns, max_ns;
-	int64_t clock_ns;    /* the clock cost subtracted from each sample */
+	/* from the log-linear histogram of bench/measure.h (within 3%; a
+	 * percentile is its bucket's upper bound), the clock cost (lat.clock_ns)
+	 * subtracted from every sample; max is exact */
+	struct bench_latency lat;
 	int64_t peak_rss_kb; /* the process's peak RSS during the run (VmHWM reset first) */
 	int64_t futex_calls; /* weft strategy: FUTEX_WAIT + FUTEX_WAKE syscalls; else -1 */
 	int64_t release_ns; /* idle: close of the channels to the last join */

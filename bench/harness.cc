@@ -6,11 +6,15 @@
 //   ns_per_item       wall time per item
 //   cpu_ns_per_item   process CPU (user + sys, every thread) per item
 //   cpu_util          process CPU / wall time (cores kept busy)
+//   ctx_switches_per_item  process context switches (voluntary +
+//                     involuntary, getrusage) per item
+//   peak_rss_kb       the run's peak RSS (bench/measure.h)
 //   p50_ns p90_ns p99_ns p999_ns p9999_ns max_ns   pingpong round trips, the
-//                     floor's samples (log-linear histogram, clock cost
-//                     subtracted: clock_ns); peak_rss_kb: the run's peak RSS;
-//                     futex_per_item: weft's FUTEX_WAIT + FUTEX_WAKE syscalls
-//                     per item (weft strategy only: weft counts its own)
+//                     floor's samples, the pool's submit-to-start (the
+//                     log-linear histogram of bench/measure.h, clock cost
+//                     subtracted: clock_ns)
+//   futex_per_item    weft's FUTEX_WAIT + FUTEX_WAKE syscalls per item
+//                     (weft strategy only: weft counts its own)
 //   idle_cpu_ns release_ns          idle: CPU burned while blocked, close-to-join
 // Google Benchmark's own cpu_time is the process CPU clock over the whole
 // iteration (setup and thread creation included): prefer cpu_ns_per_item.
@@ -34,14 +38,14 @@
 //   --weft_times_out=F  write this run's seconds per benchmark there (with
 //                       the entries of --weft_estimates it did not run)
 //   --weft_no_progress  no progress lines
-// The sync family (bench/sync.c: semaphore, errgroup, context) reports the
-// same counters with an op (acquire+release pair, task, context) as the
-// item, plus threads_created (errgroup: threads created during the run).
-// The pool family (bench/pool.c: weft_pool_t against the mutex pool) counts
-// jobs as items and adds futex_wakes_per_item (where the strategy counts
-// them), ctx_switches_per_item (process, getrusage) and peak_rss_kb (see
-// bench/pool.h); its latency case reports the submit-to-start percentiles,
-// its idle case idle_cpu_ns and release_ns (shutdown) as the chan idle case.
+// The sync family (bench/sync.c: semaphore, errgroup, context, WaitGroup)
+// reports the same counters with an op (acquire+release pair, task,
+// context, fork-join round) as the item, plus threads_created (errgroup:
+// threads created during the run). The pool family (bench/pool.c:
+// weft_pool_t against the mutex pool) counts jobs as items and adds
+// futex_wakes_per_item (where the strategy counts them); its latency case
+// reports the submit-to-start percentiles, its idle case idle_cpu_ns and
+// release_ns (shutdown) as the chan idle case.
 // Exit status: 1 if any run failed (lost items, an error from a strategy).
 #include <benchmark/benchmark.h>
 
@@ -184,12 +188,68 @@ void progress(const std::string &name)
 			     name.c_str(), clock_text(elapsed).c_str(), clock_text(left).c_str());
 }
 
+// What every family's runs add up to over the iterations, and the counters
+// they all report from it.
+struct totals {
+	double wall = 0, cpu = 0, items = 0, csw = 0, rss = 0;
+
+	void add(int64_t wall_ns, int64_t cpu_ns, uint64_t n, int64_t ctx_switches,
+		 int64_t peak_rss_kb)
+	{
+		wall += static_cast<double>(wall_ns);
+		cpu += static_cast<double>(cpu_ns);
+		items += static_cast<double>(n);
+		csw += static_cast<double>(ctx_switches);
+		rss = std::max(rss, static_cast<double>(peak_rss_kb));
+	}
+
+	// items, ns/item, CPU ns/item, cores busy, context switches per item
+	// and peak RSS (wall > 0 and items > 0: a run that moved something)
+	void report(benchmark::State &state) const
+	{
+		auto &k = state.counters;
+		state.SetItemsProcessed(static_cast<int64_t>(items));
+		k["items"] = items / static_cast<double>(state.iterations());
+		k["ns_per_item"] = wall / items;
+		k["cpu_ns_per_item"] = cpu / items;
+		k["cpu_util"] = cpu / wall;
+		k["ctx_switches_per_item"] = csw / items;
+		k["peak_rss_kb"] = rss;
+	}
+};
+
+// several iterations with latency: the median of each percentile, the worst max
+void report_latency(benchmark::State &state, const std::vector<bench_latency> &lat)
+{
+	if (lat.empty())
+		return;
+	auto med = [&](int64_t bench_latency::*f) {
+		std::vector<int64_t> v;
+		for (auto &l : lat)
+			v.push_back(l.*f);
+		std::sort(v.begin(), v.end());
+		return static_cast<double>(v[v.size() / 2]);
+	};
+	auto &k = state.counters;
+	k["p50_ns"] = med(&bench_latency::p50_ns);
+	k["p90_ns"] = med(&bench_latency::p90_ns);
+	k["p99_ns"] = med(&bench_latency::p99_ns);
+	k["p999_ns"] = med(&bench_latency::p999_ns);
+	k["p9999_ns"] = med(&bench_latency::p9999_ns);
+	k["clock_ns"] = med(&bench_latency::clock_ns);
+	int64_t worst = 0;
+	for (auto &l : lat)
+		worst = std::max(worst, l.max_ns);
+	k["max_ns"] = static_cast<double>(worst);
+}
+
 void run_case(benchmark::State &state, const chan_bench_case *c, const chan_strategy *s,
 	      const std::string &name)
 {
-	double wall = 0, cpu = 0, items = 0, release = 0, rss = 0, futex = 0;
+	totals t;
+	double release = 0, futex = 0;
 	bool have_futex = true;
-	std::vector<chan_bench_result> lat; // per iteration, for the worst
+	std::vector<bench_latency> lat;
 
 	progress(name);
 	for (auto _ : state) {
@@ -201,63 +261,38 @@ void run_case(benchmark::State &state, const chan_bench_case *c, const chan_stra
 			break;
 		}
 		state.SetIterationTime(static_cast<double>(r.wall_ns) / 1e9);
-		wall += static_cast<double>(r.wall_ns);
-		cpu += static_cast<double>(r.cpu_ns);
-		items += static_cast<double>(r.items);
+		t.add(r.wall_ns, r.cpu_ns, r.items, r.ctx_switches, r.peak_rss_kb);
 		release += static_cast<double>(r.release_ns);
-		rss = std::max(rss, static_cast<double>(r.peak_rss_kb));
 		if (r.futex_calls < 0)
 			have_futex = false;
 		futex += static_cast<double>(r.futex_calls);
 		if (r.has_latency)
-			lat.push_back(r);
+			lat.push_back(r.lat);
 	}
-	if (wall == 0)
+	if (t.wall == 0)
 		return; // failed
 	auto &k = state.counters;
-	k["peak_rss_kb"] = rss;
-	if (have_futex && items > 0)
-		k["futex_per_item"] = futex / items;
 	if (c->kind == CHAN_BENCH_IDLE) {
 		double n = static_cast<double>(state.iterations());
-		k["idle_cpu_ns"] = cpu / n;
+		k["peak_rss_kb"] = t.rss;
+		k["idle_cpu_ns"] = t.cpu / n;
 		k["release_ns"] = release / n;
-		k["cpu_util"] = cpu / wall;
+		k["cpu_util"] = t.cpu / t.wall;
 		k["threads"] = c->producers;
 		return;
 	}
-	state.SetItemsProcessed(static_cast<int64_t>(items));
-	k["items"] = items / static_cast<double>(state.iterations());
-	k["ns_per_item"] = wall / items;
-	k["cpu_ns_per_item"] = cpu / items;
-	k["cpu_util"] = cpu / wall;
-	if (!lat.empty()) {
-		// several iterations: the median of each percentile, the worst max
-		auto med = [&](int64_t chan_bench_result::*f) {
-			std::vector<int64_t> v;
-			for (auto &r : lat)
-				v.push_back(r.*f);
-			std::sort(v.begin(), v.end());
-			return static_cast<double>(v[v.size() / 2]);
-		};
-		k["p50_ns"] = med(&chan_bench_result::p50_ns);
-		k["p90_ns"] = med(&chan_bench_result::p90_ns);
-		k["p99_ns"] = med(&chan_bench_result::p99_ns);
-		k["p999_ns"] = med(&chan_bench_result::p999_ns);
-		k["p9999_ns"] = med(&chan_bench_result::p9999_ns);
-		k["clock_ns"] = med(&chan_bench_result::clock_ns);
-		k["max_ns"] = static_cast<double>(
-			std::max_element(lat.begin(), lat.end(), [](auto &a, auto &b) {
-				return a.max_ns < b.max_ns;
-			})->max_ns);
-	}
+	t.report(state);
+	if (have_futex)
+		k["futex_per_item"] = futex / t.items;
+	report_latency(state, lat);
 }
 
 void run_sync(benchmark::State &state, const sync_bench_case *c, sync_bench_impl impl,
 	      const std::string &name)
 {
 	sync_bench_params sp = { params.base_items, params.timeout_ns };
-	double wall = 0, cpu = 0, items = 0, threads = -1;
+	totals t;
+	double threads = -1;
 
 	progress(name);
 	for (auto _ : state) {
@@ -269,21 +304,14 @@ void run_sync(benchmark::State &state, const sync_bench_case *c, sync_bench_impl
 			break;
 		}
 		state.SetIterationTime(static_cast<double>(r.wall_ns) / 1e9);
-		wall += static_cast<double>(r.wall_ns);
-		cpu += static_cast<double>(r.cpu_ns);
-		items += static_cast<double>(r.items);
+		t.add(r.wall_ns, r.cpu_ns, r.items, r.ctx_switches, r.peak_rss_kb);
 		threads = static_cast<double>(r.threads);
 	}
-	if (wall == 0)
+	if (t.wall == 0)
 		return; // failed
-	auto &k = state.counters;
-	state.SetItemsProcessed(static_cast<int64_t>(items));
-	k["items"] = items / static_cast<double>(state.iterations());
-	k["ns_per_item"] = wall / items;
-	k["cpu_ns_per_item"] = cpu / items;
-	k["cpu_util"] = cpu / wall;
+	t.report(state);
 	if (threads >= 0)
-		k["threads_created"] = threads;
+		state.counters["threads_created"] = threads;
 }
 
 bool flag(const char *arg, const char *name, double *out)
@@ -381,9 +409,10 @@ void run_pool(benchmark::State &state, const pool_bench_case *c, const pool_stra
 	      const std::string &name)
 {
 	pool_bench_params pp = { params.base_items, params.idle_ns, params.timeout_ns };
-	double wall = 0, cpu = 0, items = 0, wakes = 0, csw = 0, rss = 0;
+	totals t;
+	double wakes = 0, release = 0;
 	bool have_wakes = true;
-	std::vector<pool_bench_result> lat;
+	std::vector<bench_latency> lat;
 
 	progress(name);
 	for (auto _ : state) {
@@ -395,52 +424,30 @@ void run_pool(benchmark::State &state, const pool_bench_case *c, const pool_stra
 			break;
 		}
 		state.SetIterationTime(static_cast<double>(r.wall_ns) / 1e9);
-		wall += static_cast<double>(r.wall_ns);
-		cpu += static_cast<double>(r.cpu_ns);
-		items += static_cast<double>(r.jobs);
-		csw += static_cast<double>(r.ctx_switches);
-		rss = std::max(rss, static_cast<double>(r.peak_rss_kb));
+		t.add(r.wall_ns, r.cpu_ns, r.jobs, r.ctx_switches, r.peak_rss_kb);
+		release += static_cast<double>(r.release_ns);
 		if (r.futex_wakes < 0)
 			have_wakes = false;
 		wakes += static_cast<double>(r.futex_wakes);
 		if (r.has_latency)
-			lat.push_back(r);
+			lat.push_back(r.lat);
 	}
-	if (wall == 0)
+	if (t.wall == 0)
 		return; // failed
 	auto &k = state.counters;
-	double n = static_cast<double>(state.iterations());
-	k["peak_rss_kb"] = rss;
 	if (c->kind == POOL_BENCH_IDLE) {
-		k["idle_cpu_ns"] = cpu / n;
-		k["cpu_util"] = cpu / wall;
+		k["peak_rss_kb"] = t.rss;
+		double n = static_cast<double>(state.iterations());
+		k["idle_cpu_ns"] = t.cpu / n;
+		k["release_ns"] = release / n;
+		k["cpu_util"] = t.cpu / t.wall;
 		k["threads"] = c->workers;
 		return;
 	}
-	state.SetItemsProcessed(static_cast<int64_t>(items));
-	k["items"] = items / n;
-	k["ns_per_item"] = wall / items;
-	k["cpu_ns_per_item"] = cpu / items;
-	k["cpu_util"] = cpu / wall;
-	k["ctx_switches_per_item"] = csw / items;
+	t.report(state);
 	if (have_wakes)
-		k["futex_wakes_per_item"] = wakes / items;
-	if (!lat.empty()) {
-		auto med = [&](int64_t pool_bench_result::*f) {
-			std::vector<int64_t> v;
-			for (auto &r : lat)
-				v.push_back(r.*f);
-			std::sort(v.begin(), v.end());
-			return static_cast<double>(v[v.size() / 2]);
-		};
-		k["p50_ns"] = med(&pool_bench_result::p50_ns);
-		k["p99_ns"] = med(&pool_bench_result::p99_ns);
-		k["p999_ns"] = med(&pool_bench_result::p999_ns);
-		k["max_ns"] = static_cast<double>(
-			std::max_element(lat.begin(), lat.end(), [](auto &a, auto &b) {
-				return a.max_ns < b.max_ns;
-			})->max_ns);
-	}
+		k["futex_wakes_per_item"] = wakes / t.items;
+	report_latency(state, lat);
 }
 
 // The pool family: one benchmark per case x pool strategy (bench/pool.c).

@@ -8,22 +8,20 @@
 #include "pool.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <weft/chan.h>
 #include <weft/pool.h>
 
 #include "baseline/pool_mutex.h"
+#include "measure.h"
 
-#define NS_PER_S 1000000000LL
+#define NS_PER_S BENCH_NS_PER_S
 #define RESULTS_CAP 200
 #define SMOKE_BASE 100000 /* below: no 1000-worker cases */
 
@@ -136,76 +134,6 @@ const struct pool_strategy *const pool_strategies[] = {
 	NULL,
 };
 
-/* ---- time, CPU, memory ------------------------------------------------- */
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
-struct usage {
-	int64_t cpu_ns, csw;
-};
-
-static struct usage usage_now(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (struct usage){
-		((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * NS_PER_S +
-			((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000,
-		ru.ru_nvcsw + ru.ru_nivcsw,
-	};
-}
-
-static void sleep_ns(int64_t ns)
-{
-	struct timespec ts = { .tv_sec = ns / NS_PER_S, .tv_nsec = ns % NS_PER_S };
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
-		;
-}
-
-/* Reset the process's peak RSS to its current RSS: 1 if the kernel took it. */
-static int reset_peak_rss(void)
-{
-	int fd = open("/proc/self/clear_refs", O_WRONLY);
-	int ok;
-
-	if (fd < 0)
-		return 0;
-	ok = write(fd, "5", 1) == 1;
-	close(fd);
-	return ok;
-}
-
-/* peak RSS in KiB: VmHWM if it was reset for this run, else ru_maxrss */
-static int64_t peak_rss_kb(int per_run)
-{
-	struct rusage ru;
-
-	if (per_run) {
-		FILE *f = fopen("/proc/self/status", "r");
-		char line[256];
-		long long kb = -1;
-
-		if (f) {
-			while (fgets(line, sizeof line, f))
-				if (sscanf(line, "VmHWM: %lld kB", &kb) == 1)
-					break;
-			fclose(f);
-		}
-		if (kb >= 0)
-			return kb;
-	}
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss;
-}
-
 /* ---- job work ---------------------------------------------------------- */
 
 /* splitmix64: the "few ns of arithmetic" on a job's payload */
@@ -240,9 +168,9 @@ static uint64_t rounds_per_us(void)
 	if (cached)
 		return cached;
 	for (int k = 0; k < 5; k++) {
-		int64_t t0 = now_ns();
+		int64_t t0 = bench_now_ns();
 		uint64_t x = burn((uint64_t)t0, 200000);
-		int64_t dt = now_ns() - t0;
+		int64_t dt = bench_now_ns() - t0;
 
 		__asm__ __volatile__("" ::"r"(x));
 		if (dt > 0 && 200000.0 * 1000 / (double)dt > best)
@@ -269,8 +197,9 @@ struct run {
 	_Atomic uint64_t submitted; /* by the producer, relaxed: progress */
 	_Atomic int stop;           /* the producer gives up (hang) */
 	int submit_rc;              /* the producer's first error */
-	/* latency */
-	int64_t *start;             /* start[i]: when job i began */
+	/* latency: when the job running now began; written by the job, read
+	 * after the pool's wait, which orders it */
+	int64_t start_ns;
 	_Atomic uint64_t ran;
 };
 
@@ -288,16 +217,16 @@ static int stream_job(void *arg)
 		__asm__ __volatile__("" ::"r"(y));
 	}
 	if (r->c->sleep_ns)
-		sleep_ns(r->c->sleep_ns);
+		bench_sleep_ns(r->c->sleep_ns);
 	return weft_chan_send(r->results, &x) != 0;
 }
 
 static int latency_job(void *arg)
 {
 	struct run *r = cur;
-	uint64_t id = (uint64_t)(uintptr_t)arg - 1;
 
-	r->start[id] = now_ns();
+	(void)arg;
+	r->start_ns = bench_now_ns();
 	/* relaxed: read after the pool's wait, which orders it */
 	atomic_fetch_add_explicit(&r->ran, 1, memory_order_relaxed);
 	return 0;
@@ -336,7 +265,7 @@ static _Atomic int releasing;
 static void *watchdog(void *arg)
 {
 	(void)arg;
-	sleep_ns(10 * NS_PER_S);
+	bench_sleep_ns(10 * NS_PER_S);
 	if (!atomic_load(&releasing))
 		return NULL;
 	fprintf(stderr, "weft-bench: pool: cancel did not release the threads; exiting\n");
@@ -401,8 +330,8 @@ static int run_stream(struct run *r, const struct pool_bench_params *p,
 	uint64_t want_sum = r->jobs % 2 ? r->jobs * ((r->jobs - 1) / 2)
 					: (r->jobs / 2) * (r->jobs - 1);
 	pthread_t prod;
-	struct usage u0, u1;
-	int64_t t0, t1;
+	struct bench_meter m = { 0 };
+	int64_t t0;
 	int rc = 0;
 
 	if (r->c->cost_ns)
@@ -420,9 +349,9 @@ static int run_stream(struct run *r, const struct pool_bench_params *p,
 		r->results = NULL;
 		return -1;
 	}
-	out->rss_per_run = reset_peak_rss();
-	u0 = usage_now();
-	t0 = now_ns();
+	out->rss_per_run = bench_peak_rss_reset();
+	bench_meter_start(&m);
+	t0 = m.t0;
 	pthread_barrier_wait(&r->go);
 	while (got < r->jobs) {
 		struct result x;
@@ -463,12 +392,11 @@ static int run_stream(struct run *r, const struct pool_bench_params *p,
 		return -1;
 	}
 	pthread_join(prod, NULL);
-	t1 = now_ns();
-	u1 = usage_now();
-	out->peak_rss_kb = peak_rss_kb(out->rss_per_run);
-	out->wall_ns = t1 - t0;
-	out->cpu_ns = u1.cpu_ns - u0.cpu_ns;
-	out->ctx_switches = u1.csw - u0.csw;
+	bench_meter_stop(&m);
+	out->peak_rss_kb = bench_peak_rss_kb();
+	out->wall_ns = m.wall_ns;
+	out->cpu_ns = m.cpu_ns;
+	out->ctx_switches = m.ctx_switches;
 	pthread_barrier_destroy(&r->go);
 
 	if (r->submit_rc)
@@ -490,79 +418,55 @@ static int run_stream(struct run *r, const struct pool_bench_params *p,
 	return out->error[0] ? -1 : 0;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static int64_t percentile(const int64_t *sorted, uint64_t n, unsigned permille)
-{
-	uint64_t rank = (n * permille + 999) / 1000;
-
-	return sorted[rank ? rank - 1 : 0];
-}
-
+/* Submit-to-start latency: one job at a time on an idle pool, each
+ * sample into the log-linear histogram (clock cost subtracted), so the
+ * memory is fixed whatever the sample count. */
 static int run_latency(struct run *r, struct pool_bench_result *out)
 {
-	int64_t *lat, *sub;
-	struct usage u0, u1;
-	int64_t t0;
+	struct bench_hist *h = calloc(1, sizeof *h); /* zeroed: touched now, not timed */
+	struct bench_meter m = { 0 };
+	int64_t clock_ns = bench_clock_cost_ns();
 	int rc = 0;
 
-	r->start = calloc(r->jobs, sizeof *r->start);
-	sub = calloc(r->jobs, sizeof *sub);
-	lat = calloc(r->jobs, sizeof *lat);
-	if (!r->start || !sub || !lat) {
+	if (!h) {
 		snprintf(out->error, sizeof out->error, "out of memory");
-		goto out;
+		return -1;
 	}
-	out->rss_per_run = reset_peak_rss();
-	u0 = usage_now();
-	t0 = now_ns();
-	for (uint64_t i = 0; i < r->jobs && !rc; i++) {
-		sleep_ns(r->c->sleep_ns); /* the workers go back to sleep */
-		sub[i] = now_ns();
+	out->rss_per_run = bench_peak_rss_reset();
+	bench_meter_start(&m);
+	for (uint64_t i = 0; i < r->jobs; i++) {
+		int64_t sub;
+
+		bench_sleep_ns(r->c->sleep_ns); /* the workers go back to sleep */
+		sub = bench_now_ns();
 		rc = r->s->submit(r->pool, latency_job, (void *)(uintptr_t)(i + 1));
 		if (!rc)
 			rc = r->s->wait(r->pool);
-	}
-	out->wall_ns = now_ns() - t0;
-	u1 = usage_now();
-	out->cpu_ns = u1.cpu_ns - u0.cpu_ns;
-	out->ctx_switches = u1.csw - u0.csw;
-	out->peak_rss_kb = peak_rss_kb(out->rss_per_run);
-	if (rc) {
-		snprintf(out->error, sizeof out->error, "submit or wait: %d (%s)", rc,
-			 strerror(-rc));
-		goto out;
-	}
-	for (uint64_t i = 0; i < r->jobs; i++) {
-		if (!r->start[i]) {
-			snprintf(out->error, sizeof out->error,
-				 "job %llu never started (wait returned)", (unsigned long long)i);
-			goto out;
+		if (rc) {
+			snprintf(out->error, sizeof out->error, "submit or wait at job %llu: %d (%s)",
+				 (unsigned long long)i, rc, strerror(-rc));
+			break;
 		}
-		lat[i] = r->start[i] - sub[i];
+		if (atomic_load_explicit(&r->ran, memory_order_relaxed) != i + 1) {
+			snprintf(out->error, sizeof out->error,
+				 "job %llu never started (wait returned; %llu jobs ran)",
+				 (unsigned long long)i, (unsigned long long)atomic_load(&r->ran));
+			break;
+		}
+		bench_hist_add(h, r->start_ns - sub - clock_ns);
 	}
-	if (atomic_load(&r->ran) != r->jobs) {
-		snprintf(out->error, sizeof out->error, "%llu jobs ran, want %llu",
-			 (unsigned long long)atomic_load(&r->ran), (unsigned long long)r->jobs);
-		goto out;
+	bench_meter_stop(&m);
+	out->wall_ns = m.wall_ns;
+	out->cpu_ns = m.cpu_ns;
+	out->ctx_switches = m.ctx_switches;
+	out->peak_rss_kb = bench_peak_rss_kb();
+	if (!out->error[0])
+		check_counts(r, r->jobs, out);
+	if (!out->error[0]) {
+		out->has_latency = 1;
+		bench_hist_latency(h, clock_ns, &out->lat);
 	}
-	check_counts(r, r->jobs, out);
-	qsort(lat, r->jobs, sizeof *lat, cmp_i64);
-	out->has_latency = 1;
-	out->p50_ns = percentile(lat, r->jobs, 500);
-	out->p99_ns = percentile(lat, r->jobs, 990);
-	out->p999_ns = percentile(lat, r->jobs, 999);
-	out->max_ns = lat[r->jobs - 1];
-out:
-	free(r->start);
-	r->start = NULL;
-	free(sub);
-	free(lat);
+	free(h);
 	return out->error[0] ? -1 : 0;
 }
 
@@ -570,8 +474,8 @@ static int run_idle(struct run *r, const struct pool_bench_params *p,
 		    struct pool_bench_result *out)
 {
 	unsigned n = r->c->workers;
-	struct usage u0, u1;
-	int64_t t0, t1;
+	struct bench_meter m = { 0 };
+	int64_t t0;
 	int rc = 0;
 
 	/* one job per worker, so every worker has run and gone back to sleep */
@@ -583,25 +487,23 @@ static int run_idle(struct run *r, const struct pool_bench_params *p,
 		snprintf(out->error, sizeof out->error, "submit or wait: %d", rc);
 		return -1;
 	}
-	sleep_ns(20 * 1000000); /* past any spinning */
-	out->rss_per_run = reset_peak_rss();
-	u0 = usage_now();
-	t0 = now_ns();
-	sleep_ns(p->idle_ns > 0 ? p->idle_ns : NS_PER_S);
-	t1 = now_ns();
-	u1 = usage_now();
-	out->wall_ns = t1 - t0;
-	out->idle_cpu_ns = out->cpu_ns = u1.cpu_ns - u0.cpu_ns;
-	out->ctx_switches = u1.csw - u0.csw;
-	out->peak_rss_kb = peak_rss_kb(out->rss_per_run);
+	bench_sleep_ns(20 * 1000000); /* past any spinning */
+	out->rss_per_run = bench_peak_rss_reset();
+	bench_meter_start(&m);
+	bench_sleep_ns(p->idle_ns > 0 ? p->idle_ns : NS_PER_S);
+	bench_meter_stop(&m);
+	out->wall_ns = m.wall_ns;
+	out->idle_cpu_ns = out->cpu_ns = m.cpu_ns;
+	out->ctx_switches = m.ctx_switches;
+	out->peak_rss_kb = bench_peak_rss_kb();
 	r->jobs = n;
 	check_counts(r, n, out);
 	if (!out->error[0] && atomic_load(&r->ran) != n)
 		snprintf(out->error, sizeof out->error, "%llu jobs ran, want %u",
 			 (unsigned long long)atomic_load(&r->ran), n);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	rc = r->s->shutdown(r->pool, 1);
-	out->release_ns = now_ns() - t0;
+	out->release_ns = bench_now_ns() - t0;
 	if (rc && !out->error[0])
 		snprintf(out->error, sizeof out->error, "shutdown: %d", rc);
 	return out->error[0] ? -1 : 0;

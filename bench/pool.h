@@ -30,7 +30,10 @@
  *                                     pool: one job at a time, 100 us apart
  *                                     (the workers go back to sleep), the
  *                                     job records when it starts; B / 1000
- *                                     samples; p50/p99/p99.9/max
+ *                                     samples into the log-linear histogram
+ *                                     of bench/measure.h (clock cost
+ *                                     subtracted): p50, p90, p99, p99.9,
+ *                                     p99.99, max
  *   idle/workers:100                  CPU the parked workers burn over
  *                                     --weft_idle_ms (after one job each);
  *                                     release: shutdown(DRAIN) to return
@@ -40,14 +43,16 @@
  * Per run: futex wakes (the strategy's own count, where it keeps one),
  * context switches of the process (voluntary + involuntary, getrusage),
  * and peak RSS: the process's VmHWM after resetting it at the start of the
- * run (/proc/self/clear_refs "5"), or getrusage ru_maxrss (the peak of
- * the whole process so far) when the reset is refused.
+ * run (bench/measure.h; the peak of the whole process so far when the
+ * kernel refuses the reset).
  */
 #ifndef WEFT_BENCH_POOL_H
 #define WEFT_BENCH_POOL_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "measure.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -107,7 +112,7 @@ struct pool_bench_result {
 	int64_t peak_rss_kb;
 	int rss_per_run;      /* 1: VmHWM reset for this run; 0: ru_maxrss */
 	int has_latency;
-	int64_t p50_ns, p99_ns, p999_ns, max_ns;
+	struct bench_latency lat; /* latency case: submit-to-start */
 	int64_t idle_cpu_ns, release_ns; /* idle */
 	char error[200];
 };

@@ -1,10 +1,11 @@
 /* bench/sync.c: the sync benchmark scenarios (see sync.h).
  *
  * Each scenario is one function that sets up, times and checks itself;
- * run() around it adds the hang watchdog. Timing: wall time from
- * CLOCK_MONOTONIC, CPU time of the whole process from getrusage, both over
- * the same span (threaded scenarios: from the barrier that releases the
- * threads to the last join).
+ * run() around it adds the hang watchdog. Timing (bench/measure.h's
+ * meter): wall time from CLOCK_MONOTONIC, CPU time and context switches of
+ * the whole process from getrusage, all over the same spans (threaded
+ * scenarios: from the barrier that releases the threads to the last join);
+ * peak RSS over the whole run, setup included.
  */
 #include "sync.h"
 
@@ -15,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h> /* _exit */
 
@@ -25,8 +25,9 @@
 
 #include "baseline/sem_mutex.h"
 #include "baseline/wg_mutex.h"
+#include "measure.h"
 
-#define NS_PER_S 1000000000LL
+#define NS_PER_S BENCH_NS_PER_S
 #define MAX_THREADS 8
 #define TREE_CHILDREN 10000
 
@@ -99,26 +100,6 @@ char *sync_bench_name(char *buf, size_t size, const struct sync_bench_case *c,
 {
 	snprintf(buf, size, "sync/%s/%s", c->name, sync_bench_impl_name(impl));
 	return buf;
-}
-
-/* ---- time ------------------------------------------------------------- */
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
-/* user + sys CPU time of the whole process (every thread), ns */
-static int64_t cpu_ns(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * NS_PER_S +
-	       ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
 }
 
 /* ---- the semaphore, either implementation ----------------------------- */
@@ -249,21 +230,20 @@ struct run {
 	const struct sync_bench_case *c;
 	enum sync_bench_impl impl;
 	uint64_t items;
+	struct bench_meter m; /* the timed spans */
 	alignas(64) _Atomic uint64_t progress; /* for the hang report */
 };
 
 static int sem_uncontended(struct run *b, struct sync_bench_result *r)
 {
 	struct sem s;
-	int64_t t0, c0;
 	int rc;
 
 	if ((rc = sem_init(&s, b->impl, 1)) != 0) {
 		snprintf(r->error, sizeof r->error, "sem init: %d", rc);
 		return -1;
 	}
-	c0 = cpu_ns();
-	t0 = now_ns();
+	bench_meter_start(&b->m);
 	for (uint64_t i = 0; i < b->items; i++) {
 		rc = sem_acquire(&s, 1);
 		rc |= sem_release(&s, 1);
@@ -274,8 +254,7 @@ static int sem_uncontended(struct run *b, struct sync_bench_result *r)
 			return -1;
 		}
 	}
-	r->wall_ns = now_ns() - t0;
-	r->cpu_ns = cpu_ns() - c0;
+	bench_meter_stop(&b->m);
 	atomic_store_explicit(&b->progress, b->items, memory_order_relaxed);
 	rc = tokens_all_back(&s, 1, r);
 	sem_destroy(&s);
@@ -321,7 +300,6 @@ static int sem_contended(struct run *b, struct sync_bench_result *r)
 	pthread_barrier_t go;
 	struct sem s;
 	uint64_t shared = 0;
-	int64_t t0, c0;
 	int rc;
 
 	if (n > MAX_THREADS) {
@@ -341,13 +319,11 @@ static int sem_contended(struct run *b, struct sync_bench_result *r)
 			abort();
 		}
 	}
-	c0 = cpu_ns();
-	t0 = now_ns();
+	bench_meter_start(&b->m);
 	pthread_barrier_wait(&go);
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(t[i].tid, NULL);
-	r->wall_ns = now_ns() - t0;
-	r->cpu_ns = cpu_ns() - c0;
+	bench_meter_stop(&b->m);
 	pthread_barrier_destroy(&go);
 	for (unsigned i = 0; i < n; i++)
 		if (t[i].err) {
@@ -381,7 +357,6 @@ static int errgroup_weft(struct run *b, struct sync_bench_result *r)
 {
 	weft_group_stats_t before, after, gs;
 	weft_group_t *g;
-	int64_t t0, c0;
 	int rc;
 
 	if ((rc = weft_group_create(&g, NULL, NULL)) != 0 ||
@@ -390,8 +365,7 @@ static int errgroup_weft(struct run *b, struct sync_bench_result *r)
 		return -1;
 	}
 	weft_group_stats(NULL, &before);
-	c0 = cpu_ns();
-	t0 = now_ns();
+	bench_meter_start(&b->m);
 	for (uint64_t i = 0; i < b->items; i++)
 		if ((rc = weft_group_go(g, count_task, &b->progress)) != 0) {
 			snprintf(r->error, sizeof r->error, "weft_group_go at task %llu: %d",
@@ -400,8 +374,7 @@ static int errgroup_weft(struct run *b, struct sync_bench_result *r)
 			return -1;
 		}
 	rc = weft_group_wait(g);
-	r->wall_ns = now_ns() - t0;
-	r->cpu_ns = cpu_ns() - c0;
+	bench_meter_stop(&b->m);
 	weft_group_stats(g, &gs);
 	weft_group_stats(NULL, &after);
 	weft_group_destroy(g);
@@ -442,7 +415,7 @@ static void *pt_task(void *arg)
 static int errgroup_pthread(struct run *b, struct sync_bench_result *r)
 {
 	struct pt_group pg = { .counter = &b->progress };
-	int64_t limit = b->c->capacity, t0, c0;
+	int64_t limit = b->c->capacity;
 	pthread_attr_t attr;
 	int rc;
 
@@ -452,8 +425,7 @@ static int errgroup_pthread(struct run *b, struct sync_bench_result *r)
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	c0 = cpu_ns();
-	t0 = now_ns();
+	bench_meter_start(&b->m);
 	for (uint64_t i = 0; i < b->items; i++) {
 		if ((rc = msem_acquire(&pg.sem, 1)) != 0) {
 			snprintf(r->error, sizeof r->error, "msem_acquire: %d", rc);
@@ -468,8 +440,7 @@ static int errgroup_pthread(struct run *b, struct sync_bench_result *r)
 	}
 	/* wait: every task has released its token */
 	msem_acquire(&pg.sem, limit);
-	r->wall_ns = now_ns() - t0;
-	r->cpu_ns = cpu_ns() - c0;
+	bench_meter_stop(&b->m);
 	r->threads = (int64_t)b->items;
 	pthread_attr_destroy(&attr);
 	msem_release(&pg.sem, limit);
@@ -491,15 +462,13 @@ static int errgroup_pthread(struct run *b, struct sync_bench_result *r)
 static int ctx_pairs(struct run *b, struct sync_bench_result *r)
 {
 	weft_ctx_t *parent = weft_ctx_background(), *c;
-	int64_t t0, c0;
 	int rc;
 
 	if (b->c->kind == SYNC_BENCH_CTX_CHILD && (rc = weft_ctx_with_cancel(&parent, parent)) != 0) {
 		snprintf(r->error, sizeof r->error, "with_cancel (parent): %d", rc);
 		return -1;
 	}
-	c0 = cpu_ns();
-	t0 = now_ns();
+	bench_meter_start(&b->m);
 	for (uint64_t i = 0; i < b->items; i++) {
 		if ((rc = weft_ctx_with_cancel(&c, parent)) != 0) {
 			snprintf(r->error, sizeof r->error, "with_cancel at %llu: %d",
@@ -508,8 +477,7 @@ static int ctx_pairs(struct run *b, struct sync_bench_result *r)
 		}
 		weft_ctx_release(c);
 	}
-	r->wall_ns = now_ns() - t0;
-	r->cpu_ns = cpu_ns() - c0;
+	bench_meter_stop(&b->m);
 	atomic_store(&b->progress, b->items);
 	/* a released child leaves its parent live, and a new child starts live */
 	if (!r->error[0] && (rc = weft_ctx_err(parent)) != 0)
@@ -540,8 +508,7 @@ static int ctx_tree(struct run *b, struct sync_bench_result *r)
 	}
 	for (uint64_t round = 0; round < rounds && !r->error[0]; round++) {
 		unsigned made = 0;
-		int64_t t0, c0;
-
+	
 		if ((rc = weft_ctx_with_cancel(&parent, weft_ctx_background())) != 0) {
 			snprintf(r->error, sizeof r->error, "with_cancel (parent): %d", rc);
 			break;
@@ -553,11 +520,9 @@ static int ctx_tree(struct run *b, struct sync_bench_result *r)
 				break;
 			}
 		if (made == n) {
-			c0 = cpu_ns();
-			t0 = now_ns();
+			bench_meter_start(&b->m);
 			weft_ctx_cancel(parent);
-			r->wall_ns += now_ns() - t0;
-			r->cpu_ns += cpu_ns() - c0;
+			bench_meter_stop(&b->m);
 			for (unsigned i = 0; i < n; i++)
 				if ((rc = weft_ctx_err(kids[i])) != -ECANCELED ||
 				    (rc = weft_ctx_cause(kids[i])) != -ECANCELED) {
@@ -657,7 +622,6 @@ static int wg_rounds(struct run *b, struct sync_bench_result *r)
 	struct wg_thread t[MAX_THREADS];
 	unsigned n = b->c->threads;
 	struct wg_shared *sh;
-	int64_t t0, c0;
 	int rc = 0;
 
 	if (n > MAX_THREADS) {
@@ -686,8 +650,7 @@ static int wg_rounds(struct run *b, struct sync_bench_result *r)
 			abort();
 		}
 	}
-	c0 = cpu_ns();
-	t0 = now_ns();
+	bench_meter_start(&b->m);
 	pthread_barrier_wait(&sh->go);
 	for (uint64_t i = 0; i < sh->rounds; i++) {
 		uint64_t got;
@@ -717,8 +680,7 @@ static int wg_rounds(struct run *b, struct sync_bench_result *r)
 	}
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(t[i].tid, NULL);
-	r->wall_ns = now_ns() - t0;
-	r->cpu_ns = cpu_ns() - c0;
+	bench_meter_stop(&b->m);
 	pthread_barrier_destroy(&sh->go);
 	for (unsigned i = 0; i < n; i++)
 		if (t[i].err && !r->error[0])
@@ -753,6 +715,7 @@ int sync_bench_run(const struct sync_bench_case *c, enum sync_bench_impl impl,
 	wd.progress = &b.progress;
 	wd.total = b.items;
 	watchdog_start(&wd);
+	bench_peak_rss_reset(); /* refused: the process's lifetime peak */
 	switch (c->kind) {
 	case SYNC_BENCH_SEM_UNCONTENDED:
 		rc = sem_uncontended(&b, r);
@@ -778,6 +741,10 @@ int sync_bench_run(const struct sync_bench_case *c, enum sync_bench_impl impl,
 		rc = -1;
 	}
 	watchdog_stop(&wd);
+	r->wall_ns = b.m.wall_ns;
+	r->cpu_ns = b.m.cpu_ns;
+	r->ctx_switches = b.m.ctx_switches;
+	r->peak_rss_kb = bench_peak_rss_kb();
 	if (rc == 0 && r->wall_ns <= 0)
 		r->wall_ns = 1; /* a timer too coarse for a tiny run */
 	return rc != 0 || r->error[0] ? -1 : 0;

@@ -2,9 +2,10 @@
  * weft/ctx.h), plain C. bench/harness.cc registers one Google Benchmark per
  * case x implementation and only reports what sync_bench_run() measured.
  *
- * Every scenario measures wall time (CLOCK_MONOTONIC) and the CPU time of
- * the whole process (getrusage RUSAGE_SELF, user + sys, every thread) over
- * the timed span, and checks its own result (tokens all returned, counters
+ * Every scenario measures wall time (CLOCK_MONOTONIC), the CPU time and
+ * the context switches of the whole process (getrusage RUSAGE_SELF, user +
+ * sys, every thread) over the timed span, and the run's peak RSS (see
+ * bench/measure.h), and checks its own result (tokens all returned, counters
  * equal to the work done, contexts canceled): an implementation that loses
  * work or tokens fails the run instead of looking fast. An op is one
  * acquire(1)+release(1) pair, one task, or one context.
@@ -96,6 +97,8 @@ struct sync_bench_result {
 	uint64_t items;   /* ops timed (pairs, tasks, contexts) */
 	int64_t wall_ns;  /* the timed span */
 	int64_t cpu_ns;   /* process user + sys over the same span */
+	int64_t ctx_switches; /* process context switches (voluntary + involuntary), same span */
+	int64_t peak_rss_kb;  /* the process's peak RSS during the run (VmHWM reset first) */
 	int64_t threads;  /* errgroup: threads created during the run; else -1 */
 	char error[200];  /* nonempty: the run failed (and says why) */
 };
