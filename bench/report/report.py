@@ -8,21 +8,24 @@ BENCH.json is Google Benchmark's output of weft-bench
 (--benchmark_out=BENCH.json --benchmark_out_format=json). Benchmark names
 are chan/<family>/<param:value>.../<strategy>, e.g.
 chan/mpmc/cap:1024/threads:4x4/weft, and sync/<scenario>/<param:value>.../<impl>
-for the sync family (semaphore, errgroup, context: one table, "sync"), e.g.
+for the sync family (semaphore, errgroup, context, WaitGroup: one table,
+"sync"), e.g.
 sync/sem_contended/threads:4/mutex, and pool/<scenario>/<param:value>.../<strategy>
 for the pool family (its own table), e.g. pool/seed/workers:100/queue:200/weft.
 Repetitions of one benchmark are
 reduced to their median (max_ns: the worst); Google Benchmark's own
 aggregate rows are ignored, so any --benchmark_repetitions works.
 
-Per scenario family it prints a table (strategy, items/s, ns/item, CPU
-ns/item, cores busy, latency percentiles where present, and "vs mutex":
-that strategy's items/s over the mutex baseline's in the same case, so the
-weft row holds the weft/mutex speed ratio; the sync table counts ops:
-acquire+release pairs, tasks or contexts), writes the same as DIR/report.md
-with a summary matrix on top, and, when matplotlib imports, draws
-DIR/throughput.png (items/s per case by strategy, log scale). Uses only
-the standard library otherwise.
+Per scenario family it prints a table, every family with the same columns
+(table(): strategy, items/s, ns/item, CPU ns/item, cores busy, latency
+percentiles, peak RSS, futex calls, context switches per item, each where
+some row has it, and "vs weft" and "vs mutex": that strategy's items/s over
+weft's and over the mutex baseline's in the same case; the sync table
+counts ops, acquire+release pairs, tasks, contexts or fork-join rounds, the
+pool table jobs), writes the same as DIR/report.md with the hardware floor
+and a summary matrix on top, and, when matplotlib imports, draws the PNG
+plots (throughput by strategy, against threads, latency percentiles,
+scaling with items). Uses only the standard library otherwise.
 """
 import argparse
 import json
@@ -39,12 +42,13 @@ GB_SUFFIX = re.compile(r"(/(iterations|repeats|min_time|min_warmup_time|threads)
 METRICS = ("items_per_second", "ns_per_item", "cpu_ns_per_item", "cpu_util",
            "p50_ns", "p90_ns", "p99_ns", "p999_ns", "p9999_ns", "max_ns", "clock_ns",
            "idle_cpu_ns", "release_ns", "items", "threads", "threads_created")
-# the pool family's extra counters (bench/pool.h)
-METRICS += ("futex_wakes_per_item", "ctx_switches_per_item", "peak_rss_kb")
+# every family's context switches and peak RSS (bench/measure.h); the pool
+# family's futex wakes as the pool counts them (bench/pool.h)
+METRICS += ("ctx_switches_per_item", "peak_rss_kb", "futex_wakes_per_item")
 # the channel family's: weft's futex syscalls per item (weft rows only)
 METRICS += ("futex_per_item",)
 FAMILY_ORDER = ("floor", "seq", "spsc", "mpsc", "spmc", "mpmc", "select_rx", "select_both",
-                "pingpong", "idle", "scale", "sync", "pool")
+                "pingpong", "pipeline", "idle", "scale", "sync", "pool")
 REFERENCE = "weft"  # the "vs weft" column: a strategy's speed over weft's
 FLOOR = "hw_floor"
 # the latency columns, in order: (counter, header)
@@ -52,7 +56,7 @@ LATENCY = (("p50_ns", "p50"), ("p90_ns", "p90"), ("p99_ns", "p99"), ("p999_ns", 
            ("p9999_ns", "p99.99"), ("max_ns", "max"))
 # the sync family's scenarios, in reading order
 SYNC_ORDER = ("sem_uncontended", "sem_contended", "errgroup", "ctx_with_cancel",
-              "ctx_cancel_tree")
+              "ctx_cancel_tree", "wg")
 
 
 class Row:
@@ -211,65 +215,114 @@ def failure(case, s, r, notes):
     return "FAILED"
 
 
-def sync_table(cases):
-    """the sync family: ops, not items; the op count per row (the errgroup
-    baseline runs fewer tasks), threads created where the case reports it"""
+# what a row of a family counts: (one, many)
+UNITS = {"sync": ("op", "ops"), "pool": ("job", "jobs")}
+
+
+def f2(v):
+    return "-" if v is None else "%.2f" % v
+
+
+def f3(v):
+    return "-" if v is None else "%.3f" % v
+
+
+def columns(family):
+    """the columns of a family's table after case and strategy, in order:
+    (header, cell(row, the case's rows), shown(rows)); a column is shown
+    when shown() holds for the family's rows (a counter some row has)"""
+    always = lambda rows: True
+    has = lambda m: (lambda rows: any(r.get(m) is not None for r in rows))
+    get = lambda m, fmt: (lambda r, case_rows: fmt(r.get(m)))
+    if family == "idle":
+        return [("CPU burned", get("idle_cpu_ns", ns), always),
+                ("CPU % of a core", get("cpu_util", lambda v: "-" if v is None
+                                        else "%.2f%%" % (v * 100)), always),
+                ("release (close to join)", get("release_ns", ns), always)]
+    one, many = UNITS.get(family, ("item", "items"))
+    chan = family not in UNITS
+
+    def cpu(r, case_rows):
+        idle = r.get("idle_cpu_ns")  # the pool's idle case: CPU burned in the window
+        return ns(r.get("cpu_ns_per_item")) if idle is None else "idle %s" % ns(idle)
+
+    def p50_floor(r, case_rows):
+        rtt, p50 = floor_rtt(groups_ctx.get("groups", {})), r.get("p50_ns")
+        return x(p50 / rtt) if p50 is not None and rtt else "-"
+
+    cols = [] if chan else [(many, get("items", si), always)]
+    cols += [(many + "/s", get("items_per_second", si), always),
+             ("ns/" + one, get("ns_per_item", ns), always),
+             ("spread", lambda r, case_rows: pct(r.spread()),
+              lambda rows: any(r.spread() is not None for r in rows)),
+             ("CPU ns/" + one, cpu, always),
+             ("cores busy", get("cpu_util", f2 if family != "pool" else f3), always),
+             ("threads made", get("threads_created", lambda v: "-" if v is None else "%.0f" % v),
+              has("threads_created"))]
+    # the latency block: every percentile column once any row has a p50
+    cols += [(h + " ns", get(m, ns), has("p50_ns")) for m, h in LATENCY]
+    if chan:
+        cols.append(("p50 / floor", p50_floor, has("p50_ns")))
+    cols += [("peak RSS", get("peak_rss_kb", mb), has("peak_rss_kb")),
+             ("futex/" + one, get("futex_per_item", f3), has("futex_per_item")),
+             ("futex wakes/" + one, get("futex_wakes_per_item", f3), has("futex_wakes_per_item")),
+             ("ctx sw/" + one, get("ctx_switches_per_item", f3), has("ctx_switches_per_item")),
+             ("vs " + REFERENCE, lambda r, case_rows: x(ratio(r, case_rows, REFERENCE)), always),
+             ("vs " + BASELINE, lambda r, case_rows: x(ratio(r, case_rows)), always)]
+    return cols
+
+
+def table(family, cases):
+    """(header, rows of strings, notes on failed rows) for one family: the
+    same columns for every family (columns()), each shown where some row
+    has its counter"""
     notes = []
-    header = ["case", "impl", "ops", "ops/s", "ns/op", "CPU ns/op", "cores busy", "threads made",
-              "vs " + BASELINE]
+    rows = [r for strategies in cases.values() for r in strategies.values() if not r.error]
+    cols = [c for c in columns(family) if c[2](rows)]
+    header = ["case", "impl" if family == "sync" else "strategy"] + [c[0] for c in cols]
     body = []
     for case, strategies in cases.items():
         for s, r in strategies.items():
             if r.error:
                 body.append([case or "-", s, failure(case, s, r, notes)] +
-                            [""] * (len(header) - 3))
+                            [""] * (len(cols) - 1))
                 continue
-            threads = r.get("threads_created")
-            body.append([case or "-", s, si(r.get("items")), si(r.get("items_per_second")),
-                         ns(r.get("ns_per_item")), ns(r.get("cpu_ns_per_item")),
-                         "-" if r.get("cpu_util") is None else "%.2f" % r.get("cpu_util"),
-                         "-" if threads is None else "%.0f" % threads,
-                         x(ratio(r, strategies))])
+            body.append([case or "-", s] + [c[1](r, strategies) for c in cols])
     return header, body, notes
 
 
-SYNC_NOTE = ("sync: an op is one acquire(1)+release(1) pair (sem_*), one task (errgroup) "
-             "or one context (ctx_*); %s is the mutex + condition variable FIFO weighted "
-             "semaphore (bench/baseline/sem_mutex.c), and for errgroup one detached pthread "
-             "per task capped by it (fewer tasks: see ops; figures are per task). "
-             "sem_contended: capacity 1. ctx_with_cancel: with_cancel + release; "
-             "ctx_cancel_tree: the parent's cancel only, per child. "
-             "threads made: threads created during the run." % BASELINE)
+# the sync note: what each scenario present is, in SYNC_ORDER's order
+SYNC_CASES = (
+    ("sem_uncontended", "sem_uncontended: one thread, acquire(1) + release(1) on a free "
+     "semaphore"),
+    ("sem_contended", "sem_contended/threads:T: T threads share a semaphore of capacity 1, "
+     "each pair around a plain increment (mutual exclusion checked); %s for both sem cases: "
+     "the mutex + condition variable FIFO weighted semaphore (bench/baseline/sem_mutex.c)"
+     % BASELINE),
+    ("errgroup", "errgroup/limit:100: a weft_group of limit 100 whose tasks each add 1 to a "
+     "counter (go each, then wait); %s: one detached pthread per task capped by the mutex "
+     "semaphore, fewer tasks (see ops; figures are per task); threads made: threads created "
+     "during the run" % BASELINE),
+    ("ctx_with_cancel", "ctx_with_cancel: with_cancel + release, from background or as the "
+     "child of a live parent (weft only: no baseline)"),
+    ("ctx_cancel_tree", "ctx_cancel_tree/children:10000: the parent's cancel only (children "
+     "built untimed), per child (weft only)"),
+    ("wg", "wg/threads:N: WaitGroup fork-join rounds, an op one round (main adds N and opens "
+     "a gate, the N threads each count and call done, main waits and checks the count); %s: "
+     "the mutex + condition variable WaitGroup (bench/baseline/wg_mutex.c)" % BASELINE),
+)
 
 
-def pool_table(cases):
-    """the pool family: jobs, futex wakes and context switches per job, peak
-    RSS; submit-to-start percentiles (latency case); CPU burned (idle case)"""
-    notes = []
-    header = ["case", "strategy", "jobs", "jobs/s", "ns/job", "CPU ns/job", "cores busy",
-              "futex wakes/job", "ctx sw/job", "peak RSS", "p50 ns", "p99 ns", "p99.9 ns",
-              "max ns", "vs " + BASELINE]
-    body = []
-    f3 = lambda v: "-" if v is None else "%.3f" % v
-    for case, strategies in cases.items():
-        for s, r in strategies.items():
-            if r.error:
-                body.append([case or "-", s, failure(case, s, r, notes)] +
-                            [""] * (len(header) - 3))
-                continue
-            rss = r.get("peak_rss_kb")
-            util = r.get("cpu_util")
-            idle = r.get("idle_cpu_ns") is not None
-            body.append([case or "-", s, si(r.get("items")), si(r.get("items_per_second")),
-                         ns(r.get("ns_per_item")),
-                         ("idle %s" % ns(r.get("idle_cpu_ns"))) if idle
-                         else ns(r.get("cpu_ns_per_item")),
-                         "-" if util is None else "%.3f" % util,
-                         f3(r.get("futex_wakes_per_item")), f3(r.get("ctx_switches_per_item")),
-                         "-" if rss is None else "%.1f MB" % (rss / 1024)] +
-                        [ns(r.get(m)) for m in ("p50_ns", "p99_ns", "p999_ns", "max_ns")] +
-                        [x(ratio(r, strategies))])
-    return header, body, notes
+def sync_note(cases):
+    """the note under the sync table: one sentence per scenario present"""
+    present = {c.split("/")[0] for c in cases}
+    parts = [text for scenario, text in SYNC_CASES if scenario in present]
+    parts += ["%s: no description (add one to SYNC_CASES in bench/report/report.py)" % p
+              for p in sorted(present - {scenario for scenario, _ in SYNC_CASES})]
+    return ("sync: an op is one acquire(1)+release(1) pair (sem_*), one task (errgroup), one "
+            "context (ctx_*) or one fork-join round (wg). " + ". ".join(parts) + ". "
+            "ctx sw/op: the process's context switches per op; peak RSS: the process's "
+            "during the run.")
 
 
 POOL_NOTE = ("pool: a job is one submit from a producer thread, a few ns of arithmetic "
@@ -280,7 +333,8 @@ POOL_NOTE = ("pool: a job is one submit from a producer thread, a few ns of arit
              "waiting worker; neither counts wakes of blocked submitters or of the results "
              "channel); ctx sw/job: the process's "
              "context switches; peak RSS: the process's during the run. latency: "
-             "submit-to-start on an idle pool (one job at a time, gap_us apart); idle: CPU "
+             "submit-to-start on an idle pool (one job at a time, gap_us apart), percentiles "
+             "from the log-linear histogram with the clock cost subtracted; idle: CPU "
              "burned by parked workers over the idle window (cores busy = share of a core)."
              % BASELINE)
 
@@ -288,72 +342,6 @@ POOL_NOTE = ("pool: a job is one submit from a producer thread, a few ns of arit
 SCALE_NOTE = ("scale: spsc at capacity 1024 with 0.1x, 1x and 10x the base items; the "
               "largest only for weft, the mutex baseline and ck_ring_spsc (the others "
               "would take minutes). ns/item and peak RSS should stay flat as items grow.")
-
-
-def table(family, cases):
-    """(header, rows of strings, notes on failed rows) for one family"""
-    if family == "sync":
-        return sync_table(cases)
-    if family == "pool":
-        return pool_table(cases)
-    notes = []
-    if family == "idle":
-        header = ["case", "strategy", "CPU burned", "CPU % of a core", "release (close to join)"]
-        body = []
-        for case, strategies in cases.items():
-            for s, r in strategies.items():
-                if r.error:
-                    body.append([case, s, failure(case, s, r, notes), "", ""])
-                    continue
-                util = r.get("cpu_util")
-                body.append([case, s, ns(r.get("idle_cpu_ns")),
-                             "-" if util is None else "%.2f%%" % (util * 100),
-                             ns(r.get("release_ns"))])
-        return header, body, notes
-    latency = any(r.get("p50_ns") is not None
-                  for strategies in cases.values() for r in strategies.values())
-    spread = any(r.spread() is not None
-                 for strategies in cases.values() for r in strategies.values())
-    rss = any(r.get("peak_rss_kb") is not None
-              for strategies in cases.values() for r in strategies.values())
-    header = ["case", "strategy", "items/s", "ns/item"]
-    if spread:
-        header.append("spread")
-    header += ["CPU ns/item", "cores busy"]
-    if latency:
-        header += [h + " ns" for _, h in LATENCY] + ["p50 / floor"]
-    if rss:
-        header.append("peak RSS")
-    futex = any(r.get("futex_per_item") is not None
-                for strategies in cases.values() for r in strategies.values())
-    if futex:
-        header.append("futex/item")
-    header += ["vs " + REFERENCE, "vs " + BASELINE]
-    rtt = floor_rtt(groups_ctx.get("groups", {}))
-    body = []
-    for case, strategies in cases.items():
-        for s, r in strategies.items():
-            if r.error:
-                body.append([case or "-", s, failure(case, s, r, notes)] +
-                            [""] * (len(header) - 3))
-                continue
-            line = [case or "-", s, si(r.get("items_per_second")), ns(r.get("ns_per_item"))]
-            if spread:
-                line.append(pct(r.spread()))
-            line += [ns(r.get("cpu_ns_per_item")),
-                     "-" if r.get("cpu_util") is None else "%.2f" % r.get("cpu_util")]
-            if latency:
-                line += [ns(r.get(m)) for m, _ in LATENCY]
-                p50 = r.get("p50_ns")
-                line.append(x(p50 / rtt) if p50 is not None and rtt else "-")
-            if rss:
-                line.append(mb(r.get("peak_rss_kb")))
-            if futex:
-                f = r.get("futex_per_item")
-                line.append("-" if f is None else "%.3f" % f)
-            line += [x(ratio(r, strategies, REFERENCE)), x(ratio(r, strategies))]
-            body.append(line)
-    return header, body, notes
 
 
 # report-wide state the tables read (the groups, for the floor)
@@ -698,7 +686,8 @@ def main(argv=None):
            "trip below. Repetitions are reduced to their median (max: the worst); "
            "spread is half the min-max range of ns/item over the median. futex/item: "
            "weft's own count of its FUTEX_WAIT and FUTEX_WAKE syscalls per item (weft "
-           "rows only; the others block in code weft cannot count)."
+           "rows only; the others block in code weft cannot count). ctx sw/item: the "
+           "whole process's context switches (voluntary + involuntary, getrusage) per item."
            % (REFERENCE, BASELINE)]
     base = context.get("weft_base_items")
     if base and base.isdigit():
@@ -738,9 +727,10 @@ def main(argv=None):
             print()
             md += [POOL_NOTE, ""]
         if family == "sync":
-            print(SYNC_NOTE)
+            note = sync_note(cases)
+            print(note)
             print()
-            md += [SYNC_NOTE, ""]
+            md += [note, ""]
         md += ["FAILED: " + n + "  " for n in notes] + ([""] if notes else [])
     if "scale" in groups:
         md += [SCALE_NOTE, ""]
