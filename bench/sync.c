@@ -542,8 +542,11 @@ static int ctx_tree(struct run *b, struct sync_bench_result *r)
 
 /* ---- WaitGroup, either implementation ---------------------------------- */
 
+/* 64-aligned: each WaitGroup on its own cache lines (packed at 120 bytes,
+ * the mutex baseline's gate[0] counters shared a line with gate[1]'s
+ * mutex); rounds, read by every thread each round, off arrived's line. */
 struct wg {
-	enum sync_bench_impl impl;
+	alignas(64) enum sync_bench_impl impl;
 	union {
 		weft_wg_t w;
 		mwg_t m;
@@ -581,7 +584,7 @@ struct wg_shared {
 	struct wg wg;      /* the one measured: add(N), N done, wait */
 	struct wg gate[2]; /* round r waits on gate[r % 2] */
 	alignas(64) _Atomic uint64_t arrived; /* one per thread per round */
-	uint64_t rounds;
+	alignas(64) uint64_t rounds;          /* read-only while threads run */
 	pthread_barrier_t go;
 };
 
