@@ -3,12 +3,13 @@
  * the conformance tests run every strategy through the same code.
  *
  * To add a strategy: write one file bench/strategies/<name>.c defining a
- * `const struct chan_strategy chan_strategy_<name>`, add one line to the
- * list in bench/strategies/list.c, the file to bench/strategies/meson.build
- * and its declaration below (README.md, "Adding a strategy", walks through
- * it). Optional members may be NULL: the suite skips what a strategy cannot
- * do (a strategy without select skips select scenarios; without *_many the
- * bulk scenarios loop over single calls), and caps says the rest: without
+ * `const struct chan_strategy chan_strategy_<name>` and add one line,
+ * `strategies += [['<name>', '<name>.c']]`, to bench/strategies/meson.build
+ * (list.c declares and lists it from there; README.md, "Adding a strategy",
+ * walks through it). Optional members may be NULL: the suite skips what a
+ * strategy cannot do (a strategy without select skips select scenarios;
+ * without *_many the bulk scenarios loop over single calls), and caps says
+ * the rest: without
  * CHAN_CAP_UNBUFFERED no capacity-0 case runs, without CHAN_CAP_MPMC only
  * one sender and one receiver, without CHAN_CAP_BLOCKING the stress tests
  * skip the 1000-thread chain. close is required: a strategy that has none
@@ -64,18 +65,11 @@ struct chan_strategy {
 	int (*select_until)(struct chan_case *cases, size_t n, int64_t deadline);
 };
 
-extern const struct chan_strategy chan_strategy_weft;
-extern const struct chan_strategy chan_strategy_mutex;
-extern const struct chan_strategy chan_strategy_spin;         /* spinlock ring */
-extern const struct chan_strategy chan_strategy_ck_ring_spsc; /* WEFT_HAVE_CK_RING */
-extern const struct chan_strategy chan_strategy_ck_ring_mpmc;
-extern const struct chan_strategy chan_strategy_moodycamel;   /* WEFT_HAVE_MOODYCAMEL */
-extern const struct chan_strategy chan_strategy_tbb;          /* WEFT_HAVE_TBB */
-
-/* NULL-terminated list of every strategy built into this binary. */
+/* NULL-terminated list of every strategy built into this binary (meson.build
+ * says which: weft, mutex, spin, ck_ring_mpmc, and the peers installed). */
 extern const struct chan_strategy *const chan_strategies[];
 /* NULL-terminated list of the single-sender, single-receiver strategies
- * (not in chan_strategies[]: see list.c). */
+ * (ck_ring_spsc; not in chan_strategies[]: see list.c). */
 extern const struct chan_strategy *const chan_strategies_spsc[];
 /* NULL-terminated "name: reason" for each strategy this build left out
  * (a peer not installed, or not built under ThreadSanitizer). */
