@@ -509,7 +509,7 @@ def plot(groups, path):
                if not r.error and r.get("items_per_second")]
         if low:
             ax.set_ylim(bottom=min(low) / 4)  # bars start well below the shortest
-        ax.set_ylabel({"pingpong": "round trips/s", "sync": "ops/s"}.get(f, "items/s"))
+        ax.set_ylabel({"pingpong": "round trips/s", "sync": "ops/s", "pool": "jobs/s"}.get(f, "items/s"))
         ax.set_xticks(range(len(cases)))
         ax.set_xticklabels([c.replace("/", "\n") or f for c in cases], fontsize=7)
         ax.grid(axis="y", alpha=0.3)
