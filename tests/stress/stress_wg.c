@@ -7,6 +7,9 @@
  *           returned 0 saw every done of its round
  *   free    a heap WaitGroup freed by its waiter as soon as wait returns
  *           while timed waiters and the last done race (ASan/TSan)
+ *   gates   fork-join rounds through two alternating gates (1 -> N
+ *           release, N -> 1 join; timed waits racing the release): every
+ *           thread passes every gate once, wait sees every done
  *   once    many onces hit by 8 threads at once: each function runs
  *           exactly once and every caller gets its result
  *
@@ -172,6 +175,63 @@ static void stress_free(void)
 	printf("free: %ld WaitGroups freed right after wait\n", n);
 }
 
+/* ---- gates ----
+ * The sync/wg benchmark's round, racing: 8 threads wait on gate[r % 2]
+ * (some with deadlines short enough to expire around the release), each
+ * done()s the measured wg, main arms the next gate before opening this
+ * one and checks that wait saw every done of the round. */
+
+#define NGT 8
+
+static struct {
+	weft_wg_t wg, gate[2];
+	atomic_long arrived;
+	long rounds;
+} GT;
+
+static void *gt_thread(void *p)
+{
+	uint64_t seed = (uintptr_t)p * 0x9e3779b97f4a7c15u + 1;
+	for (long r = 0; r < GT.rounds; r++) {
+		weft_wg_t *gate = &GT.gate[r % 2];
+		int rc;
+		if (rnd(&seed) & 1)
+			while ((rc = weft_wg_wait_until(gate, weft_deadline((int64_t)(rnd(&seed) % 30000)))) ==
+			       -ETIMEDOUT)
+				;
+		else
+			rc = weft_wg_wait(gate);
+		CHECK_EQ(rc, 0);
+		atomic_fetch_add_explicit(&GT.arrived, 1, memory_order_relaxed);
+		CHECK_EQ(weft_wg_done(&GT.wg), 0);
+	}
+	return NULL;
+}
+
+static void stress_gates(void)
+{
+	pthread_t t[NGT];
+	GT.rounds = scaled(20000);
+	weft_wg_init(&GT.wg);
+	weft_wg_init(&GT.gate[0]);
+	weft_wg_init(&GT.gate[1]);
+	atomic_store(&GT.arrived, 0);
+	CHECK_EQ(weft_wg_add(&GT.gate[0], 1), 0);
+	for (long i = 0; i < NGT; i++)
+		CHECK_EQ(pthread_create(&t[i], NULL, gt_thread, (void *)(intptr_t)(i + 1)), 0);
+	for (long r = 0; r < GT.rounds; r++) {
+		CHECK_EQ(weft_wg_add(&GT.wg, NGT), 0);
+		CHECK_EQ(weft_wg_add(&GT.gate[(r + 1) % 2], 1), 0);
+		CHECK_EQ(weft_wg_done(&GT.gate[r % 2]), 0);
+		CHECK_EQ(weft_wg_wait(&GT.wg), 0);
+		CHECK_EQ(atomic_load_explicit(&GT.arrived, memory_order_relaxed), (r + 1) * NGT);
+	}
+	for (int i = 0; i < NGT; i++)
+		pthread_join(t[i], NULL);
+	CHECK_EQ(weft_wg_done(&GT.gate[GT.rounds % 2]), 0);
+	printf("gates: %ld rounds x %d threads\n", GT.rounds, NGT);
+}
+
 /* ---- once ---- */
 
 #define NONCE_THREADS 8
@@ -234,6 +294,8 @@ int main(int argc, char **argv)
 		stress_rounds();
 	if (!only || strstr(only, "free"))
 		stress_free();
+	if (!only || strstr(only, "gates"))
+		stress_gates();
 	if (!only || strstr(only, "once"))
 		stress_once();
 	return 0;
