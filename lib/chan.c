@@ -260,6 +260,15 @@ static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t de
 		if (cd < wait_until)
 			wait_until = cd;
 	}
+	/* Buffered: poll the slot before the first attempt. A caller that
+	 * just failed the quick path would otherwise read the other side's
+	 * line (to decide "empty" or "full") on its way to spinning; polling
+	 * first, it reads that line only once the slot is ready, or after
+	 * the spin ran out. (Closed is seen by that attempt: bounded.) */
+	if (ch->cap && (wait_until == WEFT_FOREVER || weft_now() < wait_until)) {
+		may_spin = false;
+		spin_until_ready(ch, op);
+	}
 	for (;;) {
 		long rc = attempt(ch, op, elem, n);
 		if (rc != -EAGAIN)
@@ -358,20 +367,19 @@ static inline int check_args(const weft_chan_t *ch, const void *elem)
 
 /* The hot path of send and recv: a buffered channel with room or an
  * element is one ring operation and one waiter-count load; everything
- * else goes through chan_block (which tries again first). */
+ * else goes through chan_block (which polls, then tries again). The quick
+ * ring calls do not decide "full" or "empty" (see ring.h): chan_block's
+ * first attempt does, after the spin. */
 int weft_chan_send(weft_chan_t *ch, const void *elem)
 {
 	int rc = check_args(ch, elem);
 	if (rc)
 		return rc;
 	if (__builtin_expect(ch->cap != 0, 1)) {
-		rc = weft__ring_push(&ch->ring, elem);
-		if (rc == 0) {
+		if (weft__ring_push_quick(&ch->ring, elem) == 0) {
 			notify_other(ch, WEFT_SEND, 1);
 			return 0;
 		}
-		if (rc == -EPIPE)
-			return rc;
 	}
 	long r = chan_block(ch, WEFT_SEND, (void *)elem, 0, WEFT_FOREVER, NULL);
 	return r > 0 ? 0 : (int)r;
@@ -383,13 +391,10 @@ int weft_chan_recv(weft_chan_t *ch, void *elem)
 	if (rc)
 		return rc;
 	if (__builtin_expect(ch->cap != 0, 1)) {
-		rc = weft__ring_pop(&ch->ring, elem);
-		if (rc == 0) {
+		if (weft__ring_pop_quick(&ch->ring, elem) == 0) {
 			notify_other(ch, WEFT_RECV, 1);
 			return 0;
 		}
-		if (rc == -EPIPE)
-			return rc;
 	}
 	long r = chan_block(ch, WEFT_RECV, elem, 0, WEFT_FOREVER, NULL);
 	return r > 0 ? 0 : (int)r;

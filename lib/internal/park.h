@@ -31,7 +31,7 @@
 
 typedef struct weft__spin {
 	int64_t start;
-	int64_t until; /* 0: no spinning allowed */
+	int64_t until; /* 0: no spinning allowed; INT64_MAX: the free rounds */
 	uint32_t iter;
 	bool counted; /* holds a slot in the global spinner budget */
 } weft__spin_t;

@@ -195,23 +195,35 @@ static __attribute__((noinline)) int push_slow(struct weft__ring *r, const void 
 	}
 }
 
-int weft__ring_push(struct weft__ring *r, const void *elem)
+/* The fast paths: the slot at tail (head) is ready and the CAS won. */
+static inline bool push_fast(struct weft__ring *r, const void *elem, uint64_t tail)
 {
-	uint64_t tail = weft__ld64_rlx(&r->tail);
 	uint64_t *stamp = slot_stamp(r, tail);
 	/* we will write this slot: fetch its line for writing now, one
 	 * transfer instead of a shared fetch and then an upgrade */
 	__builtin_prefetch(stamp, 1, 3);
-	/* fast path: the slot at tail is free (a closed tail, bit 63, never
-	 * equals a stamp). acquire: the previous lap's pop finished reading
-	 * the slot */
+	/* the slot at tail is free (a closed tail, bit 63, never equals a
+	 * stamp). acquire: the previous lap's pop finished reading the slot */
 	if (__builtin_expect(weft__ld64_acq(stamp) == tail, 1) &&
 	    weft__cas64(&r->tail, &tail, pos_next(r, tail))) {
 		copy_elem(slot_data(stamp), elem, r->esize);
 		slot_publish(r, stamp, tail + 1);
-		return 0;
+		return true;
 	}
+	return false;
+}
+
+int weft__ring_push(struct weft__ring *r, const void *elem)
+{
+	uint64_t tail = weft__ld64_rlx(&r->tail);
+	if (push_fast(r, elem, tail))
+		return 0;
 	return push_slow(r, elem, weft__ld64_rlx(&r->tail));
+}
+
+int weft__ring_push_quick(struct weft__ring *r, const void *elem)
+{
+	return push_fast(r, elem, weft__ld64_rlx(&r->tail)) ? 0 : -EAGAIN;
 }
 
 static __attribute__((noinline)) int pop_slow(struct weft__ring *r, void *elem, uint64_t head)
@@ -242,20 +254,32 @@ static __attribute__((noinline)) int pop_slow(struct weft__ring *r, void *elem, 
 	}
 }
 
-int weft__ring_pop(struct weft__ring *r, void *elem)
+static inline bool pop_fast(struct weft__ring *r, void *elem, uint64_t head)
 {
-	uint64_t head = weft__ld64_rlx(&r->head);
 	uint64_t *stamp = slot_stamp(r, head);
-	/* fast path: the slot at head is full. acquire: pairs with the
-	 * push's release store; the element is there */
+	/* the slot at head is full. acquire: pairs with the push's release
+	 * store; the element is there */
 	if (__builtin_expect(weft__ld64_acq(stamp) == head + 1, 1) &&
 	    weft__cas64(&r->head, &head, pos_next(r, head))) {
 		if (elem)
 			copy_elem(elem, slot_data(stamp), r->esize);
 		slot_publish(r, stamp, head + r->one_lap);
-		return 0;
+		return true;
 	}
+	return false;
+}
+
+int weft__ring_pop(struct weft__ring *r, void *elem)
+{
+	uint64_t head = weft__ld64_rlx(&r->head);
+	if (pop_fast(r, elem, head))
+		return 0;
 	return pop_slow(r, elem, weft__ld64_rlx(&r->head));
+}
+
+int weft__ring_pop_quick(struct weft__ring *r, void *elem)
+{
+	return pop_fast(r, elem, weft__ld64_rlx(&r->head)) ? 0 : -EAGAIN;
 }
 
 long weft__ring_push_many(struct weft__ring *r, const void *elems, size_t n)

@@ -54,6 +54,15 @@ void weft__ring_fini(struct weft__ring *r);
 int weft__ring_push(struct weft__ring *r, const void *elem);
 /* 0 | -EAGAIN (empty) | -EPIPE (closed and empty) */
 int weft__ring_pop(struct weft__ring *r, void *elem);
+/* The fast path alone, for a caller that blocks when it fails and then
+ * tries again with push/pop: 0, or -EAGAIN when the next slot is not ready
+ * or another thread won it (the ring may be full/empty, contended or
+ * closed: not decided). It never reads the other side's line (tail for a
+ * pop, head for a push), which a failed push/pop does to decide "full" or
+ * "empty": that line would then have to be taken back from us by the other
+ * side's next claim, a transfer on its critical path. */
+int weft__ring_push_quick(struct weft__ring *r, const void *elem);
+int weft__ring_pop_quick(struct weft__ring *r, void *elem);
 /* Up to n at once; returns how many (>= 1), or -EAGAIN / -EPIPE. */
 long weft__ring_push_many(struct weft__ring *r, const void *elems, size_t n);
 long weft__ring_pop_many(struct weft__ring *r, void *elems, size_t n);
