@@ -56,10 +56,12 @@
  * - Counters for stats are relaxed: each is exact on its own.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal/ctx_impl.h"
@@ -82,7 +84,9 @@ enum { SLOT_EMPTY = 0, SLOT_LIVE = 1, SLOT_EXITED = 2 };
 
 struct worker {
 	WEFT__ALIGNED weft__waiter_t w; /* NOTIFY: woken from the stack */
-	uint32_t busy;          /* running a job (relaxed, for stats) */
+	uint32_t seq;           /* jobs begun + ended: odd while running one */
+	weft__sleep_note_t note; /* its sleeps inside weft (park.h) */
+	uint32_t ktid;          /* its kernel thread id (for the monitor) */
 	uint32_t state;         /* SLOT_*: LIVE until the thread is done */
 	struct worker *next;    /* parked stack link (plock) */
 	bool linked;            /* on the parked stack (plock) */
@@ -121,6 +125,16 @@ struct weft_pool {
 	WEFT__ALIGNED uint32_t searching; /* awake workers looking for work */
 	uint32_t nparked;                 /* workers on the parked stack */
 	uint32_t nworkers;                /* worker threads alive (counted) */
+	uint32_t ncpu;                    /* awake workers wanted (cores) */
+	uint32_t mon_parked;              /* the monitor sleeps until kicked */
+
+	/* the monitor (see Monitor) */
+	pthread_t mon_tid;
+	bool has_mon;
+	uint32_t mon_tick;                /* futex word for its ticks */
+	uint32_t *mon_seen;               /* per worker: seq at last look */
+	int64_t *mon_since;               /* when that seq was first seen */
+	int64_t *mon_cpu;                 /* its CPU time then (ns) */
 
 	/* slow paths */
 	WEFT__ALIGNED weft__mutex_t plock; /* the parked stack */
@@ -186,9 +200,10 @@ static inline void finish(weft_pool_t *p, unsigned b)
 
 /* ---- waking workers ---- */
 
-/* Wake the most recently parked worker, unless someone already searches.
- * The woken worker is counted as searching by us. */
-static void wake_one(weft_pool_t *p)
+/* Wake the most recently parked worker, unless someone already searches
+ * (the monitor: even then). The woken worker is counted as searching by
+ * us. Returns whether one was woken. */
+static bool wake_one(weft_pool_t *p, bool even_if_searching)
 {
 	struct worker *wk;
 	uint32_t s = 0;
@@ -196,9 +211,9 @@ static void wake_one(weft_pool_t *p)
 
 	weft__mutex_lock(&p->plock);
 	/* a searcher (maybe one woken by a racing submit) will see the job */
-	if (weft__ld32_rlx(&p->searching) != 0) {
+	if (!even_if_searching && weft__ld32_rlx(&p->searching) != 0) {
 		weft__mutex_unlock(&p->plock);
-		return;
+		return false;
 	}
 	while ((wk = p->parked) != NULL) {
 		p->parked = wk->next;
@@ -228,6 +243,7 @@ static void wake_one(weft_pool_t *p)
 		 * worst spurious */
 		weft__waiter_wake(&wk->w);
 	}
+	return won;
 }
 
 /* Shutdown: wake every parked worker (they find the ring closed). */
@@ -255,6 +271,220 @@ static void wake_all(weft_pool_t *p)
 		}
 	}
 	weft__mutex_unlock(&p->plock);
+}
+
+/* ---- the monitor ----
+ *
+ * Keep about one awake worker per core (Go's GOMAXPROCS): a submit (or a
+ * searcher that found work) wakes a parked worker only while fewer workers
+ * than cores are awake. More would only queue for the same cores and, when
+ * the jobs block on something downstream (a full results channel), each
+ * would take a job, block, and be woken again by the consumer: a context
+ * switch per job. Beyond that number the pool's monitor thread decides (as
+ * Go's sysmon retakes a P from a thread stuck in a syscall): every tick it
+ * looks at the workers running a job and wakes another worker for each one
+ * that is stuck outside weft (no new job for MON_STUCK_NS and off the CPU
+ * for most of it: I/O, a sleep, a lock) or asleep inside weft for longer
+ * than MON_WEFT_NS (a job waiting for another job still queued: the
+ * delay is bounded, not a deadlock). Jobs that compute count as running:
+ * more workers would not make them faster.
+ *
+ * The monitor sleeps on mon_parked while there is nothing to decide (no
+ * queued job, or a searcher awake, or nobody parked); a capped wake kicks
+ * it. Its ticks start at MON_TICK_MIN_NS and double while it finds nothing
+ * to do (to MON_TICK_MAX_NS). Pools with no more workers than cores have
+ * no monitor (the cap never binds).
+ *
+ * Ordering (kick vs. park, Dekker): the monitor sets mon_parked with an
+ * RMW, fences, then re-checks mon_needed; a kicker made its change (the
+ * push's CAS on tail, or the searcher's RMW on searching) before loading
+ * mon_parked. Either the monitor sees the work or the kicker sees it
+ * parked and wakes it. Its per-worker notes (mon_slots) are its own.
+ */
+#define MON_TICK_MIN_NS 50000LL
+#define MON_TICK_MAX_NS 10000000LL
+#define MON_STUCK_NS 50000LL
+#define MON_WEFT_NS 1000000LL
+#define MON_PROBES 16 /* /proc reads per tick at most */
+
+/* The monitor's notes on one worker slot. How a running worker spent the
+ * time between two looks comes from the kernel's schedstat (on a CPU,
+ * waiting for one) and the worker's sleep note (asleep inside weft); the
+ * rest it was blocked outside weft. */
+struct mon_slot {
+	uint32_t seen;     /* the worker's seq at our last look */
+	int64_t since;     /* when we first saw that seq */
+	uint32_t tid;      /* the thread fd reads */
+	int fd;            /* its /proc/self/task/TID/schedstat, or -1 */
+	int64_t at;        /* when we last read it (0: not yet) */
+	uint64_t busy;     /* its run + runqueue-wait ns then */
+	uint64_t slept;    /* its slept_ns then */
+};
+
+static inline bool mon_needed(weft_pool_t *p)
+{
+	return weft__ld32_rlx(&p->searching) == 0 && weft__ld32_rlx(&p->nparked) != 0 &&
+	       !weft__ld32_rlx(&p->closing) && weft__ring_can_pop(&p->ring);
+}
+
+static void mon_kick(weft_pool_t *p)
+{
+	/* after the caller's full barrier: see Monitor, Ordering */
+	uint32_t one = 1;
+	if (weft__ld32_rlx(&p->mon_parked) == 1 && weft__cas32(&p->mon_parked, &one, 0))
+		weft__futex_wake(&p->mon_parked, 1);
+}
+
+/* The wake policy (see Monitor). */
+static void wake_capped(weft_pool_t *p)
+{
+	int awake = (int)weft__ld32_rlx(&p->nworkers) - (int)weft__ld32_rlx(&p->nparked);
+	if (awake < (int)p->ncpu || !p->has_mon)
+		wake_one(p, false);
+	else
+		mon_kick(p);
+}
+
+/* Run + runqueue-wait ns of thread tid; false if unknown (no /proc, or
+ * the thread is gone). The fd is kept per slot, reopened for a new tid. */
+static bool sched_busy(struct mon_slot *m, uint32_t tid, uint64_t *busy)
+{
+	char buf[96];
+	if (m->tid != tid || m->fd < 0) {
+		if (m->fd >= 0)
+			close(m->fd);
+		snprintf(buf, sizeof buf, "/proc/self/task/%u/schedstat", tid);
+		m->fd = open(buf, O_RDONLY | O_CLOEXEC);
+		m->tid = tid;
+		m->at = 0;
+		if (m->fd < 0)
+			return false;
+	}
+	ssize_t n = pread(m->fd, buf, sizeof buf - 1, 0);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	char *end;
+	unsigned long long run = strtoull(buf, &end, 10);
+	unsigned long long wait = strtoull(end, NULL, 10);
+	*busy = run + wait;
+	return true;
+}
+
+/* One look at the workers running a job; wakes parked workers for the
+ * stuck ones. Returns how many it woke. */
+static unsigned mon_look(weft_pool_t *p, struct mon_slot *ms)
+{
+	int64_t now = weft_now();
+	unsigned healthy = 0, stuck = 0, probes = 0;
+
+	for (unsigned i = 0; i < p->max_workers && healthy < p->ncpu; i++) {
+		struct worker *wk = &p->slots[i];
+		struct mon_slot *m = &ms[i];
+		/* relaxed: hints (a wrong guess costs a wake or a tick) */
+		uint32_t tid = weft__ld32_rlx(&wk->ktid);
+		if (weft__ld32_rlx(&wk->state) != SLOT_LIVE || tid == 0)
+			continue;
+		uint32_t seq = weft__ld32_rlx(&wk->seq);
+		if (seq != m->seen) {
+			m->seen = seq;
+			m->since = now;
+		}
+		if (!(seq & 1))
+			continue; /* not in a job */
+		if (weft__ld32_rlx(&wk->note.asleep)) {
+			/* weft will wake it, most likely soon (backpressure);
+			 * too long, and it may wait for a queued job */
+			if (now - m->since >= MON_WEFT_NS)
+				stuck++;
+			else
+				healthy++;
+			continue;
+		}
+		uint64_t busy, slept = weft__ld64_rlx(&wk->note.slept_ns);
+		if (probes >= MON_PROBES || !sched_busy(m, tid, &busy)) {
+			/* no schedstat: the same job for a while is stuck */
+			if (probes < MON_PROBES && now - m->since >= MON_STUCK_NS)
+				stuck++;
+			else
+				healthy++;
+			continue;
+		}
+		probes++;
+		int64_t wall = now - m->at;
+		if (m->at != 0 && wall > 0) {
+			int64_t off = wall - (int64_t)(busy - m->busy) - (int64_t)(slept - m->slept);
+			/* blocked outside weft for most of the time */
+			if (off * 2 > wall)
+				stuck++;
+			else
+				healthy++;
+		} else {
+			healthy++; /* first reading: judged at the next look */
+		}
+		m->at = now;
+		m->busy = busy;
+		m->slept = slept;
+	}
+	if (healthy >= p->ncpu)
+		return 0;
+	/* a worker for each stuck one, at least enough to fill the cores:
+	 * doubling, so a pool of sleepers ramps up in a few ticks */
+	unsigned want = p->ncpu - healthy, woke = 0;
+	if (stuck > want)
+		want = stuck;
+	while (woke < want && mon_needed(p) && wake_one(p, true))
+		woke++;
+	return woke;
+}
+
+static void set_name(weft_pool_t *p, const char *suffix);
+
+static void *monitor_main(void *arg)
+{
+	weft_pool_t *p = arg;
+	struct mon_slot *ms = calloc(p->max_workers, sizeof *ms);
+	int64_t tick = MON_TICK_MIN_NS;
+
+	for (unsigned i = 0; ms && i < p->max_workers; i++)
+		ms[i].fd = -1;
+
+	set_name(p, "-mon");
+	/* acquire: shutdown's store, before it wakes us */
+	while (!weft__ld32_acq(&p->closing)) {
+		if (!ms || !mon_needed(p)) {
+			/* full RMW, fence, re-check: Dekker with mon_kick */
+			weft__fas32(&p->mon_parked, 1);
+			weft__fence_rmw_load();
+			if ((!ms || !mon_needed(p)) && !weft__ld32_acq(&p->closing))
+				weft__futex_wait(&p->mon_parked, 1, WEFT_FOREVER);
+			weft__st32_rlx(&p->mon_parked, 0);
+			tick = MON_TICK_MIN_NS;
+			continue;
+		}
+		weft__futex_wait(&p->mon_tick, 0, weft_now() + tick);
+		if (mon_look(p, ms))
+			tick = MON_TICK_MIN_NS;
+		else if ((tick *= 2) > MON_TICK_MAX_NS)
+			tick = MON_TICK_MAX_NS;
+	}
+	for (unsigned i = 0; ms && i < p->max_workers; i++)
+		if (ms[i].fd >= 0)
+			close(ms[i].fd);
+	free(ms);
+	return NULL;
+}
+
+/* Shutdown: the monitor leaves (closing is set). */
+static void mon_stop(weft_pool_t *p)
+{
+	if (!p->has_mon)
+		return;
+	/* both words changed before the wakes: its waits fail or end */
+	weft__st32_rlx(&p->mon_tick, 1);
+	weft__futex_wake(&p->mon_tick, 1);
+	weft__st32_rlx(&p->mon_parked, 0);
+	weft__futex_wake(&p->mon_parked, 1);
 }
 
 /* After a pop: room for one more, so wake a blocked submitter if any. */
@@ -299,8 +529,9 @@ static void run(weft_pool_t *p, struct worker *wk, const struct job *j)
 		discard(p, j);
 		return;
 	}
+	/* relaxed: read by stats and the monitor (one writer: us) */
 	if (wk)
-		weft__st32_rlx(&wk->busy, 1);
+		weft__st32_rlx(&wk->seq, wk->seq + 1);
 	unsigned saved = tl_bit; /* (nested when run inline) */
 	tl_bit = (unsigned)j->bit;
 	int rc = j->fn(j->arg);
@@ -311,21 +542,21 @@ static void run(weft_pool_t *p, struct worker *wk, const struct job *j)
 			p->on_error(j->fn, j->arg, rc, p->user);
 	}
 	if (wk)
-		weft__st32_rlx(&wk->busy, 0);
+		weft__st32_rlx(&wk->seq, wk->seq + 1);
 	finish(p, (unsigned)j->bit);
 }
 
 /* ---- workers ---- */
 
-static void set_name(weft_pool_t *p, unsigned index)
+/* The thread's name: the pool's prefix, cut to fit, then suffix. */
+static void set_name(weft_pool_t *p, const char *suffix)
 {
-	char idx[12], buf[16];
-	int n = snprintf(idx, sizeof idx, "-%u", index);
-	size_t room = 15 - (size_t)n, len = strlen(p->name);
+	char buf[16];
+	size_t n = strlen(suffix), room = 15 - n, len = strlen(p->name);
 	if (len > room)
 		len = room;
 	memcpy(buf, p->name, len);
-	memcpy(buf + len, idx, (size_t)n + 1);
+	memcpy(buf + len, suffix, n + 1);
 	pthread_setname_np(pthread_self(), buf);
 }
 
@@ -434,7 +665,11 @@ static void *worker_main(void *arg)
 	int rc;
 
 	tl_pool = p;
-	set_name(p, wk->index);
+	weft__tl_sleep_note = &wk->note;
+	weft__st32_rlx(&wk->ktid, (uint32_t)gettid());
+	char idx[12];
+	snprintf(idx, sizeof idx, "-%u", wk->index);
+	set_name(p, idx);
 	/* full RMW: we start searching (we pop after this) */
 	weft__faa32(&p->searching, 1);
 	for (;;) {
@@ -445,7 +680,7 @@ static void *worker_main(void *arg)
 			uint32_t left = weft__faa32(&p->searching, (uint32_t)-1) - 1;
 			if (left == 0 && weft__ld32_rlx(&p->nparked) != 0 &&
 			    weft__ring_can_pop(&p->ring))
-				wake_one(p);
+				wake_capped(p);
 			/* RUNNING: take the next job directly */
 			do
 				run(p, wk, &j);
@@ -496,7 +731,9 @@ static int start_worker(weft_pool_t *p)
 		wk->has_thread = false;
 	}
 	weft__st32_rlx(&wk->state, SLOT_LIVE);
-	weft__st32_rlx(&wk->busy, 0);
+	weft__st32_rlx(&wk->seq, 0);
+	weft__st32_rlx(&wk->note.asleep, 0);
+	weft__st32_rlx(&wk->ktid, 0);
 	wk->linked = false;
 	wk->next = NULL;
 	int e = pthread_create(&wk->tid, NULL, worker_main, wk);
@@ -553,7 +790,7 @@ static inline void after_push(weft_pool_t *p)
 	if (weft__ld32_rlx(&p->searching) != 0)
 		return;
 	if (weft__ld32_rlx(&p->nparked) != 0)
-		wake_one(p);
+		wake_capped(p);
 	else if (p->dynamic)
 		maybe_grow(p);
 }
@@ -788,6 +1025,8 @@ static unsigned ncpus(void)
 static void join_all(weft_pool_t *p)
 {
 	if (!p->joined) {
+		if (p->has_mon) /* (stays set: workers read it until joined) */
+			pthread_join(p->mon_tid, NULL);
 		for (unsigned i = 0; i < p->max_workers; i++) {
 			struct worker *wk = &p->slots[i];
 			if (wk->has_thread) {
@@ -822,6 +1061,7 @@ int weft_pool_shutdown(weft_pool_t *p, int how)
 		/* a worker registering after this re-checks and sees the
 		 * closed mark (the plock orders it after the close) */
 		wake_all(p);
+		mon_stop(p);
 	}
 	if (tl_pool == p)
 		return first ? 0 : -EPIPE; /* cannot join ourselves: destroy does */
@@ -888,6 +1128,7 @@ int weft_pool_create(weft_pool_t **out, const weft_pool_opts_t *opts)
 	p->dynamic = dynamic;
 	p->cap = cap;
 	p->grow_above = cap / 4;
+	p->ncpu = ncpus();
 	p->idle_ns = o.idle_timeout_ns ? o.idle_timeout_ns : DEFAULT_IDLE_NS;
 	p->on_error = o.on_error;
 	p->on_discard = o.on_discard;
@@ -896,6 +1137,16 @@ int weft_pool_create(weft_pool_t **out, const weft_pool_opts_t *opts)
 
 	int rc = 0;
 	weft__mutex_lock(&p->life_lock);
+	/* the monitor first: has_mon is then set before any worker reads it
+	 * (they start after, pthread_create ordering it) */
+	if (max > p->ncpu) {
+		p->has_mon = true;
+		int e = pthread_create(&p->mon_tid, NULL, monitor_main, p);
+		if (e) {
+			p->has_mon = false;
+			rc = e == ENOMEM ? -ENOMEM : -EAGAIN;
+		}
+	}
 	for (unsigned i = 0; i < min && rc == 0; i++) {
 		weft__faa32(&p->nworkers, 1);
 		rc = start_worker(p);
@@ -931,7 +1182,7 @@ int weft_pool_stats(weft_pool_t *p, weft_pool_stats_t *out)
 	out->queued = weft__ring_len(&p->ring);
 	unsigned running = 0;
 	for (unsigned i = 0; i < p->max_workers; i++)
-		running += weft__ld32_rlx(&p->slots[i].busy);
+		running += weft__ld32_rlx(&p->slots[i].seq) & 1;
 	out->running = running;
 	out->parked = weft__ld32_rlx(&p->nparked);
 	out->workers = weft__ld32_rlx(&p->nworkers);

@@ -125,7 +125,7 @@ static uint32_t read_runnable(void)
 /* Oversubscribed? procs_running is an instant, noisy sample (a kernel
  * thread passing by counts), so both of the last two samples must exceed
  * the cores. Samples are taken at most every RUNNABLE_REFRESH_NS, and only
- * by a thread about to sleep (weft__park_before_sleep): reading /proc costs
+ * by a thread about to sleep (park_before_sleep): reading /proc costs
  * microseconds, which a spinning waiter must not pay. If nobody sleeps the
  * sample goes stale, which is harmless: spinning is working. */
 static uint32_t runnable_prev;
@@ -136,7 +136,7 @@ static bool oversubscribed(uint32_t cpus)
 	return (a < b ? a : b) > cpus;
 }
 
-void weft__park_before_sleep(void)
+static void park_before_sleep(void)
 {
 	int64_t now = weft_now();
 	uint64_t stamp = weft__ld64_rlx(&runnable_stamp);
@@ -145,6 +145,25 @@ void weft__park_before_sleep(void)
 		weft__st32_rlx(&runnable_prev, weft__ld32_rlx(&runnable_cached));
 		weft__st32_rlx(&runnable_cached, read_runnable());
 	}
+}
+
+/* Every futex sleep of weft goes through here. */
+_Thread_local weft__sleep_note_t *weft__tl_sleep_note;
+
+static int park_futex(uint32_t *word, uint32_t val, int64_t deadline)
+{
+	park_before_sleep();
+	weft__sleep_note_t *note = weft__tl_sleep_note;
+	if (!note)
+		return weft__futex_wait(word, val, deadline);
+	/* relaxed: hints for the pool's monitor; we are the only writer */
+	int64_t t0 = weft_now();
+	weft__st32_rlx(&note->asleep, 1);
+	int rc = weft__futex_wait(word, val, deadline);
+	weft__st32_rlx(&note->asleep, 0);
+	weft__st64_rlx(&note->slept_ns,
+		       weft__ld64_rlx(&note->slept_ns) + (uint64_t)(weft_now() - t0));
+	return rc;
 }
 
 /* Adaptive spin, per thread. A wait that spun out and then slept, but
@@ -241,8 +260,7 @@ void weft__spin_slept(void)
 
 int weft__park_word(uint32_t *word, uint32_t expected, int64_t deadline)
 {
-	weft__park_before_sleep();
-	return weft__futex_wait(word, expected, deadline);
+	return park_futex(word, expected, deadline);
 }
 
 void weft__unpark_word(uint32_t *word)
@@ -267,8 +285,7 @@ void weft__mutex_lock_slow(weft__mutex_t *m)
 	}
 	/* mark contended; whoever unlocks 2 wakes one sleeper */
 	while (weft__fas32(&m->v, 2) != 0) {
-		weft__park_before_sleep();
-		weft__futex_wait(&m->v, 2, WEFT_FOREVER);
+		park_futex(&m->v, 2, WEFT_FOREVER);
 	}
 }
 
@@ -439,10 +456,9 @@ uint32_t weft__waiter_wait(weft__waiter_t *w, int64_t deadline, bool spin)
 				continue;
 			s |= WEFT__W_SLEEPING;
 		}
-		weft__park_before_sleep();
 		/* a claimed handoff is never abandoned: it completes promptly */
 		int64_t dl = (s & WEFT__W_CLAIMED) ? WEFT_FOREVER : deadline;
-		if (weft__futex_wait(&w->state, s, dl) == -ETIMEDOUT)
+		if (park_futex(&w->state, s, dl) == -ETIMEDOUT)
 			return WEFT__W_TIMEOUT;
 		slept = true;
 	}

@@ -45,9 +45,19 @@ void weft__spin_end(weft__spin_t *s);
 /* Tell the adaptive spin that this thread's last spin ran out and it then
  * slept until now (called by waiter_wait after a futex sleep). */
 void weft__spin_slept(void);
-/* Call before every futex sleep: refreshes the oversubscription sample
- * (a /proc read, microseconds) off the spinning path. */
-void weft__park_before_sleep(void);
+/* Every futex sleep in weft (waiters, flagged words, the slow mutex)
+ * refreshes the oversubscription sample first (a /proc read, microseconds,
+ * kept off the spinning path), and, if the thread has pointed
+ * weft__tl_sleep_note at a note of its own, keeps it: asleep is 1 for the
+ * length of each sleep, slept_ns adds up their lengths (relaxed stores by
+ * the owner; two clock reads per sleep). A pool worker keeps one: the
+ * pool's monitor tells a job asleep inside weft (a channel, a lock, a
+ * WaitGroup: weft will wake it) from one blocked outside (I/O, a sleep). */
+typedef struct weft__sleep_note {
+	uint32_t asleep;
+	uint64_t slept_ns;
+} weft__sleep_note_t;
+extern _Thread_local weft__sleep_note_t *weft__tl_sleep_note;
 
 /* ---- asymmetric fences ----
  *
