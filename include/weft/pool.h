@@ -9,6 +9,18 @@
  * rest sleep. With a steady stream of short jobs almost no futex syscalls
  * happen. Submitting allocates nothing: memory is bounded by the queue.
  *
+ * Awake workers: about one per core (Go's GOMAXPROCS). A pool with more
+ * workers than cores has a monitor thread ("PREFIX-mon", asleep unless
+ * jobs are queued while workers are parked) that wakes more when the
+ * running jobs cannot use the cores: for each job blocked outside weft
+ * (I/O, sleep, a pthread lock: seen from the kernel's schedstat) it wakes
+ * another worker within about 0.1 ms; a job asleep inside weft (a full
+ * channel, a WaitGroup) counts as running for 1 ms first, since weft
+ * will most likely wake it soon (backpressure: more workers would only
+ * block the same way), then as blocked (so a job waiting for a job still
+ * queued costs a millisecond, never a deadlock). Jobs that compute count
+ * as running: more workers would not make them faster.
+ *
  * Jobs: weft_job_fn returns 0 for success; nonzero counts as failed and is
  * passed to on_error with its arg; the worker carries on (the pool never
  * shrinks because jobs fail). A job that submits to its own pool while

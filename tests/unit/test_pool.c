@@ -9,7 +9,10 @@
  * queue runs inline; shutdown DRAIN runs the queue, CANCEL discards it
  * (on_discard once per job), twice, CANCEL after DRAIN, from inside a job;
  * wait from a job is -EDEADLK; thread names; dynamic sizing starts and
- * retires workers; the wake policy on an idle pool (few futex wakes).
+ * retires workers; the wake policy on an idle pool (few futex wakes);
+ * beyond one awake worker per core, the monitor wakes more for jobs
+ * blocked outside weft (all of them run at once) and for jobs asleep in
+ * weft waiting for a job still queued (no deadlock).
  * Every test is guarded by the watchdog; no durations are asserted.
  */
 #include <errno.h>
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <weft/ctx.h>
 #include <weft/pool.h>
@@ -68,6 +72,13 @@ static void gate_close(void)
 static void gate_open(void)
 {
 	weft_wg_done(&gate);
+}
+
+static int open_gate_job(void *arg)
+{
+	(void)arg;
+	gate_open();
+	return 0;
 }
 
 static void *opener_main(void *arg)
@@ -652,6 +663,65 @@ static void test_idle_many(void)
 	weft_pool_destroy(p);
 }
 
+/* ---- the monitor: more workers than cores ---- */
+
+static unsigned cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+static atomic_int out_in, out_max;
+
+/* Blocked outside weft (nanosleep) until every one of them has started:
+ * only a pool that runs them all at once lets any finish. */
+static int sleep_until_all(void *arg)
+{
+	int all = (int)(intptr_t)arg, in = atomic_fetch_add(&out_in, 1) + 1;
+	int m = atomic_load(&out_max);
+	while (in > m && !atomic_compare_exchange_weak(&out_max, &m, in))
+		;
+	for (int k = 0; k < 100000 && atomic_load(&out_in) < all; k++)
+		nap(100); /* at most 10 s: then the check below fails */
+	return 0;
+}
+
+static void test_monitor_blocked_outside(void)
+{
+	weft_pool_t *p;
+	int n = (int)cores() + 6;
+	weft_pool_opts_t o = {.workers = (unsigned)n, .queue_capacity = 64};
+	atomic_store(&out_in, 0);
+	atomic_store(&out_max, 0);
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	for (int i = 0; i < n; i++)
+		CHECK_EQ(weft_pool_submit(p, sleep_until_all, (void *)(intptr_t)n), 0);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	CHECK_EQ(atomic_load(&out_max), n); /* all n ran at the same time */
+	weft_pool_destroy(p);
+}
+
+static void test_monitor_weft_dependency(void)
+{
+	weft_pool_t *p;
+	weft_pool_stats_t st;
+	atomic_long n = 0;
+	int blocked = (int)cores() + 2;
+	weft_pool_opts_t o = {.workers = (unsigned)blocked + 1, .queue_capacity = 64};
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	gate_close();
+	/* more jobs asleep in weft than cores, and the one that would
+	 * release them queued behind them */
+	for (int i = 0; i < blocked; i++)
+		CHECK_EQ(weft_pool_submit(p, gated, &n), 0);
+	CHECK_EQ(weft_pool_submit(p, open_gate_job, NULL), 0);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	CHECK_EQ(atomic_load(&n), blocked);
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK_EQ(st.completed, (uint64_t)blocked + 1);
+	weft_pool_destroy(p);
+}
+
 int main(void)
 {
 	test_watchdog(120);
@@ -668,5 +738,7 @@ int main(void)
 	RUN(test_names);
 	RUN(test_dynamic);
 	RUN(test_idle_many);
+	RUN(test_monitor_blocked_outside);
+	RUN(test_monitor_weft_dependency);
 	return 0;
 }
