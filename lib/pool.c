@@ -290,9 +290,9 @@ static void wake_all(weft_pool_t *p)
  * more workers would not make them faster.
  *
  * The monitor sleeps on mon_parked while there is nothing to decide (no
- * queued job, or a searcher awake, or nobody parked); a capped wake kicks
- * it. Its ticks start at MON_TICK_MIN_NS and double while it finds nothing
- * to do (to MON_TICK_MAX_NS). Pools with no more workers than cores have
+ * queued job, or a searcher awake, or nobody parked) after lingering about
+ * 20 ms; a capped wake kicks it. Its ticks start at MON_TICK_MIN_NS and
+ * double while it finds nothing to do (to MON_TICK_MAX_NS). Pools with no more workers than cores have
  * no monitor (the cap never binds).
  *
  * Ordering (kick vs. park, Dekker): the monitor sets mon_parked with an
@@ -452,7 +452,16 @@ static void *monitor_main(void *arg)
 	set_name(p, "-mon");
 	/* acquire: shutdown's store, before it wakes us */
 	while (!weft__ld32_acq(&p->closing)) {
-		if (!ms || !mon_needed(p)) {
+		bool needed = ms && mon_needed(p);
+		if (!needed && tick < MON_TICK_MAX_NS) {
+			/* linger, ticks doubling: a busy pool's "nothing to
+			 * decide" seldom lasts, and a kick costs its kicker a
+			 * futex wake */
+			weft__futex_wait(&p->mon_tick, 0, weft_now() + tick);
+			tick *= 2;
+			continue;
+		}
+		if (!needed) {
 			/* full RMW, fence, re-check: Dekker with mon_kick */
 			weft__fas32(&p->mon_parked, 1);
 			weft__fence_rmw_load();
