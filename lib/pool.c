@@ -401,10 +401,13 @@ static unsigned mon_look(weft_pool_t *p, struct mon_slot *ms)
 				healthy++;
 			continue;
 		}
+		if (probes >= MON_PROBES)
+			break; /* enough for one tick: decide on what we saw */
 		uint64_t busy, slept = weft__ld64_rlx(&wk->note.slept_ns);
-		if (probes >= MON_PROBES || !sched_busy(m, tid, &busy)) {
+		if (!sched_busy(m, tid, &busy)) {
 			/* no schedstat: the same job for a while is stuck */
-			if (probes < MON_PROBES && now - m->since >= MON_STUCK_NS)
+			probes++;
+			if (now - m->since >= MON_STUCK_NS)
 				stuck++;
 			else
 				healthy++;
