@@ -117,11 +117,11 @@ WEFT_API int weft_wg_init(weft_wg_t *wg);
 /* Add delta (positive or negative) to the counter. Any thread, any time.
  * Returns 0; -EINVAL (and the counter is unchanged) for NULL or when the
  * counter would become negative or exceed INT32_MAX. When the counter
- * reaches zero every waiter is released. Never sleeps, with one exception:
- * an add that starts a new round (from zero) while the previous round's
- * waiters are still being released waits the few instructions that takes
- * (Go calls this "reuse before Wait has returned" and panics; weft makes it
- * safe instead). */
+ * reaches zero every waiter is released (one futex wake for all of them).
+ * Never sleeps or waits: an add that starts a new round (from zero) while
+ * the previous round's waiters are still waking up is safe (Go calls this
+ * "reuse before Wait has returned" and panics): those waiters belong to
+ * the round that ended and return. */
 WEFT_API int weft_wg_add(weft_wg_t *wg, int64_t delta);
 
 /* weft_wg_add(wg, -1). */
