@@ -4,8 +4,8 @@
  * rounds with 16 threads (workers and waiters); misuse (negative counter,
  * overflow) changes nothing; deadlines; a WaitGroup freed by the waiter as
  * soon as wait returns (the last done must not touch it afterwards: ASan);
- * fork-join through two alternating gates (1 -> N release, N -> 1 join),
- * timed waits racing the release; later rounds after a timed-out waiter.
+ * later rounds after a timed-out waiter. (Fork-join through two alternating
+ * gates, the benchmark's pattern: tests/stress/stress_wg.c.)
  * No durations are asserted.
  */
 #include <errno.h>
@@ -247,64 +247,6 @@ static void test_wg_add_while_waking(void)
 	}
 }
 
-/* ---- fork-join through gates: 1 -> N release, N -> 1 join, reused ----
- *
- * The sync/wg benchmark's pattern: round r's 16 threads wait on gate[r % 2]
- * (one done by main releases them all), each does its work and done on
- * wg; main has already armed the next gate. Odd threads use timed waits
- * with deadlines short enough to expire, racing the release. */
-
-#define NGATE 16
-#define GROUNDS 300
-
-static struct {
-	weft_wg_t wg, gate[2];
-	atomic_long arrived;
-} F;
-
-static void *gate_thread(void *p)
-{
-	long id = (long)(intptr_t)p;
-	for (long r = 0; r < GROUNDS; r++) {
-		weft_wg_t *gate = &F.gate[r % 2];
-		if (id & 1) {
-			int rc;
-			while ((rc = weft_wg_wait_until(gate, weft_deadline(1000 * (id + 1)))) ==
-			       -ETIMEDOUT)
-				;
-			CHECK_EQ(rc, 0);
-		} else {
-			CHECK_EQ(weft_wg_wait(gate), 0);
-		}
-		atomic_fetch_add_explicit(&F.arrived, 1, memory_order_relaxed);
-		CHECK_EQ(weft_wg_done(&F.wg), 0);
-	}
-	return NULL;
-}
-
-static void test_wg_gates(void)
-{
-	pthread_t t[NGATE];
-	weft_wg_init(&F.wg);
-	weft_wg_init(&F.gate[0]);
-	weft_wg_init(&F.gate[1]);
-	atomic_store(&F.arrived, 0);
-	CHECK_EQ(weft_wg_add(&F.gate[0], 1), 0);
-	for (long i = 0; i < NGATE; i++)
-		CHECK_EQ(pthread_create(&t[i], NULL, gate_thread, (void *)(intptr_t)i), 0);
-	for (long r = 0; r < GROUNDS; r++) {
-		CHECK_EQ(weft_wg_add(&F.wg, NGATE), 0);
-		CHECK_EQ(weft_wg_add(&F.gate[(r + 1) % 2], 1), 0);
-		CHECK_EQ(weft_wg_done(&F.gate[r % 2]), 0);
-		CHECK_EQ(weft_wg_wait(&F.wg), 0);
-		CHECK_EQ(atomic_load_explicit(&F.arrived, memory_order_relaxed), (r + 1) * NGATE);
-	}
-	for (int i = 0; i < NGATE; i++)
-		pthread_join(t[i], NULL);
-	CHECK_EQ(weft_wg_done(&F.gate[GROUNDS % 2]), 0); /* armed, never opened */
-	CHECK_EQ(weft_wg_done(&F.gate[GROUNDS % 2]), -EINVAL);
-}
-
 /* ---- a waiter that timed out leaves nothing that breaks later rounds ---- */
 
 static void test_wg_timeout_then_rounds(void)
@@ -335,7 +277,6 @@ int main(void)
 	RUN(test_wg_reuse);
 	RUN(test_wg_free_after_wait);
 	RUN(test_wg_add_while_waking);
-	RUN(test_wg_gates);
 	RUN(test_wg_timeout_then_rounds);
 	return 0;
 }
