@@ -187,20 +187,24 @@ static void producer(struct worker *w)
 	sender_done(w, ch, slot);
 }
 
-/* Receive from channel 0 until it is closed and drained. */
-static void consumer(struct worker *w)
+/* Receive from ch until it is closed and drained: count and sum. */
+static void drain(struct worker *w, void *ch)
 {
-	struct bench *b = w->b;
 	uint64_t v, n = 0, sum = 0;
 	int rc;
 
-	while ((rc = b->s->recv(b->ch[0], &v)) == 0) {
+	while ((rc = w->b->s->recv(ch, &v)) == 0) {
 		sum += v;
 		progress(&w->received, ++n);
 	}
 	if (rc != -EPIPE)
 		fail(w, "recv", rc);
 	w->sum = sum;
+}
+
+static void consumer(struct worker *w)
+{
+	drain(w, w->b->ch[0]);
 }
 
 /* One thread: fill the channel with cap items, drain it, repeat. */
@@ -525,21 +529,6 @@ static void pipe_stage(struct worker *w)
 	b->s->close(out);
 }
 
-/* pipeline, the drain: count and sum what stage 2 kept */
-static void pipe_drain(struct worker *w)
-{
-	struct bench *b = w->b;
-	uint64_t v, n = 0, sum = 0;
-	int rc;
-
-	while ((rc = b->s->recv(b->ch[2], &v)) == 0) {
-		sum += v;
-		progress(&w->received, ++n);
-	}
-	if (rc != -EPIPE)
-		fail(w, "recv", rc);
-	w->sum = sum;
-}
 
 static void pipe_worker(struct worker *w)
 {
@@ -548,7 +537,7 @@ static void pipe_worker(struct worker *w)
 	else if (w->id < 3)
 		pipe_stage(w);
 	else
-		pipe_drain(w);
+		drain(w, w->b->ch[2]); /* count and sum what stage 2 kept */
 }
 
 /* idle: block in recv on an empty channel until it is closed */

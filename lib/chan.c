@@ -30,7 +30,6 @@
 
 #include "internal/chan_impl.h"
 #include "internal/ctx_impl.h"
-#include "internal/futex.h"
 #include <weft/chan.h>
 
 /* ---- create / destroy / introspection ---- */

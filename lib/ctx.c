@@ -34,7 +34,6 @@
 #include <string.h>
 
 #include "internal/ctx_impl.h"
-#include "internal/futex.h"
 #include "internal/park.h"
 #include <weft/ctx.h>
 
@@ -144,7 +143,7 @@ static void notify_watchers_locked(weft_ctx_t *c)
 			/* exactly once: the CAS winner owns this wake-up */
 			if (weft__cas32(&w->state, &s, val)) {
 				if (s == WEFT__W_SLEEPING)
-					weft__futex_wake(&w->state, 1);
+					weft__waiter_wake(w);
 				break;
 			}
 		}
@@ -482,7 +481,7 @@ static void svc_kick_locked(struct svc *v, int64_t when)
 	while (w_live(s)) {
 		if (weft__cas32(&v->w.state, &s, WEFT__W_NOTIFY)) {
 			if (s == WEFT__W_SLEEPING)
-				weft__futex_wake(&v->w.state, 1);
+				weft__waiter_wake(&v->w);
 			break;
 		}
 	}

@@ -61,11 +61,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal/ctx_impl.h"
-#include "internal/futex.h"
 #include "internal/park.h"
 #include "internal/ring.h"
 #include <weft/ctx.h>
@@ -131,10 +129,7 @@ struct weft_pool {
 	/* the monitor (see Monitor) */
 	pthread_t mon_tid;
 	bool has_mon;
-	uint32_t mon_tick;                /* futex word for its ticks */
-	uint32_t *mon_seen;               /* per worker: seq at last look */
-	int64_t *mon_since;               /* when that seq was first seen */
-	int64_t *mon_cpu;                 /* its CPU time then (ns) */
+	uint32_t mon_tick;                /* its tick sleeps (park word) */
 
 	/* slow paths */
 	WEFT__ALIGNED weft__mutex_t plock; /* the parked stack */
@@ -332,7 +327,7 @@ static void mon_kick(weft_pool_t *p)
 	/* after the caller's full barrier: see Monitor, Ordering */
 	uint32_t one = 1;
 	if (weft__ld32_rlx(&p->mon_parked) == 1 && weft__cas32(&p->mon_parked, &one, 0))
-		weft__futex_wake(&p->mon_parked, 1);
+		weft__unpark_word(&p->mon_parked);
 }
 
 /* The wake policy (see Monitor). */
@@ -456,26 +451,21 @@ static void *monitor_main(void *arg)
 	/* acquire: shutdown's store, before it wakes us */
 	while (!weft__ld32_acq(&p->closing)) {
 		bool needed = ms && mon_needed(p);
-		if (!needed && tick < MON_TICK_MAX_NS) {
-			/* linger, ticks doubling: a busy pool's "nothing to
-			 * decide" seldom lasts, and a kick costs its kicker a
-			 * futex wake */
-			weft__futex_wait(&p->mon_tick, 0, weft_now() + tick);
-			tick *= 2;
-			continue;
-		}
-		if (!needed) {
+		/* nothing to decide for a whole backed-off tick: park. Until
+		 * then linger (a busy pool's "nothing to decide" seldom lasts,
+		 * and a kick costs its kicker a futex wake) */
+		if (!needed && tick >= MON_TICK_MAX_NS) {
 			/* full RMW, fence, re-check: Dekker with mon_kick */
 			weft__fas32(&p->mon_parked, 1);
 			weft__fence_rmw_load();
 			if ((!ms || !mon_needed(p)) && !weft__ld32_acq(&p->closing))
-				weft__futex_wait(&p->mon_parked, 1, WEFT_FOREVER);
+				weft__park_word(&p->mon_parked, 1, WEFT_FOREVER);
 			weft__st32_rlx(&p->mon_parked, 0);
 			tick = MON_TICK_MIN_NS;
 			continue;
 		}
-		weft__futex_wait(&p->mon_tick, 0, weft_now() + tick);
-		if (mon_look(p, ms))
+		weft__park_word(&p->mon_tick, 0, weft_now() + tick);
+		if (needed && mon_look(p, ms))
 			tick = MON_TICK_MIN_NS;
 		else if ((tick *= 2) > MON_TICK_MAX_NS)
 			tick = MON_TICK_MAX_NS;
@@ -494,9 +484,9 @@ static void mon_stop(weft_pool_t *p)
 		return;
 	/* both words changed before the wakes: its waits fail or end */
 	weft__st32_rlx(&p->mon_tick, 1);
-	weft__futex_wake(&p->mon_tick, 1);
+	weft__unpark_word(&p->mon_tick);
 	weft__st32_rlx(&p->mon_parked, 0);
-	weft__futex_wake(&p->mon_parked, 1);
+	weft__unpark_word(&p->mon_parked);
 }
 
 /* After a pop: room for one more, so wake a blocked submitter if any. */

@@ -26,7 +26,6 @@
 
 #include "internal/chan_impl.h"
 #include "internal/ctx_impl.h"
-#include "internal/futex.h"
 #include <weft/chan.h>
 
 #define SELECT_STACK_CASES 32
@@ -190,7 +189,7 @@ static int ctx_wait_until(weft_ctx_t *ctx, int64_t deadline)
 static int wait_for_deadline(int64_t deadline)
 {
 	uint32_t never = 0;
-	while (weft__futex_wait(&never, 0, deadline) != -ETIMEDOUT)
+	while (weft__park_word(&never, 0, deadline) != -ETIMEDOUT)
 		;
 	return -ETIMEDOUT;
 }

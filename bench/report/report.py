@@ -477,6 +477,18 @@ def machine_lines(context, machine_file):
     return out
 
 
+def by_strategy(names):
+    """weft first, then the mutex baseline, then the rest by name"""
+    return sorted(names, key=lambda s: (s != REFERENCE, s != BASELINE, s))
+
+
+def save_plot(plt, fig, path, dpi=100):
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return True
+
+
 def plot(groups, path):
     try:
         import matplotlib
@@ -517,10 +529,7 @@ def plot(groups, path):
         ax.axis("off")
     axes.flat[0].legend()
     fig.suptitle("weft channels: throughput by strategy (higher is better)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return save_plot(plt, fig, path, dpi=110)
 
 
 def _plt():
@@ -537,6 +546,7 @@ def threads_of(case):
     params = dict(p.split(":", 1) for p in case.split("/") if ":" in p)
     t = params.get("threads", "1x1")
     return sum(int(n) for n in re.findall(r"\d+", t)), params.get("cap")
+
 
 
 def plot_scaling(groups, path):
@@ -563,7 +573,7 @@ def plot_scaling(groups, path):
                     for s, r in rows.items():
                         if not r.error and r.get("items_per_second"):
                             series.setdefault(s, []).append((t, r.get("items_per_second")))
-            for s in sorted(series, key=lambda s: (s != REFERENCE, s != BASELINE, s)):
+            for s in by_strategy(series):
                 pts = sorted(series[s])
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s)
             ax.set_title("%s, cap %s" % (f, cap), fontsize=9)
@@ -574,10 +584,7 @@ def plot_scaling(groups, path):
             if series:
                 ax.legend(fontsize=6)
     fig.suptitle("throughput against thread count (higher is better)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return save_plot(plt, fig, path)
 
 
 def plot_latency(groups, path):
@@ -612,10 +619,7 @@ def plot_latency(groups, path):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("latency percentiles (lower is better; log-linear histogram, clock cost subtracted)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return save_plot(plt, fig, path)
 
 
 def plot_scale(groups, path):
@@ -631,7 +635,7 @@ def plot_scale(groups, path):
             if not r.error:
                 series.setdefault(s, []).append((n, r.get("ns_per_item"), r.get("peak_rss_kb")))
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for s in sorted(series, key=lambda s: (s != REFERENCE, s != BASELINE, s)):
+    for s in by_strategy(series):
         pts = sorted(series[s])
         a.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s)
         b.plot([p[0] for p in pts], [(p[2] or 0) / 1024 for p in pts], marker="o", label=s)
@@ -643,10 +647,7 @@ def plot_scale(groups, path):
         ax.set_ylim(bottom=0)
     a.legend(fontsize=7)
     fig.suptitle("scaling with item count: time per item and memory should stay flat")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
+    return save_plot(plt, fig, path)
 
 
 def main(argv=None):
