@@ -32,6 +32,8 @@
 #include "internal/atomic.h"
 
 #define WEFT__RING_CLOSED ((uint64_t)1 << 63)
+/* sleeper counts per ring at most (slots this far apart share one) */
+#define WEFT__RING_SLEEPER_BUCKETS 1024
 
 struct weft__ring {
 	/* read-only after init */
@@ -40,7 +42,8 @@ struct weft__ring {
 	size_t esize;
 	size_t stride;
 	uint64_t one_lap;
-	uint32_t slot_waiters; /* threads asleep on some slot's stamp */
+	uint32_t *sleepers;    /* per slot: threads asleep on its stamp */
+	uint64_t sleeper_mask; /* slot index -> sleepers[] */
 	WEFT__ALIGNED uint64_t tail; /* producers' line */
 	WEFT__ALIGNED uint64_t head; /* consumers' line */
 	WEFT__ALIGNED char end_pad_[1];
