@@ -31,7 +31,10 @@ extern "C" {
  * after it, it queues. This keeps a short busy spell from turning into a
  * convoy in which every acquire must wake a sleeping thread (with more
  * threads than cores, x/sync's rule applied at once would make every
- * later caller queue behind a sleeper for as long as the load lasts).
+ * later caller queue behind a sleeper for as long as the load lasts:
+ * measured with 4 and 8 threads on 2 cores cycling one token, 8.6-16 us
+ * per acquire, no better than the mutex + condvar baseline's 12-13 us,
+ * against 50-150 ns with the window).
  * acquire_ctx spins but does not sleep unqueued (a context's cancellation
  * wakes queued waiters only).
  *
