@@ -14,7 +14,8 @@
  * with a release store on its stamp: one atomic RMW per operation. A thread
  * that finds the slot it needs claimed but not yet published (its owner was
  * preempted mid-operation) waits for that slot: a short spin, then a futex
- * on the stamp; the publisher wakes slot sleepers only when some exist
+ * on the stamp; the publisher wakes slot sleepers only when that slot has
+ * some (a count per slot, so a sleeper costs nobody else a syscall)
  * (the store-load fence of that pair is on the sleeper's side, through
  * membarrier(2): see park.h, asymmetric fences; without membarrier the
  * publish is an xchg). So no thread spins unboundedly on another.
