@@ -23,25 +23,20 @@ extern "C" {
  * while anyone is queued; releases hand tokens to the queue's head, in
  * order, as far as they fit.
  *
- * When an acquire cannot proceed at once it first waits unqueued, for at
- * most about 1 ms: it spins briefly (when cores are free), then sleeps
- * until tokens come back or the queue empties, and takes them if nobody
- * is queued. In that window it holds nobody up and may be overtaken by
- * later callers, as a goroutine blocked on x/sync's internal mutex may be;
- * after it, it queues. This keeps a short busy spell from turning into a
- * convoy in which every acquire must wake a sleeping thread (with more
- * threads than cores, x/sync's rule applied at once would make every
- * later caller queue behind a sleeper for as long as the load lasts:
- * measured with 4 and 8 threads on 2 cores cycling one token, 8.6-16 us
- * per acquire, no better than the mutex + condvar baseline's 12-13 us,
- * against 50-150 ns with the window).
- * acquire_ctx spins but does not sleep unqueued (a context's cancellation
- * wakes queued waiters only).
+ * When an acquire cannot proceed at once and nobody is queued, it first
+ * spins for the tokens (a few microseconds, only when cores are free);
+ * then it queues, and from then on its place is fixed. While queued it
+ * stays runnable for up to 20 us, yielding the core between looks, and
+ * then sleeps: with more threads than cores cycling the tokens, strict
+ * FIFO hands every acquire to a thread that is not running, and a grant
+ * that finds its waiter runnable costs a context switch instead of a
+ * futex wake-up (measured with 8 threads on 2 cores cycling one token:
+ * 2.4-3.6 us per acquire; the mutex + condvar baseline, whose waiters all
+ * sleep, 12 us).
  *
  * Cost: an uncontended acquire or release is one CAS on one word (the free
- * count, with "someone is queued" and "someone sleeps unqueued" flags
- * folded in). Queued waiters sit under an internal lock and each sleeps
- * until a release hands it its tokens.
+ * count, with a "someone is queued" flag folded in). Queued waiters sit
+ * under an internal lock; a release hands the head its tokens.
  *
  * Concurrency: every call may be made by any number of threads at once,
  * except init and destroy, which must not overlap any other call on the
@@ -59,7 +54,7 @@ typedef union weft_sem {
 	uint64_t weft_align_;
 } weft_sem_t;
 
-/* Largest capacity (2^62 - 1: two bits of the count word are flags). */
+/* Largest capacity (2^62 - 1; the count word keeps a bit to spare). */
 #define WEFT_SEM_MAX_CAPACITY ((int64_t)(((uint64_t)1 << 62) - 1))
 
 /* Make s a semaphore with capacity free tokens. 0, or -EINVAL (s NULL,

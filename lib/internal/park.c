@@ -22,6 +22,7 @@
 #include <linux/membarrier.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "internal/futex.h"
@@ -462,6 +463,22 @@ uint32_t weft__waiter_wait(weft__waiter_t *w, int64_t deadline, bool spin)
 			return WEFT__W_TIMEOUT;
 		slept = true;
 	}
+}
+
+uint32_t weft__waiter_wait_runnable(weft__waiter_t *w, int64_t deadline, int64_t ns)
+{
+	int64_t now = weft_now(), until = now + ns;
+	if (until > deadline)
+		until = deadline;
+	while (now < until) {
+		/* acquire: pairs with the waker's RMW on state */
+		uint32_t s = weft__ld32_acq(&w->state);
+		if (state_final(s))
+			return s;
+		sched_yield();
+		now = weft_now();
+	}
+	return weft__waiter_wait(w, deadline, false);
 }
 
 uint32_t weft__waiter_abort(weft__waiter_t *w)

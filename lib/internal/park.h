@@ -190,6 +190,14 @@ void weft__waiter_finish(weft__waiter_t *w, uint32_t val);
 /* The owner: wait until the state is final (spin, then sleep) or the
  * deadline passes. Returns the final state, or WEFT__W_TIMEOUT. */
 uint32_t weft__waiter_wait(weft__waiter_t *w, int64_t deadline, bool spin);
+/* As weft__waiter_wait without the spin, but first stays runnable for up
+ * to ns (and not past deadline): looks at the state, then sched_yield()s,
+ * so the core goes to any other runnable thread and comes back. For a
+ * waiter whose turn comes by a chain of hand-offs between more threads
+ * than cores (a strict FIFO queue): a final state that reaches a runnable
+ * thread costs no futex wake-up, and a wake-to-run is the whole cost of a
+ * hand-off there (5-10 us on a virtual machine whose idle vCPU halts). */
+uint32_t weft__waiter_wait_runnable(weft__waiter_t *w, int64_t deadline, int64_t ns);
 /* The owner gives up: CAS WAITING -> ABORT. Returns WEFT__W_ABORT if it won,
  * else the peer's final value (waiting out a CLAIMED handoff). */
 uint32_t weft__waiter_abort(weft__waiter_t *w);

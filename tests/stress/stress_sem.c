@@ -8,8 +8,9 @@
  *            and all tokens are back at the end (nothing leaked by a
  *            timeout or a cancellation, nobody left queued)
  *   convoy   8 threads (more than cores) on capacity 1 and 3, plain and
- *            timed acquires: mutual exclusion, capacity, no sleeper left
- *            behind (unqueued gate sleepers racing the queue), tokens back
+ *            timed acquires: mutual exclusion, capacity, no waiter left
+ *            behind (runnable and sleeping queued waiters, spinners racing
+ *            the queue's emptying), tokens back
  *   cancel   acquire_ctx racing the cancellation of its context while
  *            releases race both: each call either got its tokens (and
  *            returns them) or got the ctx's error, never both
@@ -216,9 +217,9 @@ static void run_tokens(void)
 /* ---- convoy -------------------------------------------------------------- */
 
 /* More threads than cores hammer a small semaphore with plain and timed
- * acquires: blocked acquires wait unqueued (spinning, then sleeping on the
- * gate) before they queue, so unqueued sleepers, queued waiters, grants,
- * timeouts and the queue emptying all race. Checks mutual exclusion at
+ * acquires: blocked acquires spin unqueued, then queue (staying runnable a
+ * while, then sleeping), so spinners, queued waiters, grants, timeouts and
+ * the queue emptying all race. Checks mutual exclusion at
  * capacity 1 (a plain counter), the capacity at 3, that nobody sleeps
  * forever (the watchdog), and that all tokens come back. */
 struct cvshared {

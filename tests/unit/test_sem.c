@@ -335,6 +335,53 @@ static void test_fifo(void)
 	weft_sem_destroy(&s);
 }
 
+/* strict FIFO among equals: waiters that queued one after another are
+ * served in that order, each by the release of the one before it */
+#define ORDER_N 4
+struct ordered {
+	weft_sem_t *s;
+	int id;
+	atomic_int *started, *next; /* next: the id that must be served now */
+	int rc, seen;
+};
+
+static void *ordered_thread(void *arg)
+{
+	struct ordered *o = arg;
+	atomic_store(o->started, o->id + 1);
+	o->rc = weft_sem_acquire(o->s, 1);
+	o->seen = atomic_fetch_add(o->next, 1);
+	weft_sem_release(o->s, 1);
+	return NULL;
+}
+
+static void test_fifo_order(void)
+{
+	weft_sem_t s;
+	pthread_t t[ORDER_N];
+	struct ordered o[ORDER_N];
+	atomic_int started = 0, next = 0;
+	CHECK_EQ(weft_sem_init(&s, 1), 0);
+	CHECK_EQ(weft_sem_acquire(&s, 1), 0);
+	for (int i = 0; i < ORDER_N; i++) {
+		o[i] = (struct ordered){.s = &s, .id = i, .started = &started, .next = &next};
+		CHECK_EQ(pthread_create(&t[i], NULL, ordered_thread, &o[i]), 0);
+		while (atomic_load(&started) != i + 1)
+			sleep_ms(1);
+		/* long past its spin: it has queued (try_acquire's -EAGAIN
+		 * with no token free says nothing, so give it time) */
+		sleep_ms(10);
+	}
+	CHECK_EQ(weft_sem_release(&s, 1), 0);
+	for (int i = 0; i < ORDER_N; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ(o[i].rc, 0);
+		CHECK_EQ(o[i].seen, i);
+	}
+	check_full(&s, 1);
+	weft_sem_destroy(&s);
+}
+
 /* acquire_ctx: cancelled while waiting, the ctx's deadline, a grant */
 static void test_acquire_ctx(void)
 {
@@ -416,6 +463,7 @@ int main(void)
 	RUN(test_cancel_doesnt_starve);
 	RUN(test_timeout_wakes_next);
 	RUN(test_fifo);
+	RUN(test_fifo_order);
 	RUN(test_acquire_ctx);
 	RUN(test_granted_waiter_frees);
 	fprintf(stderr, "all ok\n");
