@@ -57,6 +57,23 @@ void weft__fence_heavy(void)
 		;
 }
 
+/* ---- waking ----
+ *
+ * Every futex wake of weft goes through wake(). It notes that this thread
+ * has just made a thread runnable: the kernel often queues the wakee on the
+ * waker's own core (it looks cache-hot), and if the waker then spins, the
+ * wakee waits for the spin to end, though it is usually the very thread
+ * the spin waits for. So until it next sleeps, a thread that woke someone
+ * spins by sched_yield() rather than pause (the wakee, if queued behind
+ * us, runs at once), and such a spin does not grow the adaptive spin. */
+static _Thread_local bool tl_woke;
+
+static void wake(uint32_t *word, int n)
+{
+	tl_woke = true;
+	weft__futex_wake(word, n);
+}
+
 /* ---- spinning ---- */
 
 #define SPIN_NS_DEFAULT 4000
@@ -154,6 +171,7 @@ _Thread_local weft__sleep_note_t *weft__tl_sleep_note;
 static int park_futex(uint32_t *word, uint32_t val, int64_t deadline)
 {
 	park_before_sleep();
+	tl_woke = false; /* our wakees have had the core meanwhile */
 	weft__sleep_note_t *note = weft__tl_sleep_note;
 	if (!note)
 		return weft__futex_wait(word, val, deadline);
@@ -192,6 +210,7 @@ bool weft__spin_start(weft__spin_t *s)
 	s->until = 0;
 	s->iter = 0;
 	s->counted = false;
+	s->yielded = false;
 	int64_t base = spin_ns();
 	uint32_t cpus = ncpu();
 	if (base <= 0 || cpus < 2)
@@ -231,14 +250,21 @@ bool weft__spin_again(weft__spin_t *s)
 {
 	if (s->until == 0)
 		return false;
-	weft__cpu_relax();
+	if (tl_woke) {
+		s->yielded = true;
+		sched_yield(); /* see wake() */
+	} else {
+		weft__cpu_relax();
+	}
 	++s->iter;
 	if (s->until == SPIN_UNTIMED)
 		return s->iter < SPIN_FREE_ROUNDS || spin_timed(s);
 	/* a clock read costs about one pause: look every 4 rounds */
 	if ((s->iter & 3) == 0 && weft_now() >= s->until) {
 		weft__spin_end(s);
-		tl_spin_began = s->start; /* ran out: see weft__spin_slept */
+		/* ran out: see weft__spin_slept (a yielding spin waited on
+		 * our wakee's start-up, not on a peer worth spinning for) */
+		tl_spin_began = s->yielded ? 0 : s->start;
 		return false;
 	}
 	return true;
@@ -266,7 +292,7 @@ int weft__park_word(uint32_t *word, uint32_t expected, int64_t deadline)
 
 void weft__unpark_word(uint32_t *word)
 {
-	weft__futex_wake(word, INT_MAX);
+	wake(word, INT_MAX);
 }
 
 /* ---- mutex ---- */
@@ -292,7 +318,7 @@ void weft__mutex_lock_slow(weft__mutex_t *m)
 
 void weft__mutex_unlock_slow(weft__mutex_t *m)
 {
-	weft__futex_wake(&m->v, 1);
+	wake(&m->v, 1);
 }
 
 /* ---- waiter queues ---- */
@@ -371,7 +397,7 @@ void weft__waitq_notify_all(weft__waitq_t *q)
 		while (state_live(s)) {
 			if (weft__cas32(&w->state, &s, val)) {
 				if (s == WEFT__W_SLEEPING)
-					weft__futex_wake(&w->state, 1);
+					wake(&w->state, 1);
 				break;
 			}
 		}
@@ -411,7 +437,7 @@ void weft__waiter_wake(weft__waiter_t *w)
 {
 	/* the owner may have left already: a wake on its old stack address
 	 * is at worst a spurious wake-up for a later wait, which re-checks */
-	weft__futex_wake(&w->state, 1);
+	wake(&w->state, 1);
 }
 
 void weft__waiter_finish(weft__waiter_t *w, uint32_t val)
@@ -420,7 +446,7 @@ void weft__waiter_finish(weft__waiter_t *w, uint32_t val)
 	 * pairs with the owner's acquire load in weft__waiter_wait */
 	uint32_t old = weft__fas32(&w->state, val);
 	if (old & WEFT__W_SLEEPING)
-		weft__futex_wake(&w->state, 1);
+		wake(&w->state, 1);
 }
 
 static inline bool state_final(uint32_t s)
