@@ -235,8 +235,10 @@ static bool wake_one(weft_pool_t *p, bool even_if_searching)
 	if (won && s == WEFT__W_SLEEPING) {
 		weft__faa64(&p->futex_wakes, 1);
 		/* the slot outlives the pool's threads: a late wake is at
-		 * worst spurious */
-		weft__waiter_wake(&wk->w);
+		 * worst spurious. Yielding: a submitter often waits next for
+		 * this very worker (wait, a full queue), and the worker may be
+		 * queued on our core (park.h) */
+		weft__waiter_wake_yielding(&wk->w);
 	}
 	return won;
 }

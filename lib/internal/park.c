@@ -57,23 +57,6 @@ void weft__fence_heavy(void)
 		;
 }
 
-/* ---- waking ----
- *
- * Every futex wake of weft goes through wake(). It notes that this thread
- * has just made a thread runnable: the kernel often queues the wakee on the
- * waker's own core (it looks cache-hot), and if the waker then spins, the
- * wakee waits for the spin to end, though it is usually the very thread
- * the spin waits for. So until it next sleeps, a thread that woke someone
- * spins by sched_yield() rather than pause (the wakee, if queued behind
- * us, runs at once), and such a spin does not grow the adaptive spin. */
-static _Thread_local bool tl_woke;
-
-static void wake(uint32_t *word, int n)
-{
-	tl_woke = true;
-	weft__futex_wake(word, n);
-}
-
 /* ---- spinning ---- */
 
 #define SPIN_NS_DEFAULT 4000
@@ -165,6 +148,10 @@ static void park_before_sleep(void)
 	}
 }
 
+/* Set by weft__waiter_wake_yielding, cleared when the thread next sleeps:
+ * its spins yield instead of pausing (see park.h). */
+static _Thread_local bool tl_woke;
+
 /* Every futex sleep of weft goes through here. */
 _Thread_local weft__sleep_note_t *weft__tl_sleep_note;
 
@@ -252,7 +239,7 @@ bool weft__spin_again(weft__spin_t *s)
 		return false;
 	if (tl_woke) {
 		s->yielded = true;
-		sched_yield(); /* see wake() */
+		sched_yield(); /* our wakee may be queued behind us */
 	} else {
 		weft__cpu_relax();
 	}
@@ -292,7 +279,7 @@ int weft__park_word(uint32_t *word, uint32_t expected, int64_t deadline)
 
 void weft__unpark_word(uint32_t *word)
 {
-	wake(word, INT_MAX);
+	weft__futex_wake(word, INT_MAX);
 }
 
 /* ---- mutex ---- */
@@ -318,7 +305,7 @@ void weft__mutex_lock_slow(weft__mutex_t *m)
 
 void weft__mutex_unlock_slow(weft__mutex_t *m)
 {
-	wake(&m->v, 1);
+	weft__futex_wake(&m->v, 1);
 }
 
 /* ---- waiter queues ---- */
@@ -397,7 +384,7 @@ void weft__waitq_notify_all(weft__waitq_t *q)
 		while (state_live(s)) {
 			if (weft__cas32(&w->state, &s, val)) {
 				if (s == WEFT__W_SLEEPING)
-					wake(&w->state, 1);
+					weft__futex_wake(&w->state, 1);
 				break;
 			}
 		}
@@ -433,11 +420,17 @@ bool weft__waitq_has_peer(weft__waitq_t *q)
 	return false;
 }
 
+void weft__waiter_wake_yielding(weft__waiter_t *w)
+{
+	tl_woke = true; /* see park.h */
+	weft__waiter_wake(w);
+}
+
 void weft__waiter_wake(weft__waiter_t *w)
 {
 	/* the owner may have left already: a wake on its old stack address
 	 * is at worst a spurious wake-up for a later wait, which re-checks */
-	wake(&w->state, 1);
+	weft__futex_wake(&w->state, 1);
 }
 
 void weft__waiter_finish(weft__waiter_t *w, uint32_t val)
@@ -446,7 +439,7 @@ void weft__waiter_finish(weft__waiter_t *w, uint32_t val)
 	 * pairs with the owner's acquire load in weft__waiter_wait */
 	uint32_t old = weft__fas32(&w->state, val);
 	if (old & WEFT__W_SLEEPING)
-		wake(&w->state, 1);
+		weft__futex_wake(&w->state, 1);
 }
 
 static inline bool state_final(uint32_t s)
