@@ -22,7 +22,7 @@
  *   therefore stays runnable (sched_yield between looks) for
  *   QUEUED_RUNNABLE_NS before it sleeps: a grant then needs no futex
  *   wake-up and the hand-off costs a context switch on the grantee's core
- *   (measured with 8 threads on 2 cores cycling one token: 2.4-3.6 us per
+ *   (measured with 8 threads on 2 cores cycling one token: 2.4-4.8 us per
  *   acquire, against 12 us when every grant wakes a sleeper).
  * - A waiter is granted under the lock: the granter unlinks it, wins its
  *   waiter state with a CAS (live -> CLAIMED) against a timeout (ABORT) or

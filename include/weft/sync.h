@@ -31,7 +31,7 @@ extern "C" {
  * FIFO hands every acquire to a thread that is not running, and a grant
  * that finds its waiter runnable costs a context switch instead of a
  * futex wake-up (measured with 8 threads on 2 cores cycling one token:
- * 2.4-3.6 us per acquire; the mutex + condvar baseline, whose waiters all
+ * 2.4-4.8 us per acquire; the mutex + condvar baseline, whose waiters all
  * sleep, 12 us).
  *
  * Cost: an uncontended acquire or release is one CAS on one word (the free
