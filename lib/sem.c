@@ -208,9 +208,9 @@ static void grant_locked(struct sem *m, struct wakes *wk)
 	}
 }
 
-/* After the lock is dropped: the granted waiters'
- * DONE (release, full RMW: pairs with their acquire in waiter_wait), the
- * last touch of the semaphore's memory by this call. */
+/* After the lock is dropped: the granted waiters' DONE (release, full RMW:
+ * pairs with their acquire in waiter_wait), the last touch of the
+ * semaphore's memory by this call. */
 static void wake_all(struct wakes *wk)
 {
 	for (int i = 0; i < wk->n; i++)

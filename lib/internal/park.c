@@ -20,9 +20,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/membarrier.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include "internal/futex.h"
@@ -197,7 +197,6 @@ bool weft__spin_start(weft__spin_t *s)
 	s->until = 0;
 	s->iter = 0;
 	s->counted = false;
-	s->yielded = false;
 	int64_t base = spin_ns();
 	uint32_t cpus = ncpu();
 	if (base <= 0 || cpus < 2)
@@ -237,12 +236,11 @@ bool weft__spin_again(weft__spin_t *s)
 {
 	if (s->until == 0)
 		return false;
-	if (tl_woke) {
-		s->yielded = true;
+	/* tl_woke holds for the whole phase: only a sleep clears it */
+	if (tl_woke)
 		sched_yield(); /* our wakee may be queued behind us */
-	} else {
+	else
 		weft__cpu_relax();
-	}
 	++s->iter;
 	if (s->until == SPIN_UNTIMED)
 		return s->iter < SPIN_FREE_ROUNDS || spin_timed(s);
@@ -251,7 +249,7 @@ bool weft__spin_again(weft__spin_t *s)
 		weft__spin_end(s);
 		/* ran out: see weft__spin_slept (a yielding spin waited on
 		 * our wakee's start-up, not on a peer worth spinning for) */
-		tl_spin_began = s->yielded ? 0 : s->start;
+		tl_spin_began = tl_woke ? 0 : s->start;
 		return false;
 	}
 	return true;

@@ -34,7 +34,6 @@ typedef struct weft__spin {
 	int64_t until; /* 0: no spinning allowed; INT64_MAX: the free rounds */
 	uint32_t iter;
 	bool counted; /* holds a slot in the global spinner budget */
-	bool yielded; /* spun by sched_yield (weft__waiter_wake_yielding) */
 } weft__spin_t;
 
 /* Start a spin phase; returns whether spinning is allowed at all. */
