@@ -458,9 +458,9 @@ void register_pool()
 	for (size_t i = 0; i < pool_bench_ncases; i++) {
 		const pool_bench_case *c = &pool_bench_cases[i];
 
-		if (!pool_bench_supported(c, params.base_items))
-			continue;
 		for (const pool_strategy *const *s = pool_strategies; *s; s++) {
+			if (!pool_bench_supported(c, *s, params.base_items))
+				continue;
 			pool_bench_name(name, sizeof name, c, *s);
 			prog.names.push_back(name);
 			benchmark::RegisterBenchmark(name, run_pool, c, *s, std::string(name))
@@ -491,9 +491,16 @@ int main(int argc, char **argv)
 		built += (built.empty() ? "" : " ") + std::string((*s)->name) + "(1x1 only)";
 	for (const char *const *s = chan_strategies_skipped; *s; s++)
 		skipped += (skipped.empty() ? "" : "; ") + std::string(*s);
+	for (const char *const *s = pool_strategies_skipped; *s; s++)
+		skipped += (skipped.empty() ? "" : "; ") + std::string(*s);
 	benchmark::AddCustomContext("weft_strategies", built);
 	benchmark::AddCustomContext("weft_skipped", skipped.empty() ? "none" : skipped);
+	std::string pools;
+	for (const pool_strategy *const *s = pool_strategies; *s; s++)
+		pools += (pools.empty() ? "" : " ") + std::string((*s)->name);
+	benchmark::AddCustomContext("weft_pool_strategies", pools);
 	std::fprintf(stderr, "weft-bench: channel strategies: %s\n", built.c_str());
+	std::fprintf(stderr, "weft-bench: pool strategies: %s\n", pools.c_str());
 	std::fprintf(stderr, "weft-bench: skipped: %s\n", skipped.empty() ? "none" : skipped.c_str());
 	load_estimates();
 	count_runs(benchmark::GetBenchmarkFilter());

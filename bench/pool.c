@@ -83,7 +83,8 @@ static uint64_t m_wakes(void *p)
 }
 
 static const struct pool_strategy pool_strategy_mutex = {
-	"mutex", m_create, m_submit, m_wait, m_shutdown, m_destroy, m_counts, m_wakes,
+	.name = "mutex", .create = m_create, .submit = m_submit, .wait = m_wait,
+	.shutdown = m_shutdown, .destroy = m_destroy, .counts = m_counts, .futex_wakes = m_wakes,
 };
 
 static int w_create(void **out, unsigned workers, size_t queue)
@@ -125,12 +126,27 @@ static uint64_t w_wakes(void *p)
 }
 
 static const struct pool_strategy pool_strategy_weft = {
-	"weft", w_create, w_submit, w_wait, w_shutdown, w_destroy, w_counts, w_wakes,
+	.name = "weft", .create = w_create, .submit = w_submit, .wait = w_wait,
+	.shutdown = w_shutdown, .destroy = w_destroy, .counts = w_counts, .futex_wakes = w_wakes,
 };
+
+#ifdef WEFT_GO_SEED
+extern const struct pool_strategy pool_strategy_go; /* bench/peers/go_seed.c */
+#endif
 
 const struct pool_strategy *const pool_strategies[] = {
 	&pool_strategy_weft,
 	&pool_strategy_mutex,
+#ifdef WEFT_GO_SEED
+	&pool_strategy_go,
+#endif
+	NULL,
+};
+
+const char *const pool_strategies_skipped[] = {
+#ifdef WEFT_GO_SEED_SKIPPED
+	WEFT_GO_SEED_SKIPPED,
+#endif
 	NULL,
 };
 
@@ -273,8 +289,11 @@ static void *watchdog(void *arg)
 	_exit(124);
 }
 
-int pool_bench_supported(const struct pool_bench_case *c, uint64_t base)
+int pool_bench_supported(const struct pool_bench_case *c, const struct pool_strategy *s,
+			 uint64_t base)
 {
+	if (s->run_stream && (c->kind != POOL_BENCH_STREAM || c->cost_ns))
+		return 0;
 	return c->workers < 1000 || base >= SMOKE_BASE;
 }
 
@@ -520,6 +539,9 @@ int pool_bench_run(const struct pool_bench_case *c, const struct pool_strategy *
 	out->futex_wakes = -1;
 	r.jobs = pool_bench_jobs(c, p->base_items);
 	out->jobs = r.jobs;
+	if (s->run_stream)
+		return s->run_stream(c, r.jobs, p->timeout_ns > 0 ? p->timeout_ns : 120 * NS_PER_S,
+				     out);
 	rc = s->create(&r.pool, c->workers, c->queue);
 	if (rc) {
 		snprintf(out->error, sizeof out->error, "create(%u workers, queue %zu): %d (%s)",

@@ -40,6 +40,12 @@
  * never fewer than 100 jobs. With B < 100,000 (bench-smoke) the 1000-worker
  * cases are not registered.
  *
+ * Strategies: weft_pool_t, the mutex pool, and go where Debian's golang-go
+ * is installed: the streaming cases without busy work run as Go's own
+ * program (bench/peers/seed.go: goroutines ranging over a jobs channel,
+ * the same results check) in a child process (bench/peers/go_seed.c), so
+ * Go's runtime stands beside weft's pool in the same run.
+ *
  * Per run: futex wakes (the strategy's own count, where it keeps one),
  * context switches of the process (voluntary + involuntary, getrusage),
  * and peak RSS: the process's VmHWM after resetting it at the start of the
@@ -64,6 +70,9 @@ struct pool_counts {
 	uint64_t submitted, completed, failed, discarded;
 };
 
+struct pool_bench_case;
+struct pool_bench_result;
+
 struct pool_strategy {
 	const char *name;
 	int (*create)(void **out, unsigned workers, size_t queue_capacity);
@@ -74,10 +83,18 @@ struct pool_strategy {
 	int (*counts)(void *p, struct pool_counts *out);
 	/* worker wake-ups that needed a syscall so far; NULL: not known */
 	uint64_t (*futex_wakes)(void *p);
+	/* A peer in another process (Go): runs a whole streaming case itself
+	 * and fills r (its own wall, CPU, switches, peak RSS; futex_wakes -1),
+	 * or returns -1 with r->error set. The calls above are then NULL, and
+	 * the latency and idle cases are not registered for it. */
+	int (*run_stream)(const struct pool_bench_case *c, uint64_t jobs, int64_t timeout_ns,
+			  struct pool_bench_result *r);
 };
 
-/* NULL-terminated: weft and mutex */
+/* NULL-terminated: weft, mutex, and go when built (bench/peers/go_seed.c) */
 extern const struct pool_strategy *const pool_strategies[];
+/* NULL-terminated: "name: reason" for each peer not built */
+extern const char *const pool_strategies_skipped[];
 
 enum pool_bench_kind {
 	POOL_BENCH_STREAM,
@@ -117,8 +134,11 @@ struct pool_bench_result {
 	char error[200];
 };
 
-/* 1 if case c is registered for base items B (1000 workers: B >= 100k) */
-int pool_bench_supported(const struct pool_bench_case *c, uint64_t base_items);
+/* 1 if case c is registered for strategy s and base items B (1000
+ * workers: B >= 100k; a run_stream peer: streaming cases without busy
+ * work, which is calibrated in this process) */
+int pool_bench_supported(const struct pool_bench_case *c, const struct pool_strategy *s,
+			 uint64_t base_items);
 uint64_t pool_bench_jobs(const struct pool_bench_case *c, uint64_t base_items);
 /* e.g. "pool/seed/workers:100/queue:200/weft". Returns buf. */
 char *pool_bench_name(char *buf, size_t size, const struct pool_bench_case *c,

@@ -335,7 +335,11 @@ POOL_NOTE = ("pool: a job is one submit from a producer thread, a few ns of arit
              "context switches; peak RSS: the process's during the run. latency: "
              "submit-to-start on an idle pool (one job at a time, gap_us apart), percentiles "
              "from the log-linear histogram with the clock cost subtracted; idle: CPU "
-             "burned by parked workers over the idle window (cores busy = share of a core)."
+             "burned by parked workers over the idle window (cores busy = share of a core). "
+             "go (where golang-go is installed): the same streaming program in Go "
+             "(bench/peers/seed.go: goroutines and channels, GOMAXPROCS = the cores) in a child "
+             "process, measured by itself over the same span: its own CPU, switches and peak "
+             "RSS (the others' peak RSS is the whole weft-bench process's)."
              % BASELINE)
 
 
