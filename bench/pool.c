@@ -94,6 +94,14 @@ static int w_create(void **out, unsigned workers, size_t queue)
 
 	return weft_pool_create((weft_pool_t **)out, &o);
 }
+/* weft_batch: the same pool with its workers under SCHED_BATCH */
+static int w_create_batch(void **out, unsigned workers, size_t queue)
+{
+	weft_pool_opts_t o = { .workers = workers, .queue_capacity = queue,
+			       .name = "bench-pool", .sched_batch = 1 };
+
+	return weft_pool_create((weft_pool_t **)out, &o);
+}
 static int w_submit(void *p, int (*fn)(void *), void *arg)
 {
 	return weft_pool_submit(p, fn, arg);
@@ -130,12 +138,18 @@ static const struct pool_strategy pool_strategy_weft = {
 	.shutdown = w_shutdown, .destroy = w_destroy, .counts = w_counts, .futex_wakes = w_wakes,
 };
 
+static const struct pool_strategy pool_strategy_weft_batch = {
+	.name = "weft_batch", .create = w_create_batch, .submit = w_submit, .wait = w_wait,
+	.shutdown = w_shutdown, .destroy = w_destroy, .counts = w_counts, .futex_wakes = w_wakes,
+};
+
 #ifdef WEFT_GO_SEED
 extern const struct pool_strategy pool_strategy_go; /* bench/peers/go_seed.c */
 #endif
 
 const struct pool_strategy *const pool_strategies[] = {
 	&pool_strategy_weft,
+	&pool_strategy_weft_batch,
 	&pool_strategy_mutex,
 #ifdef WEFT_GO_SEED
 	&pool_strategy_go,
@@ -294,6 +308,8 @@ int pool_bench_supported(const struct pool_bench_case *c, const struct pool_stra
 {
 	if (s->run_stream && (c->kind != POOL_BENCH_STREAM || c->cost_ns))
 		return 0;
+	if (s == &pool_strategy_weft_batch && c->kind == POOL_BENCH_IDLE)
+		return 0; /* parked workers burn nothing under either policy */
 	return c->workers < 1000 || base >= SMOKE_BASE;
 }
 

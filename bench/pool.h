@@ -40,9 +40,10 @@
  * never fewer than 100 jobs. With B < 100,000 (bench-smoke) the 1000-worker
  * cases are not registered.
  *
- * Strategies: weft_pool_t, the mutex pool, and go where Debian's golang-go
- * is installed: the streaming cases without busy work run as Go's own
- * program (bench/peers/seed.go: goroutines ranging over a jobs channel,
+ * Strategies: weft_pool_t; weft_batch, the same with sched_batch (its
+ * workers under SCHED_BATCH; not in the idle case); the mutex pool; and
+ * go where Debian's golang-go is installed: the streaming cases without
+ * busy work run as Go's own program (bench/peers/seed.go: goroutines ranging over a jobs channel,
  * the same results check) in a child process (bench/peers/go_seed.c), so
  * Go's runtime stands beside weft's pool in the same run.
  *
@@ -91,7 +92,8 @@ struct pool_strategy {
 			  struct pool_bench_result *r);
 };
 
-/* NULL-terminated: weft, mutex, and go when built (bench/peers/go_seed.c) */
+/* NULL-terminated: weft, weft_batch, mutex, and go when built
+ * (bench/peers/go_seed.c) */
 extern const struct pool_strategy *const pool_strategies[];
 /* NULL-terminated: "name: reason" for each peer not built */
 extern const char *const pool_strategies_skipped[];

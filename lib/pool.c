@@ -58,6 +58,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,7 @@ struct weft_pool {
 	void (*on_discard)(weft_job_fn, void *, void *);
 	void *user;
 	char name[16];
+	bool sched_batch;     /* workers run SCHED_BATCH */
 	struct worker *slots; /* max_workers of them */
 	uint32_t canceled;    /* shutdown(CANCEL): discard what is popped */
 	uint32_t closing;     /* a shutdown has started */
@@ -674,6 +676,11 @@ static void *worker_main(void *arg)
 	char idx[12];
 	snprintf(idx, sizeof idx, "-%u", wk->index);
 	set_name(p, idx);
+	if (p->sched_batch) {
+		/* this thread only; a refusal leaves the normal policy */
+		struct sched_param sp = {.sched_priority = 0};
+		(void)sched_setscheduler(0, SCHED_BATCH, &sp);
+	}
 	/* full RMW: we start searching (we pop after this) */
 	weft__faa32(&p->searching, 1);
 	for (;;) {
@@ -1137,6 +1144,7 @@ int weft_pool_create(weft_pool_t **out, const weft_pool_opts_t *opts)
 	p->on_error = o.on_error;
 	p->on_discard = o.on_discard;
 	p->user = o.user;
+	p->sched_batch = o.sched_batch != 0;
 	snprintf(p->name, sizeof p->name, "%s", o.name ? o.name : "weft-pool");
 
 	int rc = 0;

@@ -8,7 +8,8 @@
  * refused by shutdown; wait sees every earlier job; self-submit on a full
  * queue runs inline; shutdown DRAIN runs the queue, CANCEL discards it
  * (on_discard once per job), twice, CANCEL after DRAIN, from inside a job;
- * wait from a job is -EDEADLK; thread names; dynamic sizing starts and
+ * wait from a job is -EDEADLK; thread names; sched_batch (the workers'
+ * policy, and the normal one by default); dynamic sizing starts and
  * retires workers; the wake policy on an idle pool (few futex wakes);
  * beyond one awake worker per core, the monitor wakes more for jobs
  * blocked outside weft (all of them run at once) and for jobs asleep in
@@ -17,6 +18,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -584,6 +586,34 @@ static void test_names(void)
 	CHECK_EQ(atomic_load(&name_ok), 3);
 }
 
+/* sched_batch: the workers' policy, seen from inside a job */
+static _Atomic int job_policy;
+static int record_policy(void *arg)
+{
+	(void)arg;
+	atomic_store(&job_policy, sched_getscheduler(0));
+	return 0;
+}
+
+static void test_sched_batch(void)
+{
+	weft_pool_t *p;
+	weft_pool_opts_t o = {.workers = 2, .sched_batch = 1};
+	atomic_store(&job_policy, -1);
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	CHECK_EQ(weft_pool_submit(p, record_policy, NULL), 0);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	weft_pool_destroy(p);
+	CHECK_EQ(atomic_load(&job_policy), SCHED_BATCH);
+	/* the default leaves the normal policy */
+	o.sched_batch = 0;
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	CHECK_EQ(weft_pool_submit(p, record_policy, NULL), 0);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	weft_pool_destroy(p);
+	CHECK_EQ(atomic_load(&job_policy), SCHED_OTHER);
+}
+
 /* ---- dynamic sizing ---- */
 
 static void test_dynamic(void)
@@ -736,6 +766,7 @@ int main(void)
 	RUN(test_cancel_after_drain);
 	RUN(test_shutdown_from_job);
 	RUN(test_names);
+	RUN(test_sched_batch);
 	RUN(test_dynamic);
 	RUN(test_idle_many);
 	RUN(test_monitor_blocked_outside);
