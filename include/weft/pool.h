@@ -89,9 +89,9 @@ typedef struct weft_pool_opts {
 	 * core (the submitter, say) but waits until that thread blocks or
 	 * its slice ends, as a readied goroutine waits in Go's runnext. For
 	 * streams of short jobs on busy cores this saves context switches
-	 * (the seed benchmark: about a third fewer, 20-40% less time per
-	 * job on 2 cores); the cost is start latency when every core is
-	 * busy, for jobs and for threads blocked inside jobs. Threads a job
+	 * (the seed benchmark on 2 cores: a third to a half fewer, and
+	 * about a third less time per job); the cost is start latency when
+	 * every core is busy, for jobs and for threads blocked inside jobs. Threads a job
 	 * creates inherit the policy. Default 0: the normal policy. If the
 	 * kernel refuses, workers keep the normal policy. */
 	int sched_batch;
