@@ -588,12 +588,22 @@ static int has_latency(const struct chan_bench_case *c)
 	       c->kind == CHAN_BENCH_FLOOR_CLOCK || c->kind == CHAN_BENCH_FLOOR_FUTEX;
 }
 
+#ifdef WEFT_GO_PEER
+const struct chan_strategy chan_strategy_go = { .name = "go",
+						.caps = CHAN_CAP_UNBUFFERED | CHAN_CAP_BLOCKING |
+							CHAN_CAP_MPMC };
+#endif
+
 int chan_bench_supported(const struct chan_bench_case *c, const struct chan_strategy *s)
 {
 	if (chan_bench_is_floor(c))
 		return s == NULL;
 	if (!s)
 		return 0;
+#ifdef WEFT_GO_PEER
+	if (s == &chan_strategy_go)
+		return c->kind == CHAN_BENCH_PC && !c->scale_x10;
+#endif
 	if (c->capped && !in_list(CHAN_SCALE_STRATEGIES, s))
 		return 0;
 	if (c->capacity == 0 && !(s->caps & CHAN_CAP_UNBUFFERED))
@@ -915,6 +925,10 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 	if (nthreads(c) > 2 && !chan_bench_is_floor(c) && c->kind != CHAN_BENCH_IDLE &&
 	    !in_list(CHAN_FULL_ITEMS_STRATEGIES, s))
 		b.items = b.items / 10 < 100 ? 100 : b.items / 10;
+#ifdef WEFT_GO_PEER
+	if (s == &chan_strategy_go)
+		return go_peer_chan_run(c, b.items, timeout, r);
+#endif
 	b.nch = nchannels(c);
 	w = aligned_alloc(64, n * sizeof *w);
 	if (!w) {

@@ -93,8 +93,9 @@ struct chan_bench_case {
  * chan_bench_items(): the peers and the spinning references need up to
  * 10 us per item there, and the default run must stay under 10 minutes.
  * The per-item figures compare all the same; the items counter says what
- * each moved. */
-#define CHAN_FULL_ITEMS_STRATEGIES "weft mutex"
+ * each moved. go (Go's runtime, bench/peers/go_peer.c, P x C cases only)
+ * is as fast as weft there and moves them all. */
+#define CHAN_FULL_ITEMS_STRATEGIES "weft mutex go"
 
 /* The whole matrix; count in chan_bench_ncases. */
 extern const struct chan_bench_case chan_bench_cases[];
@@ -156,6 +157,14 @@ uint64_t chan_bench_items(const struct chan_bench_case *c, uint64_t base_items);
  * (base_items gives the items of the scale cases). Returns buf. */
 char *chan_bench_name(char *buf, size_t size, const struct chan_bench_case *c,
 		      const struct chan_strategy *s, uint64_t base_items);
+
+#ifdef WEFT_GO_PEER
+/* Go's runtime on the P x C cases (bench/peers/go_peer.c): the strategy is
+ * only a name here, chan_bench_run hands its runs to go_peer_chan_run. */
+extern const struct chan_strategy chan_strategy_go;
+int go_peer_chan_run(const struct chan_bench_case *c, uint64_t items, int64_t timeout_ns,
+		     struct chan_bench_result *r);
+#endif
 
 /* Run case c once with strategy s. Returns 0, or -1 with r->error set. */
 int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *s,

@@ -374,6 +374,9 @@ void register_all()
 				strategies.push_back(*s);
 			for (const chan_strategy *const *s = chan_strategies_spsc; *s; s++)
 				strategies.push_back(*s);
+#ifdef WEFT_GO_PEER
+			strategies.push_back(&chan_strategy_go);
+#endif
 		}
 		for (const chan_strategy *s : strategies) {
 			if (!chan_bench_supported(c, s))
@@ -489,6 +492,9 @@ int main(int argc, char **argv)
 		built += (built.empty() ? "" : " ") + std::string((*s)->name);
 	for (const chan_strategy *const *s = chan_strategies_spsc; *s; s++)
 		built += (built.empty() ? "" : " ") + std::string((*s)->name) + "(1x1 only)";
+#ifdef WEFT_GO_PEER
+	built += " go(P x C cases)";
+#endif
 	for (const char *const *s = chan_strategies_skipped; *s; s++)
 		skipped += (skipped.empty() ? "" : "; ") + std::string(*s);
 	for (const char *const *s = pool_strategies_skipped; *s; s++)

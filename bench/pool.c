@@ -143,23 +143,23 @@ static const struct pool_strategy pool_strategy_weft_batch = {
 	.shutdown = w_shutdown, .destroy = w_destroy, .counts = w_counts, .futex_wakes = w_wakes,
 };
 
-#ifdef WEFT_GO_SEED
-extern const struct pool_strategy pool_strategy_go; /* bench/peers/go_seed.c */
+#ifdef WEFT_GO_PEER
+extern const struct pool_strategy pool_strategy_go; /* bench/peers/go_peer.c */
 #endif
 
 const struct pool_strategy *const pool_strategies[] = {
 	&pool_strategy_weft,
 	&pool_strategy_weft_batch,
 	&pool_strategy_mutex,
-#ifdef WEFT_GO_SEED
+#ifdef WEFT_GO_PEER
 	&pool_strategy_go,
 #endif
 	NULL,
 };
 
 const char *const pool_strategies_skipped[] = {
-#ifdef WEFT_GO_SEED_SKIPPED
-	WEFT_GO_SEED_SKIPPED,
+#ifdef WEFT_GO_PEER_SKIPPED
+	WEFT_GO_PEER_SKIPPED,
 #endif
 	NULL,
 };

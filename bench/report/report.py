@@ -337,7 +337,7 @@ POOL_NOTE = ("pool: a job is one submit from a producer thread, a few ns of arit
              "from the log-linear histogram with the clock cost subtracted; idle: CPU "
              "burned by parked workers over the idle window (cores busy = share of a core). "
              "go (where golang-go is installed): the same streaming program in Go "
-             "(bench/peers/seed.go: goroutines and channels, GOMAXPROCS = the cores) in a child "
+             "(bench/peers/go_peer.go: goroutines and channels, GOMAXPROCS = the cores) in a child "
              "process, measured by itself over the same span: its own CPU, switches and peak "
              "RSS (the others' peak RSS is the whole weft-bench process's)."
              % BASELINE)
@@ -699,7 +699,7 @@ def main(argv=None):
         n = int(base)
         md += ["Items per run: %s at capacity >= 2, %s at capacity 0 and 1 (each item a "
                "hand-off), %s pingpong round trips; 8-byte items. With more than 2 "
-               "threads, strategies other than weft and mutex move a tenth of that (the "
+               "threads, strategies other than weft, mutex and go move a tenth of that (the "
                "peers and spinning references take up to 10 us per item there; per-item "
                "figures compare all the same)." %
                (si(n), si(max(n // 100, 100)), si(max(n // 50, 100)))]

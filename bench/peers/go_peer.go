@@ -1,0 +1,235 @@
+// bench/peers/go_peer.go: Go's runtime on weft-bench's own programs, so
+// the suite sets Go's channels and goroutines beside weft in the same run.
+// Built by bench/meson.build when Debian's golang-go is installed (standard
+// library only, GOPATH mode, nothing downloaded); run by bench/peers/go_peer.c
+// as the "go" strategy, in a child process:
+//
+//	weft-go-peer pool JOBS WORKERS QUEUE RESULTS SLEEP_NS
+//	weft-go-peer chan PRODUCERS CONSUMERS CAP ITEMS
+//
+// pool: the pool family's streaming shape (bench/pool.h). WORKERS goroutines
+// range over a jobs channel of QUEUE slots (the pool's queue, its
+// backpressure), one producer goroutine sends job ids 0..JOBS-1 into it,
+// each job computes mix(id) (the same splitmix64 as pool.c), sleeps SLEEP_NS
+// if nonzero, and sends {id, mix(id)} into a results channel of RESULTS
+// slots that the main goroutine drains. Timed from the producer's start to
+// the last result received, as pool.c.
+//
+// chan: the channel family's P x C case (bench/chan.h). PRODUCERS
+// goroutines send ITEMS values (1..ITEMS, split between them) of 8 bytes
+// into one channel of CAP slots (0: unbuffered), the last producer to finish
+// closes it, CONSUMERS goroutines receive until it is closed. Timed from the
+// release of all of them to the last one done, as chan.c.
+//
+// GOMAXPROCS is Go's default (the online cores). CPU and context switches
+// are this process's getrusage over the timed span. The results are checked
+// as the C scenarios check them (each item once: count and sum; pool: each
+// value right): a wrong run exits 1 with the reason on stderr. Success
+// prints one line on stdout (peak_rss_kb: this process's VmHWM):
+//
+//	items=N wall_ns=W cpu_ns=C ctx_switches=S peak_rss_kb=R
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func mix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+type result struct{ id, val uint64 }
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: weft-go-peer pool JOBS WORKERS QUEUE RESULTS SLEEP_NS\n"+
+		"       weft-go-peer chan PRODUCERS CONSUMERS CAP ITEMS")
+	os.Exit(2)
+}
+
+func arg(i int) uint64 {
+	v, err := strconv.ParseUint(os.Args[i], 10, 64)
+	if err != nil {
+		usage()
+	}
+	return v
+}
+
+func rusage() (cpu time.Duration, switches int64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		fmt.Fprintln(os.Stderr, "getrusage:", err)
+		os.Exit(1)
+	}
+	cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return cpu, ru.Nvcsw + ru.Nivcsw
+}
+
+// peakRSSKb is this process's VmHWM. Not ru_maxrss: a child started by
+// posix_spawn (vfork) has its parent's peak folded into that.
+func peakRSSKb() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "VmHWM:") {
+			fields := strings.Fields(line) // VmHWM: N kB
+			v, _ := strconv.ParseInt(fields[1], 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// span measures the timed part of a run and prints the result line.
+type span struct {
+	t0  time.Time
+	cpu time.Duration
+	sw  int64
+}
+
+func startSpan() span {
+	cpu, sw := rusage()
+	return span{time.Now(), cpu, sw}
+}
+
+func (s span) report(items uint64) {
+	wall := time.Since(s.t0)
+	cpu, sw := rusage()
+	fmt.Printf("items=%d wall_ns=%d cpu_ns=%d ctx_switches=%d peak_rss_kb=%d\n",
+		items, wall.Nanoseconds(), (cpu - s.cpu).Nanoseconds(), sw-s.sw, peakRSSKb())
+}
+
+func fail(format string, a ...interface{}) {
+	fmt.Fprintf(os.Stderr, format+"\n", a...)
+	os.Exit(1)
+}
+
+// sumTo is 0 + 1 + ... + n-1 without overflow before the division.
+func sumTo(n uint64) uint64 {
+	if n%2 == 1 {
+		return n * ((n - 1) / 2)
+	}
+	return n / 2 * (n - 1)
+}
+
+func main() {
+	switch {
+	case len(os.Args) == 7 && os.Args[1] == "pool":
+		runPool(arg(2), arg(3), arg(4), arg(5), arg(6))
+	case len(os.Args) == 6 && os.Args[1] == "chan":
+		runChan(arg(2), arg(3), arg(4), arg(5))
+	default:
+		usage()
+	}
+}
+
+func runPool(jobs, workers, queue, resultsCap, sleepNs uint64) {
+	if jobs == 0 || workers == 0 {
+		usage()
+	}
+	jobq := make(chan uint64, queue)
+	results := make(chan result, resultsCap)
+	for w := uint64(0); w < workers; w++ {
+		go func() {
+			for id := range jobq {
+				r := result{id, mix(id)}
+				if sleepNs != 0 {
+					time.Sleep(time.Duration(sleepNs))
+				}
+				results <- r
+			}
+		}()
+	}
+	time.Sleep(10 * time.Millisecond) // the workers are parked, as a created pool's
+
+	sp := startSpan()
+	go func() {
+		for i := uint64(0); i < jobs; i++ {
+			jobq <- i
+		}
+		close(jobq)
+	}()
+	var got, idsum, bad uint64
+	for got < jobs {
+		r := <-results
+		got++
+		idsum += r.id
+		if r.id >= jobs || r.val != mix(r.id) {
+			bad++
+		}
+	}
+	sp.report(jobs)
+	if want := sumTo(jobs); bad != 0 || idsum != want {
+		fail("wrong results: %d bad, sum of ids %d (want %d)", bad, idsum, want)
+	}
+}
+
+func runChan(producers, consumers, capacity, items uint64) {
+	if producers == 0 || consumers == 0 || items == 0 {
+		usage()
+	}
+	ch := make(chan uint64, capacity)
+	start := make(chan struct{})
+	var prodLeft atomic.Int64
+	prodLeft.Store(int64(producers))
+	var done sync.WaitGroup
+	counts := make([]struct {
+		n, sum uint64
+		_      [48]byte // one line each
+	}, consumers)
+	for p := uint64(0); p < producers; p++ {
+		lo, hi := items*p/producers, items*(p+1)/producers
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			<-start
+			for v := lo; v < hi; v++ {
+				ch <- v + 1
+			}
+			if prodLeft.Add(-1) == 0 {
+				close(ch)
+			}
+		}()
+	}
+	for c := range counts {
+		done.Add(1)
+		go func(k *struct {
+			n, sum uint64
+			_      [48]byte
+		}) {
+			defer done.Done()
+			<-start
+			for v := range ch {
+				k.n++
+				k.sum += v
+			}
+		}(&counts[c])
+	}
+	time.Sleep(10 * time.Millisecond) // every goroutine waits at the start
+	sp := startSpan()
+	close(start)
+	done.Wait()
+	sp.report(items)
+	var n, sum uint64
+	for _, k := range counts {
+		n += k.n
+		sum += k.sum
+	}
+	if want := sumTo(items + 1); n != items || sum != want {
+		fail("wrong items: %d received (want %d), sum %d (want %d)", n, items, sum, want)
+	}
+}
