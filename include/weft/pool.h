@@ -91,9 +91,9 @@ typedef struct weft_pool_opts {
 	 * streams of short jobs on busy cores this saves context switches
 	 * (the seed benchmark on 2 cores: a third to a half fewer, and
 	 * about a third less time per job); the cost is start latency when
-	 * every core is busy, for jobs and for threads blocked inside jobs. Threads a job
-	 * creates inherit the policy. Default 0: the normal policy. If the
-	 * kernel refuses, workers keep the normal policy. */
+	 * every core is busy, for jobs and for threads blocked inside jobs.
+	 * Threads a job creates inherit the policy. Default 0: the normal
+	 * policy. If the kernel refuses, workers keep the normal policy. */
 	int sched_batch;
 } weft_pool_opts_t;
 
