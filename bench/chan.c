@@ -589,9 +589,8 @@ static int has_latency(const struct chan_bench_case *c)
 }
 
 #ifdef WEFT_GO_PEER
-const struct chan_strategy chan_strategy_go = { .name = "go",
-						.caps = CHAN_CAP_UNBUFFERED | CHAN_CAP_BLOCKING |
-							CHAN_CAP_MPMC };
+/* only a name: chan_bench_supported and chan_bench_run decide for it */
+const struct chan_strategy chan_strategy_go = { .name = "go" };
 #endif
 
 int chan_bench_supported(const struct chan_bench_case *c, const struct chan_strategy *s)

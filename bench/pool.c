@@ -87,20 +87,21 @@ static const struct pool_strategy pool_strategy_mutex = {
 	.shutdown = m_shutdown, .destroy = m_destroy, .counts = m_counts, .futex_wakes = m_wakes,
 };
 
-static int w_create(void **out, unsigned workers, size_t queue)
+static int w_create_opts(void **out, unsigned workers, size_t queue, int sched_batch)
 {
 	weft_pool_opts_t o = { .workers = workers, .queue_capacity = queue,
-			       .name = "bench-pool" };
+			       .name = "bench-pool", .sched_batch = sched_batch };
 
 	return weft_pool_create((weft_pool_t **)out, &o);
+}
+static int w_create(void **out, unsigned workers, size_t queue)
+{
+	return w_create_opts(out, workers, queue, 0);
 }
 /* weft_batch: the same pool with its workers under SCHED_BATCH */
 static int w_create_batch(void **out, unsigned workers, size_t queue)
 {
-	weft_pool_opts_t o = { .workers = workers, .queue_capacity = queue,
-			       .name = "bench-pool", .sched_batch = 1 };
-
-	return weft_pool_create((weft_pool_t **)out, &o);
+	return w_create_opts(out, workers, queue, 1);
 }
 static int w_submit(void *p, int (*fn)(void *), void *arg)
 {

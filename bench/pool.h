@@ -43,9 +43,10 @@
  * Strategies: weft_pool_t; weft_batch, the same with sched_batch (its
  * workers under SCHED_BATCH; not in the idle case); the mutex pool; and
  * go where Debian's golang-go is installed: the streaming cases without
- * busy work run as Go's own program (bench/peers/go_peer.go: goroutines ranging over a jobs channel,
- * the same results check) in a child process (bench/peers/go_peer.c), so
- * Go's runtime stands beside weft's pool in the same run.
+ * busy work run as Go's own program (bench/peers/go_peer.go: goroutines
+ * ranging over a jobs channel, the same results check) in a child process
+ * (bench/peers/go_peer.c), so Go's runtime stands beside weft's pool in
+ * the same run.
  *
  * Per run: futex wakes (the strategy's own count, where it keeps one),
  * context switches of the process (voluntary + involuntary, getrusage),
