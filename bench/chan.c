@@ -57,6 +57,12 @@ const struct chan_bench_case chan_bench_cases[] = {
 	CAPS("mpmc", CHAN_BENCH_PC, 8, 8),
 	CAPS("select_rx", CHAN_BENCH_SELECT_RX, 4, 1),
 	CAPS("select_both", CHAN_BENCH_SELECT_BOTH, 2, 2),
+	/* the price of select_try's linearizable "none ready" (two passes and
+	 * two version reads per case): one thread, every channel empty */
+	{ "select_try", CHAN_BENCH_SELECT_TRY, 2, 0, 0, 0, 0 },
+	{ "select_try", CHAN_BENCH_SELECT_TRY, 2, 0, 1024, 0, 0 },
+	{ "select_try", CHAN_BENCH_SELECT_TRY, 8, 0, 0, 0, 0 },
+	{ "select_try", CHAN_BENCH_SELECT_TRY, 8, 0, 1024, 0, 0 },
 	{ "pingpong", CHAN_BENCH_PINGPONG, 1, 1, 1, 0, 0 },
 	{ "idle", CHAN_BENCH_IDLE, IDLE_THREADS, 0, 1, 0, 0 },
 	{ "pipeline", CHAN_BENCH_PIPELINE, 1, 3, 0, 0, 0 },
@@ -268,6 +274,33 @@ static void select_receiver(struct worker *w)
 		}
 	}
 	w->sum = sum;
+}
+
+/* select_try over a receive case on every channel, all empty: each call
+ * must say -EAGAIN (counted as sent and received, so check() holds). */
+static void select_try_empty(struct worker *w)
+{
+	struct bench *b = w->b;
+	struct chan_case cs[MAX_CHANS];
+	uint64_t v;
+
+	for (unsigned i = 0; i < b->nch; i++)
+		cs[i] = (struct chan_case){ b->ch[i], CASE_RECV, &v, 0 };
+	for (uint64_t k = 0; k < b->items; k++) {
+		int i = b->s->select_try(cs, b->nch);
+
+		if (i != -EAGAIN) {
+			fail(w, "select_try on empty channels", i < 0 ? i : -EEXIST);
+			break;
+		}
+		w->sum += k;
+		if ((k & 1023) == 0) {
+			progress(&w->sent, k + 1);
+			progress(&w->received, k + 1);
+		}
+	}
+	progress(&w->sent, b->items);
+	progress(&w->received, b->items);
 }
 
 /* Thread i of 2 selects over "send on channel i" and "receive on channel
@@ -615,6 +648,8 @@ int chan_bench_supported(const struct chan_bench_case *c, const struct chan_stra
 	case CHAN_BENCH_SELECT_RX:
 	case CHAN_BENCH_SELECT_BOTH:
 		return s->select != NULL;
+	case CHAN_BENCH_SELECT_TRY:
+		return s->select_try != NULL;
 	default:
 		return 1;
 	}
@@ -634,6 +669,8 @@ uint64_t chan_bench_items(const struct chan_bench_case *c, uint64_t base)
 		n = base / 5000;
 	else if (c->kind == CHAN_BENCH_PINGPONG || c->kind == CHAN_BENCH_FLOOR)
 		n = base / 50;
+	else if (c->kind == CHAN_BENCH_SELECT_TRY)
+		n = base / 10;
 	else if (c->capacity < 2)
 		n = base / 100;
 	return n < 100 ? 100 : n;
@@ -662,6 +699,8 @@ char *chan_bench_name(char *buf, size_t size, const struct chan_bench_case *c,
 		snprintf(cap, sizeof cap, "/cap:%zu", c->capacity);
 	if (c->kind == CHAN_BENCH_IDLE || c->kind == CHAN_BENCH_SELECT_BOTH)
 		snprintf(threads, sizeof threads, "/threads:%u", c->producers);
+	else if (c->kind == CHAN_BENCH_SELECT_TRY)
+		snprintf(threads, sizeof threads, "/cases:%u", c->producers);
 	else if (c->kind == CHAN_BENCH_SELECT_RX ||
 		 (c->kind == CHAN_BENCH_PC && (c->producers > 1 || c->consumers > 1)))
 		snprintf(threads, sizeof threads, "/threads:%ux%u", c->producers, c->consumers);
@@ -750,6 +789,8 @@ static void assign(const struct chan_bench_case *c, struct worker *w, unsigned i
 		[CHAN_BENCH_FLOOR_FUTEX] = { { floor_waker, floor_sleeper }, { "waker", "sleeper" } },
 		[CHAN_BENCH_PIPELINE] = { { pipe_worker, pipe_worker },
 					  { "generate", "square / keep-even / drain" } },
+		[CHAN_BENCH_SELECT_TRY] = { { select_try_empty, select_try_empty },
+					    { "select_try", "select_try" } },
 	};
 	unsigned second = i >= c->producers; /* pingpong, floor: 1 "producer" */
 
@@ -763,6 +804,7 @@ static unsigned nthreads(const struct chan_bench_case *c)
 	case CHAN_BENCH_SEQ:
 	case CHAN_BENCH_FLOOR_CLOCK:
 	case CHAN_BENCH_FLOOR_CAS:
+	case CHAN_BENCH_SELECT_TRY:
 		return 1;
 	case CHAN_BENCH_SELECT_BOTH:
 	case CHAN_BENCH_PINGPONG:
@@ -782,6 +824,7 @@ static unsigned nchannels(const struct chan_bench_case *c)
 {
 	switch (c->kind) {
 	case CHAN_BENCH_SELECT_RX:
+	case CHAN_BENCH_SELECT_TRY:
 		return c->producers;
 	case CHAN_BENCH_SELECT_BOTH:
 	case CHAN_BENCH_PINGPONG:

@@ -69,6 +69,7 @@ enum chan_bench_kind {
 	CHAN_BENCH_FLOOR_CAS,   /* no strategy */
 	CHAN_BENCH_FLOOR_FUTEX, /* no strategy */
 	CHAN_BENCH_PIPELINE,    /* generate -> square -> keep-even -> drain */
+	CHAN_BENCH_SELECT_TRY,  /* select_try over `producers` empty channels */
 };
 
 struct chan_bench_case {

@@ -189,6 +189,33 @@ bool weft__chan_ready(weft_chan_t *ch, int op)
 	       weft__waitq_count(op == WEFT_SEND ? &ch->recvq : &ch->sendq) != 0;
 }
 
+void weft__chan_version(weft_chan_t *ch, int op, uint64_t v[2])
+{
+	if (ch->cap) {
+		weft__ring_positions(&ch->ring, v);
+		return;
+	}
+	/* a partner becomes available by registering (regs grows before
+	 * count, which try_unbuffered reads), or the channel closes */
+	v[0] = weft__ring_is_closed(&ch->ring);
+	v[1] = weft__waitq_regs(op == WEFT_SEND ? &ch->recvq : &ch->sendq);
+}
+
+bool weft__chan_ready_at(weft_chan_t *ch, int op, const uint64_t v[2])
+{
+	if (ch->cap)
+		return weft__ring_ready_at(&ch->ring, v, op == WEFT_RECV);
+	if (v[0])
+		return true;
+	weft__waitq_t *q = op == WEFT_SEND ? &ch->recvq : &ch->sendq;
+	if (weft__waitq_count(q) == 0)
+		return false;
+	weft__mutex_lock(&ch->lock);
+	bool live = weft__waitq_has_peer(q);
+	weft__mutex_unlock(&ch->lock);
+	return live;
+}
+
 /* ---- blocking ---- */
 
 /* One attempt: a single element (n == 0) or a batch of up to n.

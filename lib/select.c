@@ -2,6 +2,8 @@
  *
  * 1. Try every enabled case once, in a fresh random permutation (so the
  *    choice among ready cases is uniform), with the channels' try paths.
+ *    Before answering "none ready" (select_try's -EAGAIN, a timeout), a
+ *    validated pass (poll_pass) makes that answer true at one instant.
  * 2. Spin briefly polling readiness. Then, holding the locks of all its
  *    unbuffered channels (taken in address order, as Go does), match a
  *    waiting partner on one of them or register one wait node per case
@@ -102,6 +104,58 @@ static int random_pass(weft_case_t *cases, size_t n, uint32_t *perm, bool with_l
 static int try_pass(weft_case_t *cases, size_t n, uint32_t *perm)
 {
 	return random_pass(cases, n, perm, false, NULL);
+}
+
+/* Read every case's version (weft__chan_version); true if some case
+ * could proceed in the state read. */
+static bool versions(weft_case_t *cases, size_t n, uint64_t *vers)
+{
+	bool ready = false;
+	for (size_t i = 0; i < n; i++)
+		if (cases[i].chan) {
+			weft__chan_version(cases[i].chan, cases[i].op, &vers[2 * i]);
+			ready = ready || weft__chan_ready_at(cases[i].chan, cases[i].op, &vers[2 * i]);
+		}
+	return ready;
+}
+
+static bool versions_unchanged(weft_case_t *cases, size_t n, const uint64_t *vers)
+{
+	uint64_t v[2];
+	for (size_t i = 0; i < n; i++) {
+		if (!cases[i].chan)
+			continue;
+		weft__chan_version(cases[i].chan, cases[i].op, v);
+		if (v[0] != vers[2 * i] || v[1] != vers[2 * i + 1])
+			return false;
+	}
+	return true;
+}
+
+/* After a try pass found nothing: the answer "no case was ready" must hold
+ * at one instant, not case by case (a pass can see c2 still empty, then c1
+ * already emptied, while one of them was ready all along). Read every
+ * case's version and whether that state lets it proceed, then read the
+ * versions again: if none moved, each case stayed not ready from its
+ * first read to its second, and the instant between the two rounds lies in
+ * all those spans. If a case looks ready, do a try pass (random order, as
+ * always) and start over; if a version moved, some other operation on
+ * these channels completed: look again (lock-free, not wait-free). Index
+ * of a case done, or -EAGAIN. */
+static int poll_pass(weft_case_t *cases, size_t n, uint32_t *perm, uint64_t *vers)
+{
+	for (;;) {
+		if (versions(cases, n, vers)) {
+			int idx = try_pass(cases, n, perm);
+			if (idx >= 0)
+				return idx;
+			continue;
+		}
+		/* load-load: the readiness reads before the second versions */
+		weft__fence_load();
+		if (versions_unchanged(cases, n, vers))
+			return -EAGAIN;
+	}
 }
 
 /* buffered cases only: unbuffered ones are settled under the locks */
@@ -223,17 +277,21 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 	uint32_t perm_stack[SELECT_STACK_CASES];
 	weft__wnode_t node_stack[SELECT_STACK_CASES];
 	weft_chan_t *locked_stack[SELECT_STACK_CASES];
+	uint64_t vers_stack[2 * SELECT_STACK_CASES];
 	uint32_t *perm = perm_stack;
 	weft__wnode_t *nodes = node_stack;
 	weft_chan_t **locked = locked_stack;
+	uint64_t *vers = vers_stack;
 	if (n > SELECT_STACK_CASES) {
 		perm = malloc(n * sizeof *perm);
 		nodes = malloc(n * sizeof *nodes);
 		locked = malloc(n * sizeof *locked);
-		if (!perm || !nodes || !locked) {
+		vers = malloc(2 * n * sizeof *vers);
+		if (!perm || !nodes || !locked || !vers) {
 			free(perm);
 			free(nodes);
 			free(locked);
+			free(vers);
 			return -ENOMEM;
 		}
 	}
@@ -244,9 +302,16 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 		has_unbuffered |= cases[i].chan && cases[i].chan->cap == 0;
 	for (;;) {
 		idx = try_pass(cases, n, perm);
-		if (idx >= 0 || !block)
+		if (idx >= 0)
 			break;
-		if (wait_until != WEFT_FOREVER && weft_now() >= wait_until) {
+		bool expired = wait_until != WEFT_FOREVER && weft_now() >= wait_until;
+		if (!block || expired) {
+			/* about to answer "none ready": make it hold at one
+			 * instant (the fast path above stays a single pass) */
+			if ((idx = poll_pass(cases, n, perm, vers)) >= 0)
+				break;
+			if (!block)
+				break;
 			if (ctx && (idx = weft_ctx_err(ctx)) != 0)
 				break;
 			if (weft_now() >= deadline) {
@@ -340,21 +405,14 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 			idx = ctx_done;
 			break;
 		}
-		if (!ready) {
-			if (ctx && (idx = weft_ctx_err(ctx)) != 0)
-				break; /* the context's deadline */
-			if (weft_now() < deadline)
-				continue;
-			idx = try_pass(cases, n, perm);
-			if (idx < 0)
-				idx = -ETIMEDOUT;
-			break;
-		}
+		/* readiness, or a deadline: the loop's top tries again and
+		 * settles a timeout (the context's or ours) with poll_pass */
 	}
 	if (perm != perm_stack) {
 		free(perm);
 		free(nodes);
 		free(locked);
+		free(vers);
 	}
 	return idx;
 }

@@ -48,7 +48,7 @@ METRICS += ("ctx_switches_per_item", "peak_rss_kb", "futex_wakes_per_item")
 # the channel family's: weft's futex syscalls per item (weft rows only)
 METRICS += ("futex_per_item",)
 FAMILY_ORDER = ("floor", "seq", "spsc", "mpsc", "spmc", "mpmc", "select_rx", "select_both",
-                "pingpong", "pipeline", "idle", "scale", "sync", "pool")
+                "select_try", "pingpong", "pipeline", "idle", "scale", "sync", "pool")
 REFERENCE = "weft"  # the "vs weft" column: a strategy's speed over weft's
 FLOOR = "hw_floor"
 # the latency columns, in order: (counter, header)
@@ -216,7 +216,7 @@ def failure(case, s, r, notes):
 
 
 # what a row of a family counts: (one, many)
-UNITS = {"sync": ("op", "ops"), "pool": ("job", "jobs")}
+UNITS = {"sync": ("op", "ops"), "pool": ("job", "jobs"), "select_try": ("call", "calls")}
 
 
 def f2(v):

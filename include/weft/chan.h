@@ -137,9 +137,15 @@ typedef struct weft_case {
  * wait nodes. Thread-safe; cases must not be shared with another select
  * running at the same time. */
 WEFT_API int weft_select(weft_case_t *cases, size_t n);
-/* Never sleeps: index, or -EAGAIN when no case is ready. */
+/* Never sleeps: index, or -EAGAIN when no case is ready. -EAGAIN is
+ * linearizable: there was an instant during the call at which no case was
+ * ready (Go's "default only if no case was ready"); a case that stayed
+ * ready throughout is never missed. Lock-free: it looks again only when an
+ * operation on one of its channels completed meanwhile. Costs about 1.3x a
+ * single pass when nothing is ready (8 empty cases: 54 -> 78 ns). */
 WEFT_API int weft_select_try(weft_case_t *cases, size_t n);
-/* As weft_select, or -ETIMEDOUT at the deadline (no case done). With no
+/* As weft_select, or -ETIMEDOUT at the deadline (no case done; as for
+ * select_try, no case was ready at the instant it gave up). With no
  * enabled case it simply waits for the deadline. */
 WEFT_API int weft_select_until(weft_case_t *cases, size_t n, int64_t deadline);
 

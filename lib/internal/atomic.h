@@ -14,7 +14,9 @@
  * weft__fence_rmw_load() orders a preceding RMW before later loads (a no-op
  * on x86, where locked instructions already do; a real fence elsewhere):
  * the store-load half of every Dekker pattern in weft uses an RMW followed
- * by this.
+ * by this. weft__fence_load() keeps earlier loads before later ones (a
+ * compiler barrier on x86): a reader that checks a version, reads, and
+ * checks the version again puts it before the second check.
  */
 #ifndef WEFT_INTERNAL_ATOMIC_H
 #define WEFT_INTERNAL_ATOMIC_H
@@ -90,6 +92,10 @@ static inline void weft__fence_rmw_load(void)
 {
 	weft__fence_sc();
 }
+static inline void weft__fence_load(void)
+{
+	weft__fence_sc();
+}
 static inline void weft__cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -159,6 +165,10 @@ static inline uint32_t weft__or32(uint32_t *p, uint32_t v)
 static inline void weft__fence_rmw_load(void)
 {
 	ck_pr_fence_atomic_load();
+}
+static inline void weft__fence_load(void)
+{
+	ck_pr_fence_load();
 }
 static inline void weft__fence_sc(void)
 {

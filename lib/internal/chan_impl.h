@@ -30,6 +30,20 @@ int weft__chan_try(weft_chan_t *ch, int op, void *elem, const weft__waiter_t *se
  * spinning and for re-checks of buffered cases after registering. */
 bool weft__chan_ready(weft_chan_t *ch, int op);
 
+/* Two words that only grow and that change whenever op on ch may have
+ * become possible: a buffered channel's ring positions (tail with the
+ * closed mark, head); an unbuffered one's closed mark and the number of
+ * partners that ever registered on the other side. Equal before and after
+ * a failed try: op was impossible for that whole time (select_try's
+ * linearizable -EAGAIN). Acquire loads. */
+void weft__chan_version(weft_chan_t *ch, int op, uint64_t v[2]);
+/* Right after weft__chan_version: could op proceed in the state v
+ * describes? Buffered: decided from v alone. Unbuffered: closed, or a live
+ * partner is queued (looked at under the lock, so entries of partners that
+ * already left do not count). A false answer held at one instant after
+ * v was read. */
+bool weft__chan_ready_at(weft_chan_t *ch, int op, const uint64_t v[2]);
+
 /* Unbuffered, with ch->lock held: -EPIPE if closed; 0 with *peer set if a
  * waiting partner (not of self) was won, to be completed with
  * weft__chan_handoff after the lock is dropped; else -EAGAIN. */

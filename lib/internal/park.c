@@ -318,6 +318,9 @@ void weft__waitq_push(weft__waitq_t *q, weft__wnode_t *n)
 		q->head = n;
 	q->tail = n;
 	n->linked = true;
+	/* release, then the count's RMW: a registration is counted in regs
+	 * before it can be seen through count (weft__waitq_regs) */
+	weft__st32_rel(&q->regs, weft__ld32_rlx(&q->regs) + 1);
 	/* RMW: the registration half of the Dekker pair; the caller fences
 	 * (weft__fence_rmw_load) before re-checking its condition */
 	weft__faa32(&q->count, 1);

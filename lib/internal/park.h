@@ -158,12 +158,22 @@ typedef struct weft__wnode {
 typedef struct weft__waitq {
 	weft__wnode_t *head, *tail;
 	uint32_t count;
+	/* registrations ever made (only grows, wraps at 2^32): a version a
+	 * reader compares before and after looking, to know that no waiter
+	 * arrived meanwhile (select_try's linearizable "none ready") */
+	uint32_t regs;
 } weft__waitq_t;
 
 static inline uint32_t weft__waitq_count(weft__waitq_t *q)
 {
 	/* relaxed: the caller has already made its change and fenced */
 	return weft__ld32_rlx(&q->count);
+}
+
+static inline uint32_t weft__waitq_regs(weft__waitq_t *q)
+{
+	/* acquire: the reader's later loads stay after it */
+	return weft__ld32_acq(&q->regs);
 }
 
 /* All of these need the queue's lock held. */

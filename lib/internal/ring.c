@@ -457,6 +457,19 @@ bool weft__ring_can_push(const struct weft__ring *r)
 	return (tail & WEFT__RING_CLOSED) || weft__ld64_acq(&r->head) + r->one_lap != tail;
 }
 
+void weft__ring_positions(const struct weft__ring *r, uint64_t pos[2])
+{
+	pos[0] = weft__ld64_acq(&r->tail);
+	pos[1] = weft__ld64_acq(&r->head);
+}
+
+bool weft__ring_ready_at(const struct weft__ring *r, const uint64_t pos[2], bool pop)
+{
+	if (pos[0] & WEFT__RING_CLOSED)
+		return true;
+	return pop ? pos[0] != pos[1] : pos[1] + r->one_lap != pos[0];
+}
+
 bool weft__ring_pop_ready(const struct weft__ring *r)
 {
 	/* one line to poll: the slot at head (the consumers' own head line

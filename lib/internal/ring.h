@@ -78,6 +78,14 @@ size_t weft__ring_len(const struct weft__ring *r);
 /* hints for spinning and select re-checks (one instant, may change) */
 bool weft__ring_can_pop(const struct weft__ring *r);  /* non-empty or closed */
 bool weft__ring_can_push(const struct weft__ring *r); /* not full or closed */
+/* tail (with the closed mark) and head, each an acquire load: together
+ * they only grow, and any push, pop or close changes one of them, so a
+ * caller that reads them before and after a failed try and finds them
+ * equal knows the ring stayed empty (or full) in between */
+void weft__ring_positions(const struct weft__ring *r, uint64_t pos[2]);
+/* Could a pop (pop true) or push proceed in the state pos describes
+ * (non-empty / not full, or closed)? */
+bool weft__ring_ready_at(const struct weft__ring *r, const uint64_t pos[2], bool pop);
 /* cheaper polls for spinning: the next slot is ready (touches one line) */
 bool weft__ring_pop_ready(const struct weft__ring *r);
 bool weft__ring_push_ready(const struct weft__ring *r);

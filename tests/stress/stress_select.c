@@ -17,6 +17,13 @@
  *   close     close wakes every select blocked on it (receive cases and
  *             send cases get err -EPIPE, nothing is delivered), and close
  *             racing active selecting producers loses nothing
+ *   nonblock  Go's TestNonblockSelectRace and ...Race2: c1 (capacity 1)
+ *             holds a value, c2 is empty; one thread runs select_try over
+ *             { recv c1, recv c2 } while another sends to c2 (Race2:
+ *             closes c2) and only then takes c1's value. One case is ready
+ *             at every instant, so select_try must never say -EAGAIN, nor
+ *             select_until with a passed deadline -ETIMEDOUT; and the two
+ *             values are taken exactly once between them.
  *
  * Usage: stress_select [size] [strategy] [tests]. size (default 1, may be
  * fractional) multiplies every item count; ThreadSanitizer and
@@ -25,6 +32,7 @@
  * to those sub-tests.
  */
 #include <errno.h>
+#include <sched.h>
 
 #include "stress.h"
 
@@ -887,6 +895,135 @@ static void test_close(const struct chan_strategy *s)
 	}
 }
 
+/* ---- nonblock: select_try's "none ready" holds at one instant ---------- */
+
+struct nb {
+	const struct chan_strategy *s;
+	void *c1, *c2;
+	bool close_c2; /* Race2: close c2 instead of sending to it */
+	atomic_ullong go, done; /* round numbers: started, selector finished */
+	int idx, err;           /* the selector's answer in this round */
+	uint64_t got;           /* what it received (c1: 1, c2: 2) */
+	uint64_t rounds;
+};
+
+/* a short random busy wait (0 to about max ns), so either side may reach
+ * its step first */
+static void nb_jitter(uint64_t *r, unsigned max)
+{
+	volatile unsigned sink = 0;
+
+	for (unsigned k = (unsigned)(rnd(r) % max); k > 0; k--)
+		sink = sink + 1;
+}
+
+static void nb_wait_round(atomic_ullong *word, uint64_t round)
+{
+	for (unsigned spins = 0; atomic_load_explicit(word, memory_order_acquire) != round;
+	     spins++)
+		if (spins > 256)
+			sched_yield();
+}
+
+#ifndef NB_JITTER
+#define NB_JITTER (STRESS_SANITIZED ? 16384 : 1024)
+#endif
+
+static void *nb_selector(void *arg)
+{
+	struct nb *x = arg;
+	uint64_t r = seed_for(1, 31);
+	struct chan_case c[2];
+
+	for (uint64_t i = 1; i <= x->rounds; i++) {
+		nb_wait_round(&x->go, i);
+		/* either order, as in Go's test */
+		bool flip = rnd(&r) % 2;
+		c[flip] = (struct chan_case){ x->c1, RECV, &x->got, 12345 };
+		c[!flip] = (struct chan_case){ x->c2, RECV, &x->got, 12345 };
+		x->got = 0;
+		nb_jitter(&r, 64);
+		/* select_until with a passed deadline must poll the same way */
+		bool until = x->s->select_until && rnd(&r) % 2;
+		int idx = until ? x->s->select_until(c, 2, 0) : x->s->select_try(c, 2);
+		x->idx = idx < 0 ? idx : (c[idx].chan == x->c1 ? 1 : 2);
+		x->err = idx < 0 ? 0 : c[idx].err;
+		atomic_store_explicit(&x->done, i, memory_order_release);
+	}
+	return NULL;
+}
+
+static void nb_run(const struct chan_strategy *s, size_t cap2, bool close_c2)
+{
+	struct nb x = { .s = s, .close_c2 = close_c2, .rounds = scaled(200000, 20000) };
+	uint64_t r = seed_for(2, 32), one = 1, two = 2, v, by_sel[3] = { 0 };
+	int64_t t0 = now_ns();
+	pthread_t t;
+
+	snprintf(g_ctx, sizeof g_ctx, "%s nonblock c2 cap=%zu %s", s->name, cap2,
+		 close_c2 ? "close" : "send");
+	spawn(&t, nb_selector, &x);
+	for (uint64_t i = 1; i <= x.rounds; i++) {
+		CHECK_EQ(s->create(&x.c1, sizeof(uint64_t), 1), 0);
+		CHECK_EQ(s->create(&x.c2, sizeof(uint64_t), cap2), 0);
+		CHECK_EQ(s->send(x.c1, &one), 0);
+		atomic_store_explicit(&x.go, i, memory_order_release);
+		/* the selector sees go a cache-line transfer later */
+		nb_jitter(&r, NB_JITTER);
+		if (close_c2)
+			CHECK_EQ(s->close(x.c2), 0);
+		else
+			CHECK_EQ(s->send(x.c2, &two), 0);
+		bool took_c1 = s->try_recv(x.c1, &v) == 0;
+		if (took_c1)
+			CHECK_EQ(v, one);
+		nb_wait_round(&x.done, i);
+		if (x.idx < 0)
+			fail("round %" PRIu64 ": select_try/until returned %d while a case was ready",
+			     i, x.idx);
+		by_sel[x.idx]++;
+		if (x.idx == 1) {
+			/* the selector took c1's value: we cannot have */
+			CHECK(!took_c1);
+			CHECK_EQ(x.err, 0);
+			CHECK_EQ(x.got, one);
+		} else if (close_c2) {
+			CHECK_EQ(x.err, -EPIPE); /* received "closed" from c2 */
+		} else {
+			CHECK_EQ(x.err, 0);
+			CHECK_EQ(x.got, two);
+		}
+		/* exactly once: what is left is what nobody took */
+		int left1 = s->try_recv(x.c1, &v) == 0;
+		int left2 = !close_c2 && s->try_recv(x.c2, &v) == 0;
+		CHECK_EQ(left1, !took_c1 && x.idx != 1);
+		CHECK_EQ(left2, !close_c2 && x.idx != 2);
+		s->destroy(x.c1);
+		s->destroy(x.c2);
+	}
+	join(t);
+	report(s, "nonblock", t0,
+	       "c2 cap=%zu %s rounds=%" PRIu64 " chose c1=%" PRIu64 " c2=%" PRIu64 " ok", cap2,
+	       close_c2 ? "close" : "send ", x.rounds, by_sel[1], by_sel[2]);
+}
+
+static void test_nonblock(const struct chan_strategy *s)
+{
+	if (!s->select_try || !has(s, CHAN_CAP_MPMC)) {
+		printf("stress_select [%s] nonblock skipped (no select_try, or one receiver)\n",
+		       s->name);
+		return;
+	}
+	arm(180);
+	nb_run(s, 1, false);
+	arm(180);
+	nb_run(s, 1, true);
+	if (has(s, CHAN_CAP_UNBUFFERED)) {
+		arm(180);
+		nb_run(s, 0, true);
+	}
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -913,6 +1050,8 @@ int main(int argc, char **argv)
 			test_deadline(s);
 		if (want("close"))
 			test_close(s);
+		if (want("nonblock"))
+			test_nonblock(s);
 	}
 	return stress_done(n, "no strategy with select ran");
 }
