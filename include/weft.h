@@ -9,5 +9,6 @@
 #include <weft/sync.h>
 #include <weft/group.h>
 #include <weft/pool.h>
+#include <weft/task.h>
 
 #endif /* WEFT_H */

@@ -103,12 +103,12 @@ void weft__chan_unregister(weft_chan_t *ch, int op, weft__wnode_t *n)
 void weft__chan_notify(weft_chan_t *ch, weft__waitq_t *q, size_t k)
 {
 	for (size_t i = 0; i < k; i++) {
-		uint32_t notified;
+		uint32_t notified, old;
 		weft__mutex_lock(&ch->lock);
-		weft__waiter_t *w = weft__waitq_notify_one(q, &notified);
+		weft__waiter_t *w = weft__waitq_notify_one(q, &notified, &old);
 		weft__mutex_unlock(&ch->lock);
 		if (w)
-			weft__waiter_wake(w);
+			weft__waiter_wake(w, old);
 		if (!notified || weft__waitq_count(q) == 0)
 			return;
 	}

@@ -98,11 +98,6 @@ static inline uint64_t ld_st(weft_ctx_t *c)
 	return weft__ld64_acq(&c->st);
 }
 
-static inline bool w_live(uint32_t s)
-{
-	return s == WEFT__W_WAITING || s == WEFT__W_SLEEPING;
-}
-
 static void timer_remove(weft_ctx_t *c);
 static void run_enqueue(struct weft_ctx_stop *list);
 
@@ -138,15 +133,10 @@ static void notify_watchers_locked(weft_ctx_t *c)
 		uint32_t val = WEFT__W_CANCEL | n->index;
 		/* unlink first: an owner that sees our value knows it is out */
 		weft__waitq_unlink(&c->watchers, n);
-		uint32_t s = weft__ld32_acq(&w->state);
-		while (w_live(s)) {
-			/* exactly once: the CAS winner owns this wake-up */
-			if (weft__cas32(&w->state, &s, val)) {
-				if (s == WEFT__W_SLEEPING)
-					weft__waiter_wake(w);
-				break;
-			}
-		}
+		/* exactly once: the CAS winner owns this wake-up */
+		uint32_t old;
+		if (weft__waiter_end(w, val, &old))
+			weft__waiter_wake(w, old);
 	}
 }
 
@@ -477,14 +467,9 @@ static void svc_kick_locked(struct svc *v, int64_t when)
 	if (when >= v->sleep_until)
 		return;
 	v->sleep_until = INT64_MIN;
-	uint32_t s = weft__ld32_acq(&v->w.state);
-	while (w_live(s)) {
-		if (weft__cas32(&v->w.state, &s, WEFT__W_NOTIFY)) {
-			if (s == WEFT__W_SLEEPING)
-				weft__waiter_wake(&v->w);
-			break;
-		}
-	}
+	uint32_t old;
+	if (weft__waiter_end(&v->w, WEFT__W_NOTIFY, &old))
+		weft__waiter_wake(&v->w, old);
 }
 
 /* Sleep until kicked or until `until`; called and returns with the lock. */

@@ -116,12 +116,12 @@ static void group_finish(weft_group_t *g)
 	weft__faa32(&g->active, (uint32_t)-1);
 	weft__fence_rmw_load();
 	if (weft__waitq_count(&g->slotq) != 0) {
-		uint32_t notified;
+		uint32_t notified, old;
 		weft__mutex_lock(&g->lock);
-		weft__waiter_t *w = weft__waitq_notify_one(&g->slotq, &notified);
+		weft__waiter_t *w = weft__waitq_notify_one(&g->slotq, &notified, &old);
 		weft__mutex_unlock(&g->lock);
 		if (w)
-			weft__waiter_wake(w);
+			weft__waiter_wake(w, old);
 	}
 	weft_wg_done(&g->wg);
 }
@@ -172,25 +172,15 @@ static int dispatch(weft_group_t *g, weft_group_fn fn, void *arg)
 		wk->g = g;
 		wk->fn = fn;
 		wk->arg = arg;
-		/* acquire: the worker's WAITING reset before it pushed */
-		s = weft__ld32_acq(&wk->w.state);
-		bool won = false;
-		while (s == WEFT__W_WAITING || s == WEFT__W_SLEEPING) {
-			/* release (full RMW): the task fields before DONE;
-			 * pairs with the worker's acquire in waiter_wait */
-			if (weft__cas32(&wk->w.state, &s, WEFT__W_DONE)) {
-				won = true;
-				break;
-			}
-		}
-		if (won)
+		/* the worker's WAITING reset before it pushed; the task
+		 * fields before DONE (weft__waiter_end's acquire and RMW) */
+		if (weft__waiter_end(&wk->w, WEFT__W_DONE, &s))
 			break;
 		/* the worker timed out and is leaving: try the next */
 	}
 	if (wk) {
 		weft__mutex_unlock(&pool.lock);
-		if (s == WEFT__W_SLEEPING)
-			weft__waiter_wake(&wk->w);
+		weft__waiter_wake(&wk->w, s);
 		return 0;
 	}
 	weft__st32_rlx(&pool.nthreads, pool.nthreads + 1);
@@ -251,12 +241,12 @@ static void wait_slot(weft_group_t *g)
 			weft__mutex_unlock(&g->lock);
 		} else {
 			/* a notification we may not use: pass it on */
-			uint32_t notified;
+			uint32_t notified, old;
 			weft__mutex_lock(&g->lock);
-			weft__waiter_t *o = weft__waitq_notify_one(&g->slotq, &notified);
+			weft__waiter_t *o = weft__waitq_notify_one(&g->slotq, &notified, &old);
 			weft__mutex_unlock(&g->lock);
 			if (o)
-				weft__waiter_wake(o);
+				weft__waiter_wake(o, old);
 		}
 		return;
 	}

@@ -24,6 +24,7 @@
 #include <limits.h>
 
 #include "internal/park.h"
+#include "internal/sched.h"
 #include <weft/sync.h>
 
 struct once_impl {
@@ -40,12 +41,15 @@ _Static_assert(_Alignof(struct once_impl) <= _Alignof(weft_once_t), "weft_once_t
 #define O_WAITERS 2u
 #define O_DONE 4u
 
-/* A per-thread address: unique among live threads. */
+/* The caller's identity: its task (a task moves between carrier threads,
+ * and many tasks share one), else a per-thread address; unique among live
+ * tasks and threads. */
 static _Thread_local char tl_self;
 
 static inline uint64_t self_id(void)
 {
-	return (uint64_t)(uintptr_t)&tl_self;
+	weft__task_t *t = weft__task_self();
+	return t ? (uint64_t)(uintptr_t)t : (uint64_t)(uintptr_t)&tl_self;
 }
 
 static inline struct once_impl *impl(weft_once_t *o)

@@ -161,11 +161,6 @@ static inline bool mutex_trylock(weft__mutex_t *m)
 	return weft__cas32(&m->v, &free_, 1);
 }
 
-static inline bool live(uint32_t s)
-{
-	return s == WEFT__W_WAITING || s == WEFT__W_SLEEPING;
-}
-
 /* ---- wait accounting ---- */
 
 static void wake_waiters(weft_pool_t *p)
@@ -217,16 +212,10 @@ static bool wake_one(weft_pool_t *p, bool even_if_searching)
 		wk->next = NULL;
 		wk->linked = false;
 		weft__faa32(&p->nparked, (uint32_t)-1);
-		/* acquire: the worker's WAITING reset before it registered */
-		s = weft__ld32_acq(&wk->w.state);
-		while (live(s)) {
-			/* release (full RMW): searching is ours to count; pairs
-			 * with the acquire in weft__waiter_wait / abort */
-			if (weft__cas32(&wk->w.state, &s, WEFT__W_NOTIFY)) {
-				won = true;
-				break;
-			}
-		}
+		/* the worker's WAITING reset before it registered (acquire);
+		 * searching is ours to count (the RMW; pairs with the
+		 * acquire in weft__waiter_wait / abort) */
+		won = weft__waiter_end(&wk->w, WEFT__W_NOTIFY, &s);
 		if (won) {
 			weft__faa32(&p->searching, 1);
 			break;
@@ -234,13 +223,14 @@ static bool wake_one(weft_pool_t *p, bool even_if_searching)
 		/* it aborted (re-check or idle timeout): it leaves alone */
 	}
 	weft__mutex_unlock(&p->plock);
-	if (won && s == WEFT__W_SLEEPING) {
-		weft__faa64(&p->futex_wakes, 1);
+	if (won && (s & WEFT__W_ASLEEP)) {
+		if (s & WEFT__W_SLEEPING)
+			weft__faa64(&p->futex_wakes, 1);
 		/* the slot outlives the pool's threads: a late wake is at
 		 * worst spurious. Yielding: a submitter often waits next for
 		 * this very worker (wait, a full queue), and the worker may be
 		 * queued on our core (park.h) */
-		weft__waiter_wake_yielding(&wk->w);
+		weft__waiter_wake_yielding(&wk->w, s);
 	}
 	return won;
 }
@@ -256,17 +246,13 @@ static void wake_all(weft_pool_t *p)
 		wk->next = NULL;
 		wk->linked = false;
 		weft__faa32(&p->nparked, (uint32_t)-1);
-		uint32_t s = weft__ld32_acq(&wk->w.state);
-		while (live(s)) {
-			/* as wake_one */
-			if (weft__cas32(&wk->w.state, &s, WEFT__W_NOTIFY)) {
-				weft__faa32(&p->searching, 1);
-				if (s == WEFT__W_SLEEPING) {
-					weft__faa64(&p->futex_wakes, 1);
-					weft__waiter_wake(&wk->w);
-				}
-				break;
-			}
+		uint32_t s;
+		/* as wake_one */
+		if (weft__waiter_end(&wk->w, WEFT__W_NOTIFY, &s)) {
+			weft__faa32(&p->searching, 1);
+			if (s & WEFT__W_SLEEPING)
+				weft__faa64(&p->futex_wakes, 1);
+			weft__waiter_wake(&wk->w, s);
 		}
 	}
 	weft__mutex_unlock(&p->plock);
@@ -499,12 +485,12 @@ static inline void notify_submitter(weft_pool_t *p)
 	/* the pop's CAS on head was the full barrier: pairs with the submitter's
 	 * registration RMW + fence */
 	if (__builtin_expect(weft__waitq_count(&p->sendq) != 0, 0)) {
-		uint32_t notified;
+		uint32_t notified, old;
 		weft__mutex_lock(&p->slock);
-		weft__waiter_t *w = weft__waitq_notify_one(&p->sendq, &notified);
+		weft__waiter_t *w = weft__waitq_notify_one(&p->sendq, &notified, &old);
 		weft__mutex_unlock(&p->slock);
 		if (w)
-			weft__waiter_wake(w);
+			weft__waiter_wake(w, old);
 	}
 }
 

@@ -90,7 +90,7 @@ static inline struct sem *S(weft_sem_t *s)
 
 static inline bool w_live(uint32_t s)
 {
-	return s == WEFT__W_WAITING || s == WEFT__W_SLEEPING;
+	return weft__waiter_live(s);
 }
 
 int weft_sem_init(weft_sem_t *s, int64_t capacity)
@@ -185,7 +185,7 @@ static void grant_locked(struct sem *m, struct wakes *wk)
 		while (w_live(s)) {
 			/* exactly once: against the owner's abort and its ctx;
 			 * CLAIMED until wake_all sets DONE (see the top) */
-			if (weft__cas32(&ww->state, &s, WEFT__W_CLAIMED | (s & WEFT__W_SLEEPING))) {
+			if (weft__cas32(&ww->state, &s, WEFT__W_CLAIMED | (s & WEFT__W_ASLEEP))) {
 				won = true;
 				break;
 			}

@@ -80,6 +80,33 @@ WEFT__A_DEF(64, uint64_t)
 WEFT__A_DEF(32, uint32_t)
 #undef WEFT__A_DEF
 
+/* pointers */
+static inline void *weft__ldp_rlx(void *const *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+static inline void *weft__ldp_acq(void *const *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+static inline void weft__stp_rlx(void **p, void *v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+static inline void weft__stp_rel(void **p, void *v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+static inline bool weft__casp(void **p, void **expected, void *desired)
+{
+	return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_SEQ_CST,
+					   __ATOMIC_SEQ_CST);
+}
+static inline void *weft__fasp(void **p, void *v)
+{
+	return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
+}
+
 /* TSan does not model standalone fences (gcc warns about them): a seq_cst
  * RMW on a thread-local word is the same hardware barrier, and TSan sees
  * an atomic access instead of an unsupported fence. */
@@ -139,6 +166,35 @@ static inline void weft__cpu_relax(void)
 WEFT__A_DEF(64, uint64_t, 64)
 WEFT__A_DEF(32, uint32_t, 32)
 #undef WEFT__A_DEF
+
+/* pointers */
+static inline void *weft__ldp_rlx(void *const *p)
+{
+	return ck_pr_load_ptr(p);
+}
+static inline void *weft__ldp_acq(void *const *p)
+{
+	void *v = ck_pr_load_ptr(p);
+	ck_pr_fence_acquire();
+	return v;
+}
+static inline void weft__stp_rlx(void **p, void *v)
+{
+	ck_pr_store_ptr(p, v);
+}
+static inline void weft__stp_rel(void **p, void *v)
+{
+	ck_pr_fence_release();
+	ck_pr_store_ptr(p, v);
+}
+static inline bool weft__casp(void **p, void **expected, void *desired)
+{
+	return ck_pr_cas_ptr_value(p, *expected, desired, expected);
+}
+static inline void *weft__fasp(void **p, void *v)
+{
+	return ck_pr_fas_ptr(p, v);
+}
 
 static inline uint64_t weft__faa64(uint64_t *p, uint64_t d)
 {

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "internal/futex.h"
+#include "internal/sched.h"
 #include <weft/common.h>
 
 /* ---- asymmetric fences (see park.h) ---- */
@@ -197,6 +198,8 @@ bool weft__spin_start(weft__spin_t *s)
 	s->until = 0;
 	s->iter = 0;
 	s->counted = false;
+	if (weft__task_self())
+		return false; /* a task parks at once: its carrier has others to run */
 	int64_t base = spin_ns();
 	uint32_t cpus = ncpu();
 	if (base <= 0 || cpus < 2)
@@ -272,12 +275,23 @@ void weft__spin_slept(void)
 
 int weft__park_word(uint32_t *word, uint32_t expected, int64_t deadline)
 {
+	if (weft__task_self())
+		return weft__task_park_word(word, expected, deadline);
 	return park_futex(word, expected, deadline);
+}
+
+/* Wake up to n sleepers on word: threads on the futex, tasks in the
+ * scheduler's word table (each side up to n: an extra wake-up is at worst
+ * spurious, and every sleeper re-checks). */
+static void unpark_word_n(uint32_t *word, int n)
+{
+	weft__futex_wake(word, n);
+	weft__task_unpark_word(word, n);
 }
 
 void weft__unpark_word(uint32_t *word)
 {
-	weft__futex_wake(word, INT_MAX);
+	unpark_word_n(word, INT_MAX);
 }
 
 /* ---- mutex ---- */
@@ -297,13 +311,13 @@ void weft__mutex_lock_slow(weft__mutex_t *m)
 	}
 	/* mark contended; whoever unlocks 2 wakes one sleeper */
 	while (weft__fas32(&m->v, 2) != 0) {
-		park_futex(&m->v, 2, WEFT_FOREVER);
+		weft__park_word(&m->v, 2, WEFT_FOREVER);
 	}
 }
 
 void weft__mutex_unlock_slow(weft__mutex_t *m)
 {
-	weft__futex_wake(&m->v, 1);
+	unpark_word_n(&m->v, 1);
 }
 
 /* ---- waiter queues ---- */
@@ -343,30 +357,20 @@ void weft__waitq_unlink(weft__waitq_t *q, weft__wnode_t *n)
 	weft__faa32(&q->count, (uint32_t)-1);
 }
 
-static inline bool state_live(uint32_t s)
-{
-	return s == WEFT__W_WAITING || s == WEFT__W_SLEEPING;
-}
-
-
-weft__waiter_t *weft__waitq_notify_one(weft__waitq_t *q, uint32_t *notified)
+weft__waiter_t *weft__waitq_notify_one(weft__waitq_t *q, uint32_t *notified, uint32_t *old)
 {
 	weft__wnode_t *n = q->head;
 	*notified = 0;
 	while (n) {
 		weft__wnode_t *next = n->next;
 		weft__waiter_t *w = n->w;
-		uint32_t val = WEFT__W_NOTIFY | n->index;
 		/* unlink first: live or dead, the entry leaves the queue, and
 		 * an owner that sees our final value knows it is unlinked */
 		weft__waitq_unlink(q, n);
-		uint32_t s = weft__ld32_acq(&w->state);
-		while (state_live(s)) {
-			/* exactly once: the CAS winner owns this wake-up */
-			if (weft__cas32(&w->state, &s, val)) {
-				*notified = 1;
-				return s == WEFT__W_SLEEPING ? w : NULL;
-			}
+		/* exactly once: the CAS winner owns this wake-up */
+		if (weft__waiter_end(w, WEFT__W_NOTIFY | n->index, old)) {
+			*notified = 1;
+			return (*old & WEFT__W_ASLEEP) ? w : NULL;
 		}
 		/* already won by someone else, or aborted: a dead entry */
 		n = next;
@@ -378,17 +382,11 @@ void weft__waitq_notify_all(weft__waitq_t *q)
 {
 	weft__wnode_t *n;
 	while ((n = q->head) != NULL) {
-		uint32_t s = weft__ld32_acq(&n->w->state);
 		weft__waiter_t *w = n->w;
-		uint32_t val = WEFT__W_NOTIFY | n->index;
+		uint32_t old, val = WEFT__W_NOTIFY | n->index;
 		weft__waitq_unlink(q, n);
-		while (state_live(s)) {
-			if (weft__cas32(&w->state, &s, val)) {
-				if (s == WEFT__W_SLEEPING)
-					weft__futex_wake(&w->state, 1);
-				break;
-			}
-		}
+		if (weft__waiter_end(w, val, &old))
+			weft__waiter_wake(w, old);
 	}
 }
 
@@ -403,9 +401,9 @@ weft__wnode_t *weft__waitq_claim(weft__waitq_t *q, const weft__waiter_t *self)
 		}
 		weft__waitq_unlink(q, n);
 		uint32_t s = weft__ld32_acq(&n->w->state);
-		while (state_live(s)) {
-			/* keep SLEEPING so finish knows to wake the owner */
-			if (weft__cas32(&n->w->state, &s, WEFT__W_CLAIMED | (s & WEFT__W_SLEEPING)))
+		while (weft__waiter_live(s)) {
+			/* keep the ASLEEP bits so finish knows to wake the owner */
+			if (weft__cas32(&n->w->state, &s, WEFT__W_CLAIMED | (s & WEFT__W_ASLEEP)))
 				return n;
 		}
 		n = next;
@@ -416,42 +414,52 @@ weft__wnode_t *weft__waitq_claim(weft__waitq_t *q, const weft__waiter_t *self)
 bool weft__waitq_has_peer(weft__waitq_t *q)
 {
 	for (weft__wnode_t *n = q->head; n; n = n->next)
-		if (state_live(weft__ld32_rlx(&n->w->state)))
+		if (weft__waiter_live(weft__ld32_rlx(&n->w->state)))
 			return true;
 	return false;
 }
 
-void weft__waiter_wake_yielding(weft__waiter_t *w)
+void weft__waiter_wake_yielding(weft__waiter_t *w, uint32_t old)
 {
-	tl_woke = true; /* see park.h */
-	weft__waiter_wake(w);
+	if (old & WEFT__W_SLEEPING)
+		tl_woke = true; /* see park.h */
+	weft__waiter_wake(w, old);
 }
 
-void weft__waiter_wake(weft__waiter_t *w)
+void weft__waiter_wake(weft__waiter_t *w, uint32_t old)
 {
+	if (old & WEFT__W_PARKED) {
+		/* a parked task keeps w valid until it is readied: by us */
+		weft__task_ready(w->task);
+		return;
+	}
 	/* the owner may have left already: a wake on its old stack address
 	 * is at worst a spurious wake-up for a later wait, which re-checks */
-	weft__futex_wake(&w->state, 1);
+	if (old & WEFT__W_SLEEPING)
+		weft__futex_wake(&w->state, 1);
 }
 
 void weft__waiter_finish(weft__waiter_t *w, uint32_t val)
 {
 	/* release (full RMW): the handed-off element before the final state;
-	 * pairs with the owner's acquire load in weft__waiter_wait */
+	 * pairs with the owner's acquire load in weft__waiter_wait. The owner
+	 * waits out CLAIMED, so w is valid until this store. */
 	uint32_t old = weft__fas32(&w->state, val);
-	if (old & WEFT__W_SLEEPING)
-		weft__futex_wake(&w->state, 1);
+	weft__waiter_wake(w, old);
 }
 
 static inline bool state_final(uint32_t s)
 {
-	return WEFT__W_KIND(s & ~WEFT__W_SLEEPING) != 0 && !(s & WEFT__W_CLAIMED);
+	return WEFT__W_KIND(s & ~WEFT__W_ASLEEP) != 0 && !(s & WEFT__W_CLAIMED);
 }
 
 uint32_t weft__waiter_wait(weft__waiter_t *w, int64_t deadline, bool spin)
 {
 	uint32_t s;
 	weft__spin_t sp;
+
+	if (weft__task_self())
+		return weft__task_wait(w, deadline);
 
 	if (spin && weft__spin_start(&sp)) {
 		do {
@@ -487,6 +495,8 @@ uint32_t weft__waiter_wait(weft__waiter_t *w, int64_t deadline, bool spin)
 
 uint32_t weft__waiter_wait_runnable(weft__waiter_t *w, int64_t deadline, int64_t ns)
 {
+	if (weft__task_self())
+		return weft__task_wait(w, deadline);
 	int64_t now = weft_now(), until = now + ns;
 	if (until > deadline)
 		until = deadline;
@@ -505,13 +515,13 @@ uint32_t weft__waiter_abort(weft__waiter_t *w)
 {
 	uint32_t s = weft__ld32_acq(&w->state);
 	for (;;) {
-		if (state_live(s)) {
+		if (weft__waiter_live(s)) {
 			if (weft__cas32(&w->state, &s, WEFT__W_ABORT))
 				return WEFT__W_ABORT;
 			continue;
 		}
 		if (s & WEFT__W_CLAIMED)
 			return weft__waiter_wait(w, WEFT_FOREVER, true);
-		return s & ~WEFT__W_SLEEPING;
+		return s & ~WEFT__W_ASLEEP;
 	}
 }

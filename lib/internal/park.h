@@ -131,6 +131,12 @@ static inline void weft__mutex_unlock(weft__mutex_t *m)
 #define WEFT__W_WAITING 0u
 #define WEFT__W_SLEEPING (1u << 31)
 #define WEFT__W_CLAIMED (1u << 30)
+/* The owner is a task, parked (its context saved) until whoever clears
+ * this bit with a CAS (a waker's final value, or its deadline's timer)
+ * readies it, exactly once; until then the waiter stays valid. */
+#define WEFT__W_PARKED (1u << 29)
+/* either way of sleeping: a waker that replaces one must wake the owner */
+#define WEFT__W_ASLEEP (WEFT__W_SLEEPING | WEFT__W_PARKED)
 #define WEFT__W_NOTIFY (1u << 24)  /* retry: the queue may be ready now */
 #define WEFT__W_DONE (2u << 24)    /* a peer completed the operation */
 #define WEFT__W_ABORT (3u << 24)   /* the owner left (timeout, or done alone) */
@@ -140,9 +146,20 @@ static inline void weft__mutex_unlock(weft__mutex_t *m)
 #define WEFT__W_INDEX(s) ((s) & 0xffffffu)
 #define WEFT__W_MAX_INDEX 0xffffffu
 
+struct weft__task;
+
 typedef struct weft__waiter {
 	uint32_t state;
+	/* the owner, when it is a task (set before PARKED; read by the waker
+	 * that clears PARKED) */
+	struct weft__task *task;
 } weft__waiter_t;
+
+/* Still waiting (nobody has ended the wait), asleep or not? */
+static inline bool weft__waiter_live(uint32_t s)
+{
+	return (s & ~WEFT__W_ASLEEP) == 0;
+}
 
 /* A waiter's entry in one queue (a select has one per case). */
 typedef struct weft__wnode {
@@ -181,9 +198,9 @@ void weft__waitq_push(weft__waitq_t *q, weft__wnode_t *n);
 void weft__waitq_unlink(weft__waitq_t *q, weft__wnode_t *n);
 /* Notify the first live waiter (CAS its state to NOTIFY|index). Dead nodes
  * met on the way are unlinked. *notified: 1 if a waiter was notified.
- * Returns the waiter to wake with weft__waiter_wake() after the lock is
- * dropped, or NULL when none sleeps (no syscall needed). */
-weft__waiter_t *weft__waitq_notify_one(weft__waitq_t *q, uint32_t *notified);
+ * Returns the waiter to wake with weft__waiter_wake(w, *old) after the lock
+ * is dropped, or NULL when none sleeps (no syscall, no task to ready). */
+weft__waiter_t *weft__waitq_notify_one(weft__waitq_t *q, uint32_t *notified, uint32_t *old);
 /* Notify every live waiter; each is woken at once (lock held: close only). */
 void weft__waitq_notify_all(weft__waitq_t *q);
 /* Claim the first live waiter that is not `self` for a handoff (CAS to
@@ -193,8 +210,29 @@ weft__wnode_t *weft__waitq_claim(weft__waitq_t *q, const weft__waiter_t *self);
 /* Is there a live waiter? (a readiness hint) */
 bool weft__waitq_has_peer(weft__waitq_t *q);
 
-/* futex-wake the owner of w (returned by notify_one). */
-void weft__waiter_wake(weft__waiter_t *w);
+/* End a live wait with the final value val: a CAS, so exactly one of
+ * the parties that try wins. Returns false if the wait was already ended
+ * (or the owner left); on true, *old is the state replaced: pass it to
+ * weft__waiter_wake (after dropping any lock). */
+static inline bool weft__waiter_end(weft__waiter_t *w, uint32_t val, uint32_t *old)
+{
+	/* acquire: the owner's registration (and w->task) before our CAS */
+	uint32_t s = weft__ld32_acq(&w->state);
+	while (weft__waiter_live(s)) {
+		/* release (full RMW): what the waker wrote before the final
+		 * value; pairs with the owner's acquire in waiter_wait */
+		if (weft__cas32(&w->state, &s, val)) {
+			*old = s;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Wake the owner of w after a CAS that replaced the state old (with
+ * ASLEEP bits) by a final value: futex-wake a sleeping thread, ready a
+ * parked task. A no-op when old had neither bit. */
+void weft__waiter_wake(weft__waiter_t *w, uint32_t old);
 /* As weft__waiter_wake, for a waker that will most likely wait next for
  * the very thread it wakes (a pool submitter that woke a worker, then
  * waits for its job). The kernel often queues the wakee on the waker's own
@@ -203,7 +241,7 @@ void weft__waiter_wake(weft__waiter_t *w);
  * between looks, and such a spin does not grow the adaptive spin. Not for
  * channels: with more threads than cores a yield there hands the core to
  * another producer, not the wakee (mpsc 4x1 cap 1: 0.2 -> 9 us/item). */
-void weft__waiter_wake_yielding(weft__waiter_t *w);
+void weft__waiter_wake_yielding(weft__waiter_t *w, uint32_t old);
 /* From CLAIMED to the final value, waking the owner if it sleeps. */
 void weft__waiter_finish(weft__waiter_t *w, uint32_t val);
 /* The owner: wait until the state is final (spin, then sleep) or the

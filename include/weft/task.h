@@ -1,0 +1,108 @@
+/* weft/task.h: tasks, an M:N runtime. A task is a user-space thread with
+ * its own stack; tasks run on a few carrier threads (one per online CPU by
+ * default), and every blocking weft call made from a task parks the task,
+ * not the thread: its carrier switches to the next runnable task in user
+ * space (a few ns) instead of sleeping in the kernel (microseconds). A
+ * hand-off between two tasks (a send to a parked receiver) runs the
+ * receiver next on the sender's carrier, as Go's runnext does.
+ *
+ * Every weft call works the same from a task and from a plain thread, and
+ * tasks and threads hand off to each other through the same waiters (a
+ * thread receiving what a task sent, a task waiting on a WaitGroup a thread
+ * completes, ...).
+ *
+ * What holds a carrier. Tasks are cooperative: a task keeps its carrier
+ * until it blocks in weft, yields (weft_yield), sleeps (weft_sleep) or
+ * returns. A task that computes for long, spins, or blocks outside weft (a
+ * system call, a pthread mutex, sleep(3), blocking I/O) holds its carrier,
+ * and the tasks queued behind it on that carrier wait until other carriers
+ * steal them (idle carriers steal half of a busy carrier's queue; a task
+ * readied into a carrier's next slot is taken only by that carrier). In
+ * this version nothing preempts or replaces a carrier held that way: with
+ * WEFT_PROCS carriers all held, every other task waits. Use plain threads
+ * (or weft_pool) for blocking work, or raise the carrier count.
+ *
+ * Runtime. It starts at the first weft_go and runs until the process
+ * exits; with no runnable task its carriers spin briefly, then sleep on a
+ * futex (about zero CPU while idle). weft_in_task never starts it.
+ *
+ * Stacks. Each task has an mmap'd stack, committed lazily by the kernel (a
+ * parked task costs the pages its stack touched, 4-8 KiB for most), with a
+ * guard page below it: a stack overflow into the guard page ends the
+ * process with a message naming the task ("weft: task N ("name")
+ * overflowed its stack of S bytes"), not silent corruption. Past 16384
+ * live stacks (each guard page costs a kernel mapping, and a process has
+ * vm.max_map_count, 65530 by default), new stacks carry a canary word at
+ * their low end instead, checked whenever the task switches out: an
+ * overflow is then found at the task's next park (same message, "found at
+ * a switch"), if it did not crash first. Freed stacks of the default size
+ * are kept for reuse.
+ *   default stack: 64 KiB (WEFT_STACK_SIZE in the environment, or
+ *   weft_runtime_set_stack_size); at least 16 KiB (smaller sizes are
+ *   raised), at most 1 GiB (-ENOMEM); rounded up to pages.
+ *
+ * Thread-local storage, errno included, belongs to the carrier: a task
+ * may resume on another carrier after any call that can block, so it must
+ * not keep a pointer to a thread-local across one. A process with running
+ * tasks must not fork (except to exec).
+ *
+ * Supported on x86-64 (weft's own context switch: six registers and the
+ * stack pointer, no system call); elsewhere weft_go returns -ENOSYS.
+ */
+#ifndef WEFT_TASK_H
+#define WEFT_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <weft/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_task_opts {
+	size_t stack_size; /* 0: the runtime's default (see above) */
+	const char *name;  /* copied (up to 31 bytes); for dumps and debuggers */
+} weft_task_opts_t;
+
+/* Start a task running fn(arg). Thread-safe; callable from tasks and
+ * threads; never blocks. 0, -ENOMEM (no memory for its stack, or
+ * stack_size over 1 GiB), -EAGAIN (a carrier thread could not start),
+ * -EINVAL (fn NULL), -ENOSYS (no context switch for this CPU). */
+WEFT_API int weft_go(void (*fn)(void *arg), void *arg);
+WEFT_API int weft_go_opts(void (*fn)(void *arg), void *arg, const weft_task_opts_t *o);
+
+/* Let other tasks run (the caller goes to the back of its carrier's
+ * queue; it carries on at once if nothing else is runnable). In a plain
+ * thread: sched_yield(). */
+WEFT_API void weft_yield(void);
+
+/* Park a task until the time has passed (never early): 0. A plain thread
+ * sleeps (nanosleep). ns <= 0 (a deadline already passed) returns at once. */
+WEFT_API int weft_sleep(int64_t ns);
+WEFT_API int weft_sleep_until(int64_t deadline);
+
+/* 1 inside a task, else 0. Never starts the runtime. */
+WEFT_API int weft_in_task(void);
+
+/* The calling task's id (1, 2, ... in start order), or 0 in a thread. */
+WEFT_API uint64_t weft_task_id(void);
+
+/* Carrier threads (Go's GOMAXPROCS); 0: the online CPUs. The default is
+ * WEFT_PROCS from the environment, else the online CPUs. May be called
+ * before or after the runtime starts: more carriers start at once; fewer
+ * make the extra carriers hand back their queues as their running tasks
+ * switch out. 0, or -EINVAL (over 256), -ENOMEM/-EAGAIN (a carrier could
+ * not start). */
+WEFT_API int weft_runtime_set_procs(unsigned n);
+
+/* The default stack size of later tasks (0: back to 64 KiB). 0, or
+ * -ENOMEM over 1 GiB. */
+WEFT_API int weft_runtime_set_stack_size(size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_TASK_H */

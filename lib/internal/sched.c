@@ -1,0 +1,1232 @@
+/* lib/internal/sched.c: the task runtime's scheduler (see sched.h).
+ *
+ * Carriers. One thread per CPU by default (WEFT_PROCS, or
+ * weft_runtime_set_procs). Each has a local run queue (a ring of
+ * RUNQ_LEN tasks: the owner pushes at the tail and pops at the head,
+ * stealers take half from the head with a CAS: Go's runq), a runnext slot
+ * (a task readied by a task of this carrier runs next: a hand-off costs one
+ * switch and stays on one core), its own timer heap, and a context of its
+ * own (g0: the carrier thread's stack) where it looks for work and idles.
+ * A global queue takes what plain threads start or ready, and a local
+ * queue's overflow.
+ *
+ * Switching. A task that parks saves its context and switches straight to
+ * the next task of its carrier (runnext, then the local queue), or to g0
+ * when there is none. What must happen only once the old context is saved
+ * (commit the park: set PARKED, arm a timer; requeue a yielder; free an
+ * exited task's stack) is left in the carrier's pending action and done by
+ * whichever context resumes next (after_switch), before it runs on. A
+ * commit that finds the wait already over makes the task runnable again at
+ * once: no wake-up is lost, and nobody readies a task whose context is not
+ * saved.
+ *
+ * Idling. A carrier with nothing to run spins for a while looking (local,
+ * global, timers, stealing from the others), then registers as idle
+ * (nidle), looks once more, and sleeps on its own futex word until its
+ * earliest timer or anyone's. Whoever makes a task runnable outside runnext
+ * fences and, if some carrier is idle and none is spinning, wakes one.
+ *
+ * Ordering:
+ * - Local queue: the owner publishes a slot with a release store of tail;
+ *   stealers and the owner claim with a CAS on head (acquire loads of
+ *   tail/head first). Slots are read relaxed: a claim that loses its CAS
+ *   throws away what it read.
+ * - Wake-up of idle carriers is a Dekker pair: a producer pushes, then
+ *   weft__fence_sc, then reads nidle/nspinning; an idler's faa on nidle
+ *   (an RMW) precedes its last look at every queue. One sees the other.
+ * - A task's wait: the task writes w->task, then the commit (after the
+ *   switch) CASes PARKED into w->state; a waker that clears PARKED
+ *   (weft__waiter_end, a full RMW) reads w->task after it and readies the
+ *   task. The timer of a timed wait is armed under the carrier's timer lock
+ *   in the same commit and fired under that lock with a CAS that clears
+ *   PARKED; the task disarms it under the lock before it leaves the wait,
+ *   so a timer never touches a waiter that is gone.
+ */
+#include "internal/sched.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal/futex.h"
+#include "internal/switch.h"
+#include <weft/common.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WEFT__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WEFT__ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define WEFT__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT__TSAN 1
+#endif
+#endif
+#ifdef WEFT__ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef WEFT__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+#define RUNQ_LEN 256u
+#define MAX_PROCS 256u
+#define STACK_DEFAULT ((size_t)64 << 10)
+#define STACK_MIN ((size_t)16 << 10)
+#define STACK_MAX ((size_t)1 << 30)
+/* Guard pages split a mapping in two, and a process has vm.max_map_count
+ * mappings (65530 by default): past this many live stacks, new ones get a
+ * canary word at their low end instead, checked at every switch out. */
+#define GUARD_BUDGET 16384u
+#define STACK_CANARY 0x7765667453544b21ull /* "weftSTK!" */
+#define LOCAL_CACHE 64u
+#define GLOBAL_CACHE 4096u
+#define WORD_BUCKETS 251u
+#define IDLE_SPIN_ROUNDS 64
+
+/* ---- types ---- */
+
+struct ctx {
+	void *sp;
+	void *stack_lo; /* for the sanitizers' fiber calls */
+	size_t stack_size;
+	void *tsan_fiber;
+	void *asan_fake;
+};
+
+struct carrier;
+
+struct weft__task {
+	struct ctx ctx;
+	void (*fn)(void *);
+	void *arg;
+	weft__task_t *next; /* global queue, caches */
+	void *map;          /* the mapping: [guard page] stack ... this struct */
+	size_t map_size;
+	size_t stack_size; /* as asked (rounded): the cache key */
+	bool guarded;
+	uint64_t id;
+	/* timer of a timed wait: armed on tcar's heap while heap_idx >= 0 */
+	int64_t when;
+	int32_t heap_idx;
+	struct carrier *tcar;
+	weft__waiter_t *tw;
+	char name[32];
+};
+
+enum { PEND_NONE, PEND_PARK, PEND_YIELD, PEND_EXIT };
+
+struct carrier {
+	WEFT__ALIGNED uint32_t head; /* stealers' line */
+	WEFT__ALIGNED uint32_t tail; /* the owner's line */
+	weft__task_t *runnext;
+	weft__task_t *current;
+	int pending;
+	weft__task_t *pending_task;
+	bool (*pending_commit)(void *);
+	void *pending_arg;
+	struct ctx g0;
+	unsigned id;
+	uint64_t rng;
+	unsigned ncache;
+	weft__task_t *cache[LOCAL_CACHE];
+	/* timers */
+	WEFT__ALIGNED uint32_t tlock;
+	uint32_t nheap, capheap;
+	weft__task_t **heap;
+	uint64_t next_when; /* heap[0]->when, or INT64_MAX; read lock-free */
+	/* idling */
+	WEFT__ALIGNED uint32_t wake; /* futex word: 1 when woken */
+	uint32_t sleeping;
+	pthread_t thread;
+	weft__task_t *buf[RUNQ_LEN];
+};
+
+struct wordwait {
+	uint32_t *word;
+	weft__waiter_t w;
+	struct wordwait *next, *prev;
+	bool linked;
+};
+
+struct bucket {
+	uint32_t lock;
+	uint32_t count;
+	struct wordwait *head;
+	char pad_[64 - 2 * sizeof(uint32_t) - sizeof(void *)];
+};
+
+static struct {
+	uint32_t startlock;
+	uint32_t started;  /* carriers running (0: the runtime is not up) */
+	uint32_t nprocs;   /* carriers allowed to run tasks */
+	size_t stack_size; /* the default, page-rounded; 0: not read yet */
+	struct carrier *car[MAX_PROCS];
+	WEFT__ALIGNED uint32_t glock;
+	uint32_t gcount;
+	weft__task_t *ghead, *gtail;
+	WEFT__ALIGNED uint32_t nidle;
+	uint32_t nspinning;
+	WEFT__ALIGNED uint32_t cachelock;
+	uint32_t ngcache;
+	weft__task_t *gcache;
+	uint64_t next_id;
+	uint32_t guarded;
+	size_t page;
+	struct bucket words[WORD_BUCKETS];
+} rt;
+
+static _Thread_local struct carrier *tl_carrier;
+
+/* ---- small helpers ---- */
+
+static void spin_lock(uint32_t *l)
+{
+	for (unsigned n = 1;; n++) {
+		uint32_t z = 0;
+		/* acquire (full RMW): the guarded data after the lock */
+		if (weft__ld32_rlx(l) == 0 && weft__cas32(l, &z, 1))
+			return;
+		if (n % 64 == 0)
+			sched_yield(); /* the holder may be preempted */
+		else
+			weft__cpu_relax();
+	}
+}
+
+static void spin_unlock(uint32_t *l)
+{
+	/* release: the guarded data before the unlock */
+	weft__st32_rel(l, 0);
+}
+
+/* The carrier of the calling thread, read anew at each call: never
+ * inlined, so no caller keeps a thread-local address across a switch. */
+__attribute__((noinline)) static struct carrier *carrier_now(void)
+{
+	struct carrier *c = tl_carrier;
+	__asm__ __volatile__("" ::: "memory");
+	return c;
+}
+
+__attribute__((noinline)) weft__task_t *weft__task_self(void)
+{
+	struct carrier *c = tl_carrier;
+	return c ? c->current : NULL;
+}
+
+static size_t page_size(void)
+{
+	if (!rt.page)
+		rt.page = (size_t)sysconf(_SC_PAGESIZE);
+	return rt.page;
+}
+
+static size_t round_stack(size_t n)
+{
+	size_t p = page_size();
+	if (n < STACK_MIN)
+		n = STACK_MIN;
+	return (n + p - 1) & ~(p - 1);
+}
+
+static size_t default_stack(void)
+{
+	size_t s = __atomic_load_n(&rt.stack_size, __ATOMIC_RELAXED);
+	if (s == 0) {
+		const char *e = getenv("WEFT_STACK_SIZE");
+		long long v = e ? atoll(e) : 0;
+		s = v > 0 && (size_t)v <= STACK_MAX ? round_stack((size_t)v) : STACK_DEFAULT;
+		__atomic_store_n(&rt.stack_size, s, __ATOMIC_RELAXED);
+	}
+	return s;
+}
+
+static uint32_t rnd(struct carrier *c)
+{
+	uint64_t x = c->rng;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	c->rng = x;
+	return (uint32_t)((x * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+/* ---- stacks (with the task struct at the top) ---- */
+
+static weft__task_t *stack_new(size_t stack_size)
+{
+	size_t page = page_size();
+	size_t tsz = (sizeof(weft__task_t) + 63) & ~(size_t)63;
+	size_t total = ((stack_size + tsz + page - 1) & ~(page - 1)) + page;
+	void *map = mmap(NULL, total, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	if (map == MAP_FAILED)
+		return NULL;
+	bool guarded = false;
+	/* relaxed: a budget, not a publication */
+	if (weft__faa32(&rt.guarded, 1) < GUARD_BUDGET && mprotect(map, page, PROT_NONE) == 0)
+		guarded = true;
+	else
+		weft__faa32(&rt.guarded, (uint32_t)-1);
+	weft__task_t *t = (weft__task_t *)((char *)map + total - tsz);
+	memset(t, 0, sizeof *t);
+	t->map = map;
+	t->map_size = total;
+	t->stack_size = stack_size;
+	t->guarded = guarded;
+	t->heap_idx = -1;
+	if (!guarded)
+		*(uint64_t *)map = STACK_CANARY;
+	t->ctx.stack_lo = (char *)map + (guarded ? page : 0);
+	t->ctx.stack_size = (size_t)((char *)t - (char *)t->ctx.stack_lo);
+	return t;
+}
+
+static void stack_delete(weft__task_t *t)
+{
+	if (t->guarded)
+		weft__faa32(&rt.guarded, (uint32_t)-1);
+	munmap(t->map, t->map_size);
+}
+
+static weft__task_t *task_alloc(struct carrier *c, size_t stack_size)
+{
+	weft__task_t *t = NULL;
+	if (stack_size == default_stack()) {
+		if (c && c->ncache)
+			t = c->cache[--c->ncache];
+		else if (weft__ld32_rlx(&rt.ngcache)) {
+			spin_lock(&rt.cachelock);
+			if ((t = rt.gcache) != NULL) {
+				rt.gcache = t->next;
+				weft__st32_rlx(&rt.ngcache, rt.ngcache - 1);
+			}
+			spin_unlock(&rt.cachelock);
+		}
+	}
+	if (!t && !(t = stack_new(stack_size)))
+		return NULL;
+	t->next = NULL;
+	t->heap_idx = -1;
+	t->tcar = NULL;
+	return t;
+}
+
+static void task_free(struct carrier *c, weft__task_t *t)
+{
+#ifdef WEFT__TSAN
+	__tsan_destroy_fiber(t->ctx.tsan_fiber);
+	t->ctx.tsan_fiber = NULL;
+#endif
+	if (t->stack_size == default_stack()) {
+		if (c && c->ncache < LOCAL_CACHE) {
+			c->cache[c->ncache++] = t;
+			return;
+		}
+		if (weft__ld32_rlx(&rt.ngcache) < GLOBAL_CACHE) {
+			spin_lock(&rt.cachelock);
+			t->next = rt.gcache;
+			rt.gcache = t;
+			weft__st32_rlx(&rt.ngcache, rt.ngcache + 1);
+			spin_unlock(&rt.cachelock);
+			return;
+		}
+	}
+	stack_delete(t);
+}
+
+static void stack_check(weft__task_t *t)
+{
+	if (!t->guarded && *(volatile uint64_t *)t->map != STACK_CANARY) {
+		fprintf(stderr,
+			"weft: task %llu (\"%s\") overflowed its stack of %zu bytes "
+			"(found at a switch; set weft_task_opts_t.stack_size or WEFT_STACK_SIZE)\n",
+			(unsigned long long)t->id, t->name, t->stack_size);
+		abort();
+	}
+}
+
+/* ---- stack overflow into a guard page ---- */
+
+static struct sigaction old_segv;
+
+static void put_str(char *buf, size_t *n, size_t cap, const char *s)
+{
+	while (*s && *n < cap)
+		buf[(*n)++] = *s++;
+}
+
+static void put_u64(char *buf, size_t *n, size_t cap, uint64_t v)
+{
+	char d[24];
+	int k = 0;
+	do
+		d[k++] = (char)('0' + v % 10);
+	while ((v /= 10) && k < 24);
+	while (k && *n < cap)
+		buf[(*n)++] = d[--k];
+}
+
+static void segv_handler(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	struct carrier *c = tl_carrier;
+	weft__task_t *t = c ? c->current : NULL;
+	char *a = si->si_addr;
+	if (t && t->guarded && a >= (char *)t->map && a < (char *)t->map + page_size()) {
+		char msg[256];
+		size_t n = 0;
+		put_str(msg, &n, sizeof msg, "weft: task ");
+		put_u64(msg, &n, sizeof msg, t->id);
+		put_str(msg, &n, sizeof msg, " (\"");
+		put_str(msg, &n, sizeof msg, t->name);
+		put_str(msg, &n, sizeof msg, "\") overflowed its stack of ");
+		put_u64(msg, &n, sizeof msg, t->stack_size);
+		put_str(msg, &n, sizeof msg,
+			" bytes (set weft_task_opts_t.stack_size or WEFT_STACK_SIZE)\n");
+		if (write(2, msg, n) < 0) {
+		}
+		signal(SIGABRT, SIG_DFL);
+		abort();
+	}
+	/* not ours: the fault repeats under the handler that was there */
+	(void)sig;
+	sigaction(SIGSEGV, &old_segv, NULL);
+}
+
+static void install_overflow_handler(void)
+{
+#if !defined(WEFT__ASAN) && !defined(WEFT__TSAN)
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = segv_handler;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old_segv);
+#endif
+}
+
+/* ---- context switches (with the sanitizers' fiber hooks) ---- */
+
+static void after_switch(struct carrier *c);
+
+/* Switch from the running context to `to`. Returns when something switches
+ * back to `from` (on whichever carrier), after that carrier's pending
+ * action is done. */
+static void ctx_switch(struct ctx *from, struct ctx *to, bool from_exits)
+{
+#ifdef WEFT__ASAN
+	__sanitizer_start_switch_fiber(from_exits ? NULL : &from->asan_fake, to->stack_lo,
+				       to->stack_size);
+#else
+	(void)from_exits;
+#endif
+#ifdef WEFT__TSAN
+	__tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+	weft__switch(&from->sp, to->sp, NULL);
+#ifdef WEFT__ASAN
+	__sanitizer_finish_switch_fiber(from->asan_fake, NULL, NULL);
+#endif
+	after_switch(carrier_now());
+}
+
+/* ---- run queues ---- */
+
+static void wake_idle(void);
+
+static void global_push(weft__task_t *first, weft__task_t *last, uint32_t n)
+{
+	spin_lock(&rt.glock);
+	last->next = NULL;
+	if (rt.gtail)
+		rt.gtail->next = first;
+	else
+		rt.ghead = first;
+	rt.gtail = last;
+	weft__st32_rlx(&rt.gcount, rt.gcount + n);
+	spin_unlock(&rt.glock);
+}
+
+/* Owner only: put t at the tail; half the queue to the global one when
+ * full. */
+static void runq_put_tail(struct carrier *c, weft__task_t *t)
+{
+	for (;;) {
+		/* acquire: stealers' claims before we reuse their slots */
+		uint32_t h = weft__ld32_acq(&c->head), tl = weft__ld32_rlx(&c->tail);
+		if (tl - h < RUNQ_LEN) {
+			weft__stp_rlx((void **)&c->buf[tl % RUNQ_LEN], t);
+			/* release: the slot before the tail that shows it */
+			weft__st32_rel(&c->tail, tl + 1);
+			return;
+		}
+		/* full: move half of it, and t, to the global queue */
+		uint32_t n = (tl - h) / 2;
+		weft__task_t *first = weft__ldp_rlx((void **)&c->buf[h % RUNQ_LEN]), *last = first;
+		for (uint32_t i = 1; i < n; i++) {
+			weft__task_t *x = weft__ldp_rlx((void **)&c->buf[(h + i) % RUNQ_LEN]);
+			last->next = x;
+			last = x;
+		}
+		if (!weft__cas32(&c->head, &h, h + n))
+			continue; /* stealers took some: room now */
+		last->next = t;
+		global_push(first, t, n + 1);
+		return;
+	}
+}
+
+/* Owner only: runnext (a hand-off: runs next) or the tail. Returns true if
+ * a task went to the tail (someone idle could take it). */
+static bool runq_put(struct carrier *c, weft__task_t *t, bool next)
+{
+	if (next) {
+		t = weft__fasp((void **)&c->runnext, t);
+		if (!t)
+			return false;
+	}
+	runq_put_tail(c, t);
+	return true;
+}
+
+static weft__task_t *runq_get(struct carrier *c)
+{
+	weft__task_t *t = weft__ldp_rlx((void **)&c->runnext);
+	if (t && weft__casp((void **)&c->runnext, (void **)&t, NULL))
+		return t;
+	for (;;) {
+		uint32_t h = weft__ld32_acq(&c->head), tl = weft__ld32_rlx(&c->tail);
+		if (h == tl)
+			return NULL;
+		t = weft__ldp_rlx((void **)&c->buf[h % RUNQ_LEN]);
+		if (weft__cas32(&c->head, &h, h + 1))
+			return t;
+	}
+}
+
+static bool runq_empty(struct carrier *c)
+{
+	return weft__ld32_acq(&c->head) == weft__ld32_acq(&c->tail) &&
+	       weft__ldp_rlx((void **)&c->runnext) == NULL;
+}
+
+/* Take half of v's queue: one to run, the rest into c's (c owns its own). */
+static weft__task_t *runq_steal(struct carrier *c, struct carrier *v)
+{
+	weft__task_t *batch[RUNQ_LEN / 2];
+	for (;;) {
+		uint32_t h = weft__ld32_acq(&v->head), tl = weft__ld32_acq(&v->tail);
+		uint32_t n = tl - h;
+		n -= n / 2;
+		if (n == 0)
+			return NULL;
+		if (n > RUNQ_LEN / 2)
+			continue; /* a torn read of head and tail */
+		for (uint32_t i = 0; i < n; i++)
+			batch[i] = weft__ldp_rlx((void **)&v->buf[(h + i) % RUNQ_LEN]);
+		if (!weft__cas32(&v->head, &h, h + n))
+			continue;
+		for (uint32_t i = 1; i < n; i++)
+			runq_put_tail(c, batch[i]);
+		return batch[0];
+	}
+}
+
+/* A share of the global queue: one to run, some more into c's queue. */
+static weft__task_t *global_get(struct carrier *c)
+{
+	if (weft__ld32_rlx(&rt.gcount) == 0)
+		return NULL;
+	spin_lock(&rt.glock);
+	uint32_t n = rt.gcount, procs = weft__ld32_rlx(&rt.nprocs);
+	if (n == 0) {
+		spin_unlock(&rt.glock);
+		return NULL;
+	}
+	uint32_t take = n / (procs ? procs : 1) + 1;
+	if (take > n)
+		take = n;
+	if (take > RUNQ_LEN / 2)
+		take = RUNQ_LEN / 2;
+	weft__task_t *first = rt.ghead, *t = first;
+	for (uint32_t i = 1; i < take; i++)
+		t = t->next;
+	rt.ghead = t->next;
+	if (!rt.ghead)
+		rt.gtail = NULL;
+	weft__st32_rlx(&rt.gcount, n - take);
+	spin_unlock(&rt.glock);
+	t->next = NULL;
+	weft__task_t *run = first;
+	for (weft__task_t *x = first->next; x;) {
+		weft__task_t *nx = x->next;
+		runq_put_tail(c, x);
+		x = nx;
+	}
+	run->next = NULL;
+	return run;
+}
+
+/* ---- timers (one heap per carrier, under its lock) ---- */
+
+static void heap_set(struct carrier *c, uint32_t i, weft__task_t *t)
+{
+	c->heap[i] = t;
+	t->heap_idx = (int32_t)i;
+}
+
+static void heap_up(struct carrier *c, uint32_t i)
+{
+	weft__task_t *t = c->heap[i];
+	while (i > 0) {
+		uint32_t p = (i - 1) / 2;
+		if (c->heap[p]->when <= t->when)
+			break;
+		heap_set(c, i, c->heap[p]);
+		i = p;
+	}
+	heap_set(c, i, t);
+}
+
+static void heap_down(struct carrier *c, uint32_t i)
+{
+	weft__task_t *t = c->heap[i];
+	for (;;) {
+		uint32_t l = 2 * i + 1, m = i;
+		weft__task_t *best = t;
+		if (l < c->nheap && c->heap[l]->when < best->when)
+			best = c->heap[m = l];
+		if (l + 1 < c->nheap && c->heap[l + 1]->when < best->when)
+			best = c->heap[m = l + 1];
+		if (m == i)
+			break;
+		heap_set(c, i, best);
+		i = m;
+	}
+	heap_set(c, i, t);
+}
+
+static void heap_publish(struct carrier *c)
+{
+	/* relaxed: a hint for idlers and for the park path; the heap itself
+	 * is read under the lock */
+	weft__st64_rlx(&c->next_when, c->nheap ? (uint64_t)c->heap[0]->when : (uint64_t)INT64_MAX);
+}
+
+static bool heap_push(struct carrier *c, weft__task_t *t)
+{
+	if (c->nheap == c->capheap) {
+		uint32_t cap = c->capheap ? 2 * c->capheap : 64;
+		weft__task_t **h = realloc(c->heap, cap * sizeof *h);
+		if (!h)
+			return false;
+		c->heap = h;
+		c->capheap = cap;
+	}
+	c->heap[c->nheap] = t;
+	heap_up(c, c->nheap++);
+	heap_publish(c);
+	return true;
+}
+
+static void heap_remove(struct carrier *c, weft__task_t *t)
+{
+	uint32_t i = (uint32_t)t->heap_idx;
+	t->heap_idx = -1;
+	weft__task_t *last = c->heap[--c->nheap];
+	if (i < c->nheap) {
+		heap_set(c, i, last);
+		heap_down(c, i);
+		heap_up(c, (uint32_t)last->heap_idx);
+	}
+	heap_publish(c);
+}
+
+static void ready_local(struct carrier *c, weft__task_t *t, bool next);
+
+/* Fire v's due timers; the tasks go to c's queue (c is the caller's). */
+static void run_timers(struct carrier *c, struct carrier *v, int64_t now)
+{
+	if ((int64_t)weft__ld64_rlx(&v->next_when) > now)
+		return;
+	spin_lock(&v->tlock);
+	while (v->nheap && v->heap[0]->when <= now) {
+		weft__task_t *t = v->heap[0];
+		heap_remove(v, t);
+		/* clear PARKED: the winner readies (the owner's commit set it
+		 * under this lock, and it disarms us under it before leaving) */
+		weft__waiter_t *w = t->tw;
+		uint32_t s = weft__ld32_acq(&w->state);
+		while (s & WEFT__W_PARKED) {
+			if (weft__cas32(&w->state, &s, s & ~WEFT__W_PARKED)) {
+				ready_local(c, t, false);
+				break;
+			}
+		}
+	}
+	spin_unlock(&v->tlock);
+}
+
+static void timer_disarm(weft__task_t *t)
+{
+	struct carrier *c = t->tcar;
+	if (!c)
+		return; /* never armed */
+	t->tcar = NULL;
+	spin_lock(&c->tlock);
+	if (t->heap_idx >= 0)
+		heap_remove(c, t);
+	spin_unlock(&c->tlock);
+}
+
+/* ---- making tasks runnable ---- */
+
+static void ready_local(struct carrier *c, weft__task_t *t, bool next)
+{
+	if (runq_put(c, t, next))
+		wake_idle();
+}
+
+void weft__task_ready(weft__task_t *t)
+{
+	struct carrier *c = carrier_now();
+	if (c) {
+		/* from a task: a hand-off, runs next here; from the carrier's
+		 * own loop: the tail */
+		ready_local(c, t, c->current != NULL);
+		return;
+	}
+	global_push(t, t, 1);
+	wake_idle();
+}
+
+/* ---- parking the running task ---- */
+
+/* The next task for c to switch to without going through g0, or NULL. */
+static weft__task_t *next_quick(struct carrier *c)
+{
+	if (c->id >= weft__ld32_rlx(&rt.nprocs))
+		return NULL; /* retired: g0 hands its queue back */
+	return runq_get(c);
+}
+
+static void switch_out(struct carrier *c, weft__task_t *t, int action, bool (*commit)(void *),
+		       void *arg)
+{
+	stack_check(t);
+	if ((int64_t)weft__ld64_rlx(&c->next_when) != INT64_MAX)
+		run_timers(c, c, weft_now());
+	c->pending = action;
+	c->pending_task = t;
+	c->pending_commit = commit;
+	c->pending_arg = arg;
+	weft__task_t *next = next_quick(c);
+	c->current = next;
+	ctx_switch(&t->ctx, next ? &next->ctx : &c->g0, action == PEND_EXIT);
+}
+
+static void after_switch(struct carrier *c)
+{
+	int a = c->pending;
+	weft__task_t *t = c->pending_task;
+	if (a == PEND_NONE)
+		return;
+	c->pending = PEND_NONE;
+	c->pending_task = NULL;
+	switch (a) {
+	case PEND_PARK:
+		if (!c->pending_commit(c->pending_arg))
+			ready_local(c, t, c->current != NULL); /* the wait was over */
+		break;
+	case PEND_YIELD:
+		runq_put_tail(c, t);
+		break;
+	case PEND_EXIT:
+		task_free(c, t);
+		break;
+	}
+}
+
+/* Park the running task: commit(arg) runs once its context is saved; if it
+ * returns false the task is runnable again at once. */
+static void task_park(bool (*commit)(void *), void *arg)
+{
+	struct carrier *c = carrier_now();
+	switch_out(c, c->current, PEND_PARK, commit, arg);
+}
+
+struct wait_commit {
+	weft__waiter_t *w;
+	weft__task_t *t;
+	int64_t deadline;
+};
+
+static bool commit_wait(void *p)
+{
+	struct wait_commit *a = p;
+	struct carrier *c = carrier_now();
+	bool timed = a->deadline != WEFT_FOREVER;
+	if (timed)
+		spin_lock(&c->tlock);
+	uint32_t s = weft__ld32_acq(&a->w->state);
+	for (;;) {
+		if (!weft__waiter_live(s) && !(s & WEFT__W_CLAIMED))
+			break; /* final: the wait is over */
+		/* release (full RMW): w->task before PARKED; pairs with the
+		 * waker's CAS, after which it reads w->task */
+		if (weft__cas32(&a->w->state, &s, s | WEFT__W_PARKED)) {
+			if (timed) {
+				a->t->when = a->deadline;
+				a->t->tw = a->w;
+				a->t->tcar = c;
+				if (!heap_push(c, a->t)) {
+					/* no memory for a timer: undo the park (the task
+					 * looks again: a busy wait, not a hang), unless a
+					 * waker has already cleared PARKED: it readies us */
+					uint32_t p = s | WEFT__W_PARKED;
+					bool undone = weft__cas32(&a->w->state, &p, s);
+					spin_unlock(&c->tlock);
+					return !undone;
+				}
+				spin_unlock(&c->tlock);
+			}
+			return true;
+		}
+	}
+	if (timed)
+		spin_unlock(&c->tlock);
+	return false;
+}
+
+static inline bool state_final(uint32_t s)
+{
+	return WEFT__W_KIND(s & ~WEFT__W_ASLEEP) != 0 && !(s & WEFT__W_CLAIMED);
+}
+
+uint32_t weft__task_wait(weft__waiter_t *w, int64_t deadline)
+{
+	weft__task_t *t = weft__task_self();
+	for (;;) {
+		/* acquire: pairs with the waker's RMW on state */
+		uint32_t s = weft__ld32_acq(&w->state);
+		if (state_final(s))
+			return s;
+		/* a claimed handoff is never abandoned: it completes promptly */
+		int64_t dl = (s & WEFT__W_CLAIMED) ? WEFT_FOREVER : deadline;
+		if (dl != WEFT_FOREVER && weft_now() >= dl)
+			return WEFT__W_TIMEOUT;
+		w->task = t;
+		struct wait_commit a = {w, t, dl};
+		task_park(commit_wait, &a);
+		if (dl != WEFT_FOREVER)
+			timer_disarm(t);
+	}
+}
+
+/* ---- flagged words ---- */
+
+static struct bucket *bucket_of(const uint32_t *word)
+{
+	return &rt.words[((uintptr_t)word >> 2) % WORD_BUCKETS];
+}
+
+static void word_unlink(struct bucket *b, struct wordwait *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		b->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	e->linked = false;
+	weft__faa32(&b->count, (uint32_t)-1);
+}
+
+int weft__task_park_word(uint32_t *word, uint32_t expected, int64_t deadline)
+{
+	struct bucket *b = bucket_of(word);
+	struct wordwait e = {.word = word, .linked = true};
+	spin_lock(&b->lock);
+	e.next = b->head;
+	if (b->head)
+		b->head->prev = &e;
+	b->head = &e;
+	/* RMW: registered before we look at the word (Dekker with the
+	 * waker's change then its count load, in task_unpark_word) */
+	weft__faa32(&b->count, 1);
+	if (weft__ld32_acq(word) != expected) {
+		word_unlink(b, &e);
+		spin_unlock(&b->lock);
+		return 0;
+	}
+	spin_unlock(&b->lock);
+	uint32_t st = weft__task_wait(&e.w, deadline);
+	spin_lock(&b->lock);
+	if (e.linked)
+		word_unlink(b, &e);
+	spin_unlock(&b->lock);
+	return st == WEFT__W_TIMEOUT ? -ETIMEDOUT : 0;
+}
+
+void weft__task_unpark_word(uint32_t *word, int n)
+{
+	struct bucket *b = bucket_of(word);
+	/* store-load: the caller's change of the word before the count */
+	weft__fence_sc();
+	if (weft__ld32_rlx(&b->count) == 0)
+		return;
+	spin_lock(&b->lock);
+	for (struct wordwait *e = b->head; e && n > 0;) {
+		struct wordwait *nx = e->next;
+		if (e->word == word) {
+			uint32_t old;
+			word_unlink(b, e);
+			if (weft__waiter_end(&e->w, WEFT__W_NOTIFY, &old)) {
+				weft__waiter_wake(&e->w, old);
+				n--;
+			}
+		}
+		e = nx;
+	}
+	spin_unlock(&b->lock);
+}
+
+/* ---- finding work, idling ---- */
+
+static weft__task_t *find_work(struct carrier *c)
+{
+	weft__task_t *t = runq_get(c);
+	if (t)
+		return t;
+	if ((t = global_get(c)) != NULL)
+		return t;
+	uint32_t started = weft__ld32_acq(&rt.started);
+	int64_t now = 0;
+	for (uint32_t i = 0; i < started; i++) {
+		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
+		if (v && (int64_t)weft__ld64_rlx(&v->next_when) != INT64_MAX) {
+			if (!now)
+				now = weft_now();
+			run_timers(c, v, now);
+		}
+	}
+	if ((t = runq_get(c)) != NULL)
+		return t;
+	if (started > 1) {
+		uint32_t k = rnd(c) % started;
+		for (uint32_t i = 0; i < started; i++) {
+			struct carrier *v = weft__ldp_acq((void **)&rt.car[(k + i) % started]);
+			if (v && v != c && (t = runq_steal(c, v)) != NULL)
+				return t;
+		}
+	}
+	return NULL;
+}
+
+static int64_t earliest_timer(void)
+{
+	int64_t when = WEFT_FOREVER;
+	uint32_t started = weft__ld32_acq(&rt.started);
+	for (uint32_t i = 0; i < started; i++) {
+		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
+		int64_t w = v ? (int64_t)weft__ld64_rlx(&v->next_when) : WEFT_FOREVER;
+		if (w < when)
+			when = w;
+	}
+	return when;
+}
+
+static void wake_idle(void)
+{
+	/* store-load: our push before the idle counts (see Ordering) */
+	weft__fence_sc();
+	if (weft__ld32_rlx(&rt.nidle) == 0 || weft__ld32_rlx(&rt.nspinning) != 0)
+		return;
+	uint32_t started = weft__ld32_acq(&rt.started), procs = weft__ld32_rlx(&rt.nprocs);
+	for (uint32_t i = 0; i < started && i < procs; i++) {
+		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
+		uint32_t z = 0;
+		if (v && weft__ld32_acq(&v->sleeping) && weft__cas32(&v->wake, &z, 1)) {
+			weft__futex_wake(&v->wake, 1);
+			return;
+		}
+	}
+}
+
+/* A retired carrier (id >= nprocs) hands its queue to the others. */
+static void hand_back(struct carrier *c)
+{
+	weft__task_t *t;
+	while ((t = runq_get(c)) != NULL) {
+		global_push(t, t, 1);
+		wake_idle();
+	}
+}
+
+static weft__task_t *idle(struct carrier *c)
+{
+	weft__task_t *t;
+	bool retired = c->id >= weft__ld32_rlx(&rt.nprocs);
+	if (!retired) {
+		weft__faa32(&rt.nspinning, 1);
+		for (int k = 0; k < IDLE_SPIN_ROUNDS; k++) {
+			if ((t = find_work(c)) != NULL) {
+				/* the last spinner found work: another may be due */
+				if (weft__faa32(&rt.nspinning, (uint32_t)-1) == 1)
+					wake_idle();
+				return t;
+			}
+			for (int i = 0; i < 32; i++)
+				weft__cpu_relax();
+			if (k % 16 == 15)
+				sched_yield();
+		}
+		weft__faa32(&rt.nspinning, (uint32_t)-1);
+	} else {
+		hand_back(c);
+	}
+	weft__st32_rel(&c->sleeping, 1);
+	/* RMW: registered as idle before the last look (Dekker, Ordering) */
+	weft__faa32(&rt.nidle, 1);
+	t = retired ? NULL : find_work(c);
+	if (!t)
+		weft__futex_wait(&c->wake, 0, retired ? WEFT_FOREVER : earliest_timer());
+	weft__faa32(&rt.nidle, (uint32_t)-1);
+	weft__st32_rlx(&c->sleeping, 0);
+	weft__st32_rlx(&c->wake, 0);
+	return t;
+}
+
+/* ---- carriers ---- */
+
+static void *carrier_main(void *p)
+{
+	struct carrier *c = p;
+	tl_carrier = c;
+	stack_t ss = {.ss_sp = malloc(64 << 10), .ss_size = 64 << 10};
+	if (ss.ss_sp)
+		sigaltstack(&ss, NULL);
+	pthread_attr_t attr;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		pthread_attr_getstack(&attr, &c->g0.stack_lo, &c->g0.stack_size);
+		pthread_attr_destroy(&attr);
+	}
+#ifdef WEFT__TSAN
+	c->g0.tsan_fiber = __tsan_get_current_fiber();
+#endif
+	char name[16];
+	snprintf(name, sizeof name, "weft-carrier%u", c->id);
+	pthread_setname_np(pthread_self(), name);
+	for (;;) {
+		weft__task_t *t = NULL;
+		if (c->id < weft__ld32_rlx(&rt.nprocs))
+			t = find_work(c);
+		if (!t && !(t = idle(c)))
+			continue;
+		if (c->id >= weft__ld32_rlx(&rt.nprocs)) {
+			/* retired meanwhile: give it back */
+			global_push(t, t, 1);
+			wake_idle();
+			continue;
+		}
+		c->current = t;
+		ctx_switch(&c->g0, &t->ctx, false);
+	}
+	return NULL;
+}
+
+static unsigned online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+static unsigned procs_from_env(void)
+{
+	const char *e = getenv("WEFT_PROCS");
+	long v = e ? atol(e) : 0;
+	if (v <= 0)
+		return online_cpus();
+	return v > (long)MAX_PROCS ? MAX_PROCS : (unsigned)v;
+}
+
+/* Start carriers up to the wanted count; lock held. */
+static int start_carriers(uint32_t want)
+{
+	for (uint32_t i = rt.started; i < want; i++) {
+		struct carrier *c = aligned_alloc(WEFT__PAD, (sizeof *c + WEFT__PAD - 1) &
+								~(size_t)(WEFT__PAD - 1));
+		if (!c)
+			return -ENOMEM;
+		memset(c, 0, sizeof *c);
+		c->id = i;
+		c->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+		c->next_when = (uint64_t)INT64_MAX;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		int rc = pthread_create(&c->thread, &a, carrier_main, c);
+		pthread_attr_destroy(&a);
+		if (rc) {
+			free(c);
+			return -EAGAIN;
+		}
+		/* release: the carrier's fields before others find it */
+		weft__stp_rel((void **)&rt.car[i], c);
+		weft__st32_rel(&rt.started, i + 1);
+	}
+	return 0;
+}
+
+static int ensure_started(void)
+{
+	if (__builtin_expect(weft__ld32_acq(&rt.started) != 0, 1))
+		return 0;
+	spin_lock(&rt.startlock);
+	int rc = 0;
+	if (rt.started == 0) {
+		if (rt.nprocs == 0)
+			weft__st32_rlx(&rt.nprocs, procs_from_env());
+		install_overflow_handler();
+		rc = start_carriers(rt.nprocs);
+	}
+	spin_unlock(&rt.startlock);
+	return rt.started ? 0 : rc;
+}
+
+int weft__runtime_set_procs(unsigned n)
+{
+	if (n > MAX_PROCS)
+		return -EINVAL;
+	if (n == 0)
+		n = online_cpus();
+	spin_lock(&rt.startlock);
+	int rc = 0;
+	weft__st32_rlx(&rt.nprocs, n);
+	if (rt.started && n > rt.started)
+		rc = start_carriers(n);
+	spin_unlock(&rt.startlock);
+	/* carriers that may run again, or that must hand back their queue */
+	uint32_t started = weft__ld32_acq(&rt.started);
+	for (uint32_t i = 0; i < started; i++) {
+		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
+		uint32_t z = 0;
+		if (v && weft__cas32(&v->wake, &z, 1))
+			weft__futex_wake(&v->wake, 1);
+	}
+	return rc;
+}
+
+int weft__runtime_set_stack_size(size_t size)
+{
+	if (size == 0) {
+		__atomic_store_n(&rt.stack_size, STACK_DEFAULT, __ATOMIC_RELAXED);
+		return 0;
+	}
+	if (size > STACK_MAX)
+		return -ENOMEM;
+	__atomic_store_n(&rt.stack_size, round_stack(size), __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* ---- tasks ---- */
+
+void weft__task_entry(void *arg)
+{
+	(void)arg;
+#ifdef WEFT__ASAN
+	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+	struct carrier *c = carrier_now();
+	weft__task_t *t = c->current;
+	after_switch(c);
+	t->fn(t->arg);
+	c = carrier_now();
+	switch_out(c, t, PEND_EXIT, NULL, NULL);
+	__builtin_unreachable();
+}
+
+int weft__task_go(void (*fn)(void *), void *arg, size_t stack_size, const char *name)
+{
+	if (!WEFT__HAVE_SWITCH)
+		return -ENOSYS;
+	if (stack_size > STACK_MAX)
+		return -ENOMEM;
+	int rc = ensure_started();
+	if (rc)
+		return rc;
+	size_t size = stack_size ? round_stack(stack_size) : default_stack();
+	struct carrier *c = carrier_now();
+	weft__task_t *t = task_alloc(c, size);
+	if (!t)
+		return -ENOMEM;
+	t->fn = fn;
+	t->arg = arg;
+	t->id = weft__faa64(&rt.next_id, 1) + 1;
+	if (name) {
+		strncpy(t->name, name, sizeof t->name - 1);
+		t->name[sizeof t->name - 1] = 0;
+	} else {
+		t->name[0] = 0;
+	}
+	t->ctx.sp = weft__switch_init(t);
+	t->ctx.asan_fake = NULL;
+#ifdef WEFT__TSAN
+	t->ctx.tsan_fiber = __tsan_create_fiber(0);
+#endif
+	if (c) {
+		runq_put_tail(c, t);
+	} else {
+		global_push(t, t, 1);
+	}
+	wake_idle();
+	return 0;
+}
+
+void weft__task_yield(void)
+{
+	struct carrier *c = carrier_now();
+	weft__task_t *t = c ? c->current : NULL;
+	if (!t) {
+		sched_yield();
+		return;
+	}
+	/* anything else to run? (else carry on: a yield that finds nobody) */
+	if (runq_empty(c) && weft__ld32_rlx(&rt.gcount) == 0 &&
+	    (int64_t)weft__ld64_rlx(&c->next_when) > weft_now())
+		return;
+	if (runq_empty(c)) {
+		weft__task_t *g = global_get(c);
+		if (g)
+			runq_put_tail(c, g);
+	}
+	switch_out(c, t, PEND_YIELD, NULL, NULL);
+}
+
+int weft__task_sleep_until(int64_t deadline)
+{
+	weft__waiter_t w = {WEFT__W_WAITING, NULL};
+	/* nobody ends this wait: only its timer */
+	while (weft__task_wait(&w, deadline) != WEFT__W_TIMEOUT)
+		;
+	return 0;
+}
+
+uint64_t weft__task_id(void)
+{
+	weft__task_t *t = weft__task_self();
+	return t ? t->id : 0;
+}
