@@ -14,10 +14,14 @@
 #include "chan.h"
 #include "measure.h"
 
+#include <weft/sync.h>
+#include <weft/task.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +70,11 @@ const struct chan_bench_case chan_bench_cases[] = {
 	{ "pingpong", CHAN_BENCH_PINGPONG, 1, 1, 1, 0, 0 },
 	{ "idle", CHAN_BENCH_IDLE, IDLE_THREADS, 0, 1, 0, 0 },
 	{ "pipeline", CHAN_BENCH_PIPELINE, 1, 3, 0, 0, 0 },
+	{ "pipeline", CHAN_BENCH_PIPELINE, 1, 3, 64, 0, 0 },
 	{ "pipeline", CHAN_BENCH_PIPELINE, 1, 3, 1024, 0, 0 },
+	/* Go's patterns with more workers than cores (issue 13's programs) */
+	{ "fanout", CHAN_BENCH_FANOUT, 8, 8, 0, 0, 0 },
+	{ "seedpool", CHAN_BENCH_SEEDPOOL, 100, 1, 200, 0, 0 },
 	/* time and memory against items: 1M, 10M, 100M by default */
 	{ "scale", CHAN_BENCH_PC, 1, 1, 1024, 1, 0 },
 	{ "scale", CHAN_BENCH_PC, 1, 1, 1024, 10, 0 },
@@ -136,6 +144,10 @@ struct bench {
 	_Atomic int64_t stamp;   /* futex floor: when the wake was issued */
 	int hung;                /* released by close after the timeout */
 	uint64_t base;           /* base items (for the name) */
+	/* strategies with CHAN_CAP_TASKS: the workers are tasks, started
+	 * together by task_gate and joined by task_done */
+	int tasks;
+	weft_wg_t task_gate, task_done;
 };
 
 /* 0 + 1 + ... + (n - 1), mod 2^64: what the receivers' sum must be */
@@ -573,6 +585,78 @@ static void pipe_worker(struct worker *w)
 		drain(w, w->b->ch[2]); /* count and sum what stage 2 kept */
 }
 
+/* fanout (N = producers squaring workers): id 0 generates into ch[0]; ids
+ * 1..N square from ch[0] into their own ch[id] and close it; ids N+1..2N
+ * forward ch[id - N] into ch[N + 1] (the last to finish closes it); id
+ * 2N+1 drains ch[N + 1]. The seed's fanOut and FanIn. */
+static void fanout_worker(struct worker *w)
+{
+	struct bench *b = w->b;
+	unsigned n = b->c->producers;
+	uint64_t v, got = 0, sent = 0;
+	int rc;
+
+	if (w->id == 0) {
+		pipe_generate(w);
+		return;
+	}
+	if (w->id == 2 * n + 1) {
+		drain(w, b->ch[n + 1]);
+		return;
+	}
+	bool square = w->id <= n;
+	void *in = square ? b->ch[0] : b->ch[w->id - n], *out = square ? b->ch[w->id] : b->ch[n + 1];
+
+	while ((rc = b->s->recv(in, &v)) == 0) {
+		progress(&w->received, ++got);
+		if (square)
+			v *= v;
+		if ((rc = b->s->send(out, &v)) != 0) {
+			fail(w, "send", rc);
+			return;
+		}
+		progress(&w->sent, ++sent);
+	}
+	if (rc != -EPIPE)
+		fail(w, "recv", rc);
+	if (square)
+		b->s->close(out);
+	else
+		sender_done(w, out, n + 1);
+}
+
+/* seedpool (W = producers workers): id 0 generates jobs into ch[0]; ids
+ * 1..W range over it and send each job's square into ch[1] (the last to
+ * finish closes it); id W+1 drains ch[1]. */
+static void seedpool_worker(struct worker *w)
+{
+	struct bench *b = w->b;
+	unsigned nw = b->c->producers;
+	uint64_t v, got = 0, sent = 0;
+	int rc;
+
+	if (w->id == 0) {
+		pipe_generate(w);
+		return;
+	}
+	if (w->id == nw + 1) {
+		drain(w, b->ch[1]);
+		return;
+	}
+	while ((rc = b->s->recv(b->ch[0], &v)) == 0) {
+		progress(&w->received, ++got);
+		v *= v;
+		if ((rc = b->s->send(b->ch[1], &v)) != 0) {
+			fail(w, "send", rc);
+			return;
+		}
+		progress(&w->sent, ++sent);
+	}
+	if (rc != -EPIPE)
+		fail(w, "recv", rc);
+	sender_done(w, b->ch[1], 1);
+}
+
 /* idle: block in recv on an empty channel until it is closed */
 static void idle_receiver(struct worker *w)
 {
@@ -591,6 +675,15 @@ static void *worker_main(void *arg)
 	pthread_barrier_wait(&w->b->go);
 	w->fn(w);
 	return NULL;
+}
+
+static void task_worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	weft_wg_wait(&w->b->task_gate);
+	w->fn(w);
+	weft_wg_done(&w->b->task_done);
 }
 
 /* ---- the runner ------------------------------------------------------- */
@@ -634,7 +727,9 @@ int chan_bench_supported(const struct chan_bench_case *c, const struct chan_stra
 		return 0;
 #ifdef WEFT_GO_PEER
 	if (s == &chan_strategy_go)
-		return c->kind == CHAN_BENCH_PC && !c->scale_x10;
+		return (c->kind == CHAN_BENCH_PC && !c->scale_x10) ||
+		       c->kind == CHAN_BENCH_PIPELINE || c->kind == CHAN_BENCH_FANOUT ||
+		       c->kind == CHAN_BENCH_SEEDPOOL;
 #endif
 	if (c->capped && !in_list(CHAN_SCALE_STRATEGIES, s))
 		return 0;
@@ -650,6 +745,10 @@ int chan_bench_supported(const struct chan_bench_case *c, const struct chan_stra
 		return s->select != NULL;
 	case CHAN_BENCH_SELECT_TRY:
 		return s->select_try != NULL;
+	case CHAN_BENCH_FANOUT:
+	case CHAN_BENCH_SEEDPOOL:
+		return (s->caps & (CHAN_CAP_MPMC | CHAN_CAP_BLOCKING)) ==
+		       (CHAN_CAP_MPMC | CHAN_CAP_BLOCKING);
 	default:
 		return 1;
 	}
@@ -671,6 +770,8 @@ uint64_t chan_bench_items(const struct chan_bench_case *c, uint64_t base)
 		n = base / 50;
 	else if (c->kind == CHAN_BENCH_SELECT_TRY)
 		n = base / 10;
+	else if (c->kind == CHAN_BENCH_SEEDPOOL)
+		n = base / 20;
 	else if (c->capacity < 2)
 		n = base / 100;
 	return n < 100 ? 100 : n;
@@ -701,6 +802,8 @@ char *chan_bench_name(char *buf, size_t size, const struct chan_bench_case *c,
 		snprintf(threads, sizeof threads, "/threads:%u", c->producers);
 	else if (c->kind == CHAN_BENCH_SELECT_TRY)
 		snprintf(threads, sizeof threads, "/cases:%u", c->producers);
+	else if (c->kind == CHAN_BENCH_FANOUT || c->kind == CHAN_BENCH_SEEDPOOL)
+		snprintf(threads, sizeof threads, "/workers:%u", c->producers);
 	else if (c->kind == CHAN_BENCH_SELECT_RX ||
 		 (c->kind == CHAN_BENCH_PC && (c->producers > 1 || c->consumers > 1)))
 		snprintf(threads, sizeof threads, "/threads:%ux%u", c->producers, c->consumers);
@@ -713,6 +816,9 @@ char *chan_bench_name(char *buf, size_t size, const struct chan_bench_case *c,
 static int join_all(struct worker *w, unsigned n, int64_t timeout_ns)
 {
 	struct timespec dl;
+
+	if (n && w[0].b->tasks)
+		return weft_wg_wait_until(&w[0].b->task_done, weft_deadline(timeout_ns));
 
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += timeout_ns / NS_PER_S;
@@ -791,6 +897,10 @@ static void assign(const struct chan_bench_case *c, struct worker *w, unsigned i
 					  { "generate", "square / keep-even / drain" } },
 		[CHAN_BENCH_SELECT_TRY] = { { select_try_empty, select_try_empty },
 					    { "select_try", "select_try" } },
+		[CHAN_BENCH_FANOUT] = { { fanout_worker, fanout_worker },
+					{ "generate", "square / forward / drain" } },
+		[CHAN_BENCH_SEEDPOOL] = { { seedpool_worker, seedpool_worker },
+					  { "generate", "worker / drain" } },
 	};
 	unsigned second = i >= c->producers; /* pingpong, floor: 1 "producer" */
 
@@ -815,6 +925,10 @@ static unsigned nthreads(const struct chan_bench_case *c)
 		return c->producers;
 	case CHAN_BENCH_PIPELINE:
 		return 4;
+	case CHAN_BENCH_FANOUT:
+		return 2 * c->producers + 2;
+	case CHAN_BENCH_SEEDPOOL:
+		return c->producers + 2;
 	default:
 		return c->producers + c->consumers;
 	}
@@ -838,6 +952,10 @@ static unsigned nchannels(const struct chan_bench_case *c)
 		return c->producers;
 	case CHAN_BENCH_PIPELINE:
 		return 3;
+	case CHAN_BENCH_FANOUT:
+		return c->producers + 2;
+	case CHAN_BENCH_SEEDPOOL:
+		return 2;
 	default:
 		return 1;
 	}
@@ -884,6 +1002,23 @@ static void check(const struct bench *b, const struct worker *w, unsigned n,
 				 (unsigned long long)ksum);
 		return;
 	}
+	if (b->c->kind == CHAN_BENCH_FANOUT || b->c->kind == CHAN_BENCH_SEEDPOOL) {
+		const struct worker *d = &w[n - 1]; /* the drain */
+		uint64_t sq = 0;
+
+		for (uint64_t v = 0; v < b->items; v++)
+			sq += v * v; /* mod 2^64, as the workers square */
+		if (atomic_load(&w[0].sent) != b->items ||
+		    atomic_load(&d->received) != b->items || d->sum != sq)
+			snprintf(r->error, sizeof r->error,
+				 "lost or invented items: generated %llu, drained %llu of %llu "
+				 "(sum of squares %llu, want %llu)",
+				 (unsigned long long)atomic_load(&w[0].sent),
+				 (unsigned long long)atomic_load(&d->received),
+				 (unsigned long long)b->items, (unsigned long long)d->sum,
+				 (unsigned long long)sq);
+		return;
+	}
 	if (b->c->kind == CHAN_BENCH_PINGPONG || b->c->kind == CHAN_BENCH_FLOOR ||
 	    b->c->kind == CHAN_BENCH_FLOOR_FUTEX) {
 		sent /= 2; /* each side counts every round trip */
@@ -917,6 +1052,10 @@ static int setup(struct bench *b, struct chan_bench_result *r)
 	if (c->kind == CHAN_BENCH_PC || c->kind == CHAN_BENCH_SELECT_RX)
 		for (unsigned i = 0; i < c->producers; i++)
 			atomic_fetch_add(&b->senders_left[i % b->nch], 1);
+	if (c->kind == CHAN_BENCH_FANOUT) /* the forwarders into the last */
+		atomic_store(&b->senders_left[b->nch - 1], c->producers);
+	if (c->kind == CHAN_BENCH_SEEDPOOL) /* the workers into results */
+		atomic_store(&b->senders_left[1], c->producers);
 	if (has_latency(c)) {
 		b->warmup = b->items / 10 < 1000 ? b->items / 10 : 1000;
 		b->lat = calloc(1, sizeof *b->lat); /* zeroed: touched now, not timed */
@@ -983,19 +1122,28 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 
 	bench_peak_rss_reset(); /* refused: the process's lifetime peak */
 	futex0 = weft__futex_waits() + weft__futex_wakes();
+	b.tasks = s && (s->caps & CHAN_CAP_TASKS);
 	pthread_barrier_init(&b.go, NULL, n + 1);
+	weft_wg_init(&b.task_gate);
+	weft_wg_init(&b.task_done);
+	weft_wg_add(&b.task_gate, 1);
+	weft_wg_add(&b.task_done, n);
 	for (unsigned i = 0; i < n; i++) {
 		w[i].b = &b;
 		w[i].id = i;
 		assign(c, &w[i], i);
-		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0) {
-			/* the threads already started wait at the barrier */
-			fprintf(stderr, "weft-bench: pthread_create failed\n");
+		if (b.tasks ? weft_go(task_worker_main, &w[i]) != 0
+			    : pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0) {
+			/* the workers already started wait at the barrier */
+			fprintf(stderr, "weft-bench: starting a worker failed\n");
 			abort();
 		}
 	}
 	bench_meter_start(&m);
-	pthread_barrier_wait(&b.go);
+	if (b.tasks)
+		weft_wg_done(&b.task_gate);
+	else
+		pthread_barrier_wait(&b.go);
 	if (c->kind == CHAN_BENCH_IDLE) {
 		bench_sleep_ns(p->idle_ns > 0 ? p->idle_ns : NS_PER_S);
 		bench_meter_stop(&m);
@@ -1016,7 +1164,7 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 	r->cpu_ns = m.cpu_ns;
 	r->ctx_switches = m.ctx_switches;
 	r->peak_rss_kb = bench_peak_rss_kb();
-	r->futex_calls = s && !strcmp(s->name, "weft")
+	r->futex_calls = s && (!strcmp(s->name, "weft") || b.tasks)
 				 ? (int64_t)(weft__futex_waits() + weft__futex_wakes() - futex0)
 				 : -1;
 	if (!b.hung)

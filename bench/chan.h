@@ -70,6 +70,13 @@ enum chan_bench_kind {
 	CHAN_BENCH_FLOOR_FUTEX, /* no strategy */
 	CHAN_BENCH_PIPELINE,    /* generate -> square -> keep-even -> drain */
 	CHAN_BENCH_SELECT_TRY,  /* select_try over `producers` empty channels */
+	/* the seed's fanOut + FanIn: generate -> `producers` squaring workers,
+	 * each with its own output -> one forwarder per output -> one channel
+	 * -> drain */
+	CHAN_BENCH_FANOUT,
+	/* the seed's channel worker pool, line for line: generate -> jobs
+	 * channel -> `producers` workers -> results channel -> drain */
+	CHAN_BENCH_SEEDPOOL,
 };
 
 struct chan_bench_case {
@@ -96,7 +103,7 @@ struct chan_bench_case {
  * The per-item figures compare all the same; the items counter says what
  * each moved. go (Go's runtime, bench/peers/go_peer.c, P x C cases only)
  * is as fast as weft there and moves them all. */
-#define CHAN_FULL_ITEMS_STRATEGIES "weft mutex go"
+#define CHAN_FULL_ITEMS_STRATEGIES "weft tasks mutex go"
 
 /* The whole matrix; count in chan_bench_ncases. */
 extern const struct chan_bench_case chan_bench_cases[];

@@ -34,6 +34,9 @@ enum {
 	CHAN_CAP_UNBUFFERED = 1 << 0, /* capacity 0 works (rendezvous) */
 	CHAN_CAP_BLOCKING = 1 << 1,   /* send/recv sleep instead of spinning */
 	CHAN_CAP_MPMC = 1 << 2,       /* any number of senders and receivers */
+	/* the benchmark runner starts the workers as weft tasks (weft_go),
+	 * not threads: weft's channels with an M:N runtime under them */
+	CHAN_CAP_TASKS = 1 << 3,
 };
 
 /* one case of a select over channels of this strategy */

@@ -153,6 +153,14 @@ int go_peer_chan_run(const struct chan_bench_case *c, uint64_t items, int64_t ti
 	char *args[] = { "chan", a_p, a_c, a_cap, a_items, NULL };
 	struct peer_run pr;
 
+	/* the same program in Go: chan P C CAP ITEMS, or the pipeline,
+	 * fan-out and seed pool shapes (N: the workers) */
+	if (c->kind == CHAN_BENCH_PIPELINE)
+		args[0] = "pipeline";
+	else if (c->kind == CHAN_BENCH_FANOUT)
+		args[0] = "fanout";
+	else if (c->kind == CHAN_BENCH_SEEDPOOL)
+		args[0] = "seedpool";
 	snprintf(a_p, sizeof a_p, "%u", c->producers);
 	snprintf(a_c, sizeof a_c, "%u", c->consumers);
 	snprintf(a_cap, sizeof a_cap, "%zu", c->capacity);

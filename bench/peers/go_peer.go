@@ -6,6 +6,9 @@
 //
 //	weft-go-peer pool JOBS WORKERS QUEUE RESULTS SLEEP_NS
 //	weft-go-peer chan PRODUCERS CONSUMERS CAP ITEMS
+//	weft-go-peer pipeline 1 3 CAP ITEMS
+//	weft-go-peer fanout WORKERS WORKERS CAP ITEMS
+//	weft-go-peer seedpool WORKERS 1 CAP ITEMS
 //
 // pool: the pool family's streaming shape (bench/pool.h). WORKERS goroutines
 // range over a jobs channel of QUEUE slots (the pool's queue, its
@@ -20,6 +23,15 @@
 // into one channel of CAP slots (0: unbuffered), the last producer to finish
 // closes it, CONSUMERS goroutines receive until it is closed. Timed from the
 // release of all of them to the last one done, as chan.c.
+//
+// pipeline: generate -> square -> keep the even -> drain, channels of CAP
+// (bench/chan.c's pipeline). fanout: the seed's fanOut and FanIn: generate
+// into one channel, WORKERS goroutines square into a channel each, FanIn
+// forwards each into one channel (closed once all are), main drains.
+// seedpool: the seed's channel worker pool: generate into jobs (CAP),
+// WORKERS goroutines range over it and send squares into results (CAP),
+// closed once all are done, main drains. Values 0..ITEMS-1; checked by
+// count and sum as chan.c checks them.
 //
 // GOMAXPROCS is Go's default (the online cores). CPU and context switches
 // are this process's getrusage over the timed span. The results are checked
@@ -132,6 +144,12 @@ func main() {
 		runPool(arg(2), arg(3), arg(4), arg(5), arg(6))
 	case len(os.Args) == 6 && os.Args[1] == "chan":
 		runChan(arg(2), arg(3), arg(4), arg(5))
+	case len(os.Args) == 6 && os.Args[1] == "pipeline":
+		runPipeline(arg(4), arg(5))
+	case len(os.Args) == 6 && os.Args[1] == "fanout":
+		runFanout(arg(2), arg(4), arg(5))
+	case len(os.Args) == 6 && os.Args[1] == "seedpool":
+		runSeedPool(arg(2), arg(4), arg(5))
 	default:
 		usage()
 	}
@@ -231,5 +249,139 @@ func runChan(producers, consumers, capacity, items uint64) {
 	}
 	if want := sumTo(items + 1); n != items || sum != want {
 		fail("wrong items: %d received (want %d), sum %d (want %d)", n, items, sum, want)
+	}
+}
+
+func generate(start <-chan struct{}, capacity, items uint64) <-chan uint64 {
+	out := make(chan uint64, capacity)
+	go func() {
+		<-start
+		for v := uint64(0); v < items; v++ {
+			out <- v
+		}
+		close(out)
+	}()
+	return out
+}
+
+// drain receives until in is closed: the count and the sum (mod 2^64).
+func drain(in <-chan uint64) (n, sum uint64) {
+	for v := range in {
+		n++
+		sum += v
+	}
+	return
+}
+
+func squaresTo(n uint64) (sq uint64) {
+	for v := uint64(0); v < n; v++ {
+		sq += v * v
+	}
+	return
+}
+
+func runPipeline(capacity, items uint64) {
+	start := make(chan struct{})
+	square := func(in <-chan uint64) <-chan uint64 {
+		out := make(chan uint64, capacity)
+		go func() {
+			for v := range in {
+				out <- v * v
+			}
+			close(out)
+		}()
+		return out
+	}
+	even := func(in <-chan uint64) <-chan uint64 {
+		out := make(chan uint64, capacity)
+		go func() {
+			for v := range in {
+				if v%2 == 0 {
+					out <- v
+				}
+			}
+			close(out)
+		}()
+		return out
+	}
+	out := even(square(generate(start, capacity, items)))
+	time.Sleep(10 * time.Millisecond)
+	sp := startSpan()
+	close(start)
+	n, sum := drain(out)
+	sp.report(items)
+	kept, want := (items+1)/2, uint64(0)
+	for k := uint64(0); k < kept; k++ {
+		want += 4 * k * k
+	}
+	if n != kept || sum != want {
+		fail("pipeline: drained %d (want %d), sum %d (want %d)", n, kept, sum, want)
+	}
+}
+
+func runFanout(workers, capacity, items uint64) {
+	start := make(chan struct{})
+	in := generate(start, capacity, items)
+	outs := make([]<-chan uint64, workers)
+	for i := range outs {
+		out := make(chan uint64, capacity)
+		go func() {
+			for v := range in {
+				out <- v * v
+			}
+			close(out)
+		}()
+		outs[i] = out
+	}
+	merged := make(chan uint64, capacity)
+	var wg sync.WaitGroup
+	for _, c := range outs {
+		wg.Add(1)
+		go func(c <-chan uint64) {
+			defer wg.Done()
+			for v := range c {
+				merged <- v
+			}
+		}(c)
+	}
+	go func() {
+		wg.Wait()
+		close(merged)
+	}()
+	time.Sleep(10 * time.Millisecond)
+	sp := startSpan()
+	close(start)
+	n, sum := drain(merged)
+	sp.report(items)
+	if want := squaresTo(items); n != items || sum != want {
+		fail("fanout: drained %d (want %d), sum %d (want %d)", n, items, sum, want)
+	}
+}
+
+func runSeedPool(workers, capacity, items uint64) {
+	start := make(chan struct{})
+	jobs := generate(start, capacity, items)
+	results := make(chan uint64, capacity)
+	var wg sync.WaitGroup
+	for w := uint64(0); w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				results <- j * j
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	time.Sleep(10 * time.Millisecond)
+	sp := startSpan()
+	close(start)
+	n, sum := drain(results)
+	sp.report(items)
+	if want := squaresTo(items); n != items || sum != want {
+		fail("seedpool: drained %d (want %d), sum %d (want %d)", n, items, sum, want)
 	}
 }

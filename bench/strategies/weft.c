@@ -1,5 +1,6 @@
 /* bench/strategies/weft.c: weft's lock-free channel (weft/chan.h) seen as a
- * channel strategy. */
+ * channel strategy: "weft" (the benchmark's workers are threads) and
+ * "tasks" (they are tasks, weft/task.h). */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -140,22 +141,22 @@ static int s_select_until(struct chan_case *cases, size_t n, int64_t deadline)
 	return s_select_any(cases, n, deadline, SEL_UNTIL);
 }
 
+#define WEFT_STRATEGY_OPS                                                        \
+	.create = s_create, .destroy = s_destroy, .send = s_send, .recv = s_recv,  \
+	.try_send = s_try_send, .try_recv = s_try_recv, .send_until = s_send_until, \
+	.recv_until = s_recv_until, .close = s_close, .len = s_len,                \
+	.send_many = s_send_many, .recv_many = s_recv_many, .select = s_select,    \
+	.select_try = s_select_try, .select_until = s_select_until
+
 const struct chan_strategy chan_strategy_weft = {
 	.name = "weft",
 	.caps = CHAN_CAP_UNBUFFERED | CHAN_CAP_BLOCKING | CHAN_CAP_MPMC,
-	.create = s_create,
-	.destroy = s_destroy,
-	.send = s_send,
-	.recv = s_recv,
-	.try_send = s_try_send,
-	.try_recv = s_try_recv,
-	.send_until = s_send_until,
-	.recv_until = s_recv_until,
-	.close = s_close,
-	.len = s_len,
-	.send_many = s_send_many,
-	.recv_many = s_recv_many,
-	.select = s_select,
-	.select_try = s_select_try,
-	.select_until = s_select_until,
+	WEFT_STRATEGY_OPS,
+};
+
+/* The same channels, the benchmark's workers run as tasks (weft/task.h). */
+const struct chan_strategy chan_strategy_tasks = {
+	.name = "tasks",
+	.caps = CHAN_CAP_UNBUFFERED | CHAN_CAP_BLOCKING | CHAN_CAP_MPMC | CHAN_CAP_TASKS,
+	WEFT_STRATEGY_OPS,
 };

@@ -360,6 +360,9 @@ static void stack_check(weft__task_t *t)
 
 /* ---- stack overflow into a guard page ---- */
 
+/* (not under the sanitizers: they handle SIGSEGV themselves) */
+#if !defined(WEFT__ASAN) && !defined(WEFT__TSAN)
+
 static struct sigaction old_segv;
 
 static void put_str(char *buf, size_t *n, size_t cap, const char *s)
@@ -405,6 +408,8 @@ static void segv_handler(int sig, siginfo_t *si, void *uc)
 	(void)sig;
 	sigaction(SIGSEGV, &old_segv, NULL);
 }
+
+#endif
 
 static void install_overflow_handler(void)
 {
@@ -779,36 +784,40 @@ static bool commit_wait(void *p)
 	struct wait_commit *a = p;
 	struct carrier *c = carrier_now();
 	bool timed = a->deadline != WEFT_FOREVER;
-	if (timed)
+	if (timed) {
+		/* arm first, under the lock, so the fields are set before
+		 * PARKED makes the task wakeable (and a timer cannot fire
+		 * before we know whether we park) */
 		spin_lock(&c->tlock);
-	uint32_t s = weft__ld32_acq(&a->w->state);
-	for (;;) {
-		if (!weft__waiter_live(s) && !(s & WEFT__W_CLAIMED))
-			break; /* final: the wait is over */
-		/* release (full RMW): w->task before PARKED; pairs with the
-		 * waker's CAS, after which it reads w->task */
-		if (weft__cas32(&a->w->state, &s, s | WEFT__W_PARKED)) {
-			if (timed) {
-				a->t->when = a->deadline;
-				a->t->tw = a->w;
-				a->t->tcar = c;
-				if (!heap_push(c, a->t)) {
-					/* no memory for a timer: undo the park (the task
-					 * looks again: a busy wait, not a hang), unless a
-					 * waker has already cleared PARKED: it readies us */
-					uint32_t p = s | WEFT__W_PARKED;
-					bool undone = weft__cas32(&a->w->state, &p, s);
-					spin_unlock(&c->tlock);
-					return !undone;
-				}
-				spin_unlock(&c->tlock);
-			}
-			return true;
+		a->t->when = a->deadline;
+		a->t->tw = a->w;
+		a->t->tcar = c;
+		if (!heap_push(c, a->t)) {
+			/* no memory for a timer: do not park (the task looks
+			 * again: a busy wait, not a hang) */
+			a->t->tcar = NULL;
+			spin_unlock(&c->tlock);
+			return false;
 		}
 	}
-	if (timed)
+	uint32_t s = weft__ld32_acq(&a->w->state);
+	bool parked = false;
+	while (weft__waiter_live(s) || (s & WEFT__W_CLAIMED)) {
+		/* release (full RMW): w->task and the timer before PARKED;
+		 * pairs with the waker's CAS, after which it reads w->task */
+		if (weft__cas32(&a->w->state, &s, s | WEFT__W_PARKED)) {
+			parked = true;
+			break;
+		}
+	}
+	if (timed) {
+		if (!parked) {
+			heap_remove(c, a->t); /* final already: the wait is over */
+			a->t->tcar = NULL;
+		}
 		spin_unlock(&c->tlock);
-	return false;
+	}
+	return parked;
 }
 
 static inline bool state_final(uint32_t s)

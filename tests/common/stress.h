@@ -17,7 +17,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <weft/task.h>
+
 #include "check.h"
+#include "participant.h"
 #include "strategy.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
@@ -81,12 +84,10 @@ static inline int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* In a task: parks the task (weft_sleep), not its carrier. */
 static inline void sleep_ns(int64_t ns)
 {
-	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
-
-	while (nanosleep(&ts, &ts) != 0) {
-	}
+	weft_sleep(ns);
 }
 
 static inline uint64_t rnd(uint64_t *s)
@@ -127,17 +128,12 @@ static inline void shuffle(unsigned *order, unsigned n, uint64_t *r)
 	}
 }
 
-/* Start a thread; stack 0 is the default stack size. */
+/* Start a participant (a thread, or a task: participant.h); stack 0 is the
+ * default stack size. */
 static inline void spawn_stack(pthread_t *t, size_t stack, void *(*fn)(void *),
 			       void *arg)
 {
-	pthread_attr_t a;
-
-	CHECK_EQ(pthread_attr_init(&a), 0);
-	if (stack)
-		CHECK_EQ(pthread_attr_setstacksize(&a, stack), 0);
-	CHECK_EQ(pthread_create(t, &a, fn, arg), 0);
-	pthread_attr_destroy(&a);
+	participant_start(t, stack, fn, arg);
 }
 
 static inline void spawn(pthread_t *t, void *(*fn)(void *), void *arg)
@@ -147,7 +143,7 @@ static inline void spawn(pthread_t *t, void *(*fn)(void *), void *arg)
 
 static inline void join(pthread_t t)
 {
-	CHECK_EQ(pthread_join(t, NULL), 0);
+	participant_join(t);
 }
 
 static inline void *xcalloc(size_t n, size_t sz)
@@ -420,6 +416,7 @@ static inline bool stress_args(int argc, char **argv, const char *prog, int what
 /* Is strategy s selected by argv[2]? */
 static inline bool want_strategy(const struct chan_strategy *s)
 {
+	participants_for(s);
 	return !g_strategy_name || strcmp(g_strategy_name, s->name) == 0;
 }
 

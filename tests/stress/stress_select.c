@@ -922,7 +922,7 @@ static void nb_wait_round(atomic_ullong *word, uint64_t round)
 	for (unsigned spins = 0; atomic_load_explicit(word, memory_order_acquire) != round;
 	     spins++)
 		if (spins > 256)
-			sched_yield();
+			weft_yield(); /* in a task: lets the carrier's others run */
 }
 
 #ifndef NB_JITTER

@@ -28,10 +28,12 @@
 
 #include <weft/chan.h>
 #include <weft/ctx.h>
+#include <weft/task.h>
 #include "internal/futex.h"
 
 #include "chan_mutex.h"
 #include "check.h"
+#include "participant.h"
 #include "strategy.h"
 
 static const struct chan_strategy *S; /* the strategy under test */
@@ -69,12 +71,10 @@ static int64_t in_ms(int64_t ms)
 	return now() + ms * 1000000;
 }
 
+/* in a task: parks the task, not its carrier */
 static void sleep_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR) {
-	}
+	weft_sleep(ms * 1000000);
 }
 
 static void *mk(size_t elem_size, size_t cap)
@@ -99,17 +99,18 @@ static bool has_mpmc(void)
 
 #define NO_MPMC "needs several senders or receivers (caps lack CHAN_CAP_MPMC)"
 
+/* a thread, or a task for the tasks strategy (participant.h) */
 static pthread_t spawn(void *(*fn)(void *), void *arg)
 {
 	pthread_t t;
 
-	CHECK_EQ(pthread_create(&t, NULL, fn, arg), 0);
+	participant_start(&t, 0, fn, arg);
 	return t;
 }
 
 static void join(pthread_t t)
 {
-	CHECK_EQ(pthread_join(t, NULL), 0);
+	participant_join(t);
 }
 
 static void fill(unsigned char *p, size_t n, unsigned seed)
@@ -818,7 +819,7 @@ static int spsc_op(void *ch, uint64_t *v, bool send, uint64_t k)
 		return send ? S->send(ch, v) : S->recv(ch, v);
 	case 1:
 		while ((rc = send ? S->try_send(ch, v) : S->try_recv(ch, v)) == -EAGAIN)
-			sched_yield();
+			weft_yield();
 		return rc;
 	default:
 		while ((rc = send ? S->send_until(ch, v, in_ms(1)) : S->recv_until(ch, v, in_ms(1))) ==
@@ -2074,6 +2075,7 @@ int main(int argc, char **argv)
 			if (only && strcmp(only, lists[l][i]->name))
 				continue;
 			S = lists[l][i];
+			participants_for(S);
 			any = true;
 			test_watchdog(120); /* each strategy gets the full budget */
 			fprintf(stderr, "strategy %s%s:\n", S->name,
