@@ -21,10 +21,17 @@
  * saved.
  *
  * Idling. A carrier with nothing to run spins for a while looking (local,
- * global, timers, stealing from the others), then registers as idle
- * (nidle), looks once more, and sleeps on its own futex word until its
- * earliest timer or anyone's. Whoever makes a task runnable outside runnext
- * fences and, if some carrier is idle and none is spinning, wakes one.
+ * global, timers, work that waits on the others: steal_behind), then
+ * registers as idle (nidle), looks once more, and sleeps on its own futex
+ * word: until the earliest timer when every carrier is idle, or, as the
+ * one poller, for 20 us to 1 ms (doubling while it finds nothing) while
+ * some carrier is busy. Whoever queues a task fences and, if some carrier
+ * is idle and none spins or polls, wakes one (which then polls).
+ *
+ * Stealing only what has waited (steal_behind): with tasks that hand off to
+ * each other all the time, one core running them all beats two that pass
+ * cache lines on every hand-off; a carrier that falls behind its queue, or
+ * that one task holds, loses its queue to the poller within ~20 us to 1 ms.
  *
  * Ordering:
  * - Local queue: the owner publishes a slot with a release store of tail;
@@ -94,6 +101,12 @@
 #define GLOBAL_CACHE 4096u
 #define WORD_BUCKETS 251u
 #define IDLE_SPIN_ROUNDS 64
+/* Another carrier takes only work that has waited this long (steal_behind) */
+#define STEAL_DELAY_NS 20000
+/* An idle carrier looks for such work every POLL_MIN..POLL_MAX ns (doubling
+ * while it finds none) as long as some carrier is busy; one at a time. */
+#define POLL_MIN_NS 20000
+#define POLL_MAX_NS 1000000
 
 /* ---- types ---- */
 
@@ -138,7 +151,14 @@ struct carrier {
 	void *pending_arg;
 	struct ctx g0;
 	unsigned id;
+	uint32_t nswitch; /* switches made: a stealer sees whether we move */
 	uint64_t rng;
+	int64_t poll_ns;
+	/* what this carrier saw of each other one when it last looked */
+	struct {
+		uint32_t tail, nswitch;
+		int64_t when;
+	} obs[MAX_PROCS];
 	unsigned ncache;
 	weft__task_t *cache[LOCAL_CACHE];
 	/* timers */
@@ -178,6 +198,7 @@ static struct {
 	weft__task_t *ghead, *gtail;
 	WEFT__ALIGNED uint32_t nidle;
 	uint32_t nspinning;
+	uint32_t npolling; /* idle carriers polling for work that waits (0 or 1) */
 	WEFT__ALIGNED uint32_t cachelock;
 	uint32_t ngcache;
 	weft__task_t *gcache;
@@ -740,6 +761,8 @@ static void switch_out(struct carrier *c, weft__task_t *t, int action, bool (*co
 	c->pending_arg = arg;
 	weft__task_t *next = next_quick(c);
 	c->current = next;
+	/* relaxed: a progress count for stealers (steal_behind) */
+	weft__st32_rlx(&c->nswitch, c->nswitch + 1);
 	ctx_switch(&t->ctx, next ? &next->ctx : &c->g0, action == PEND_EXIT);
 }
 
@@ -915,6 +938,41 @@ void weft__task_unpark_word(uint32_t *word, int n)
 
 /* ---- finding work, idling ---- */
 
+/* Take work from v only if it has waited. A carrier that keeps up with
+ * its queue (hand-offs among its tasks: a pipeline, a pool of tasks that
+ * each run briefly) runs it faster alone than with its tasks split over
+ * cores, where every hand-off moves cache lines between cores (~250 ns
+ * here, more than a switch). One that is behind (the tasks queued
+ * STEAL_DELAY_NS ago still wait: long tasks, or a task that holds the
+ * carrier) loses half its queue; one that has not switched at all in that
+ * time loses its runnext task too. */
+static weft__task_t *steal_behind(struct carrier *c, struct carrier *v, int64_t now)
+{
+	uint32_t h = weft__ld32_acq(&v->head), tl = weft__ld32_acq(&v->tail);
+	uint32_t sw = weft__ld32_rlx(&v->nswitch);
+	weft__task_t *rn = weft__ldp_rlx((void **)&v->runnext), *got = NULL;
+	int64_t age = now - c->obs[v->id].when;
+	if (h == tl && !rn) {
+		c->obs[v->id].when = 0; /* nothing queued */
+		return NULL;
+	}
+	if (c->obs[v->id].when && age >= STEAL_DELAY_NS && age < 50 * STEAL_DELAY_NS) {
+		if ((int32_t)(h - c->obs[v->id].tail) < 0)
+			got = runq_steal(c, v);
+		else if (sw == c->obs[v->id].nswitch && rn &&
+			 weft__casp((void **)&v->runnext, (void **)&rn, NULL))
+			got = rn;
+	}
+	if (got) {
+		c->obs[v->id].when = 0;
+	} else if (!c->obs[v->id].when || age >= STEAL_DELAY_NS) {
+		c->obs[v->id].tail = tl;
+		c->obs[v->id].nswitch = sw;
+		c->obs[v->id].when = now;
+	}
+	return got;
+}
+
 static weft__task_t *find_work(struct carrier *c)
 {
 	weft__task_t *t = runq_get(c);
@@ -923,14 +981,11 @@ static weft__task_t *find_work(struct carrier *c)
 	if ((t = global_get(c)) != NULL)
 		return t;
 	uint32_t started = weft__ld32_acq(&rt.started);
-	int64_t now = 0;
+	int64_t now = weft_now();
 	for (uint32_t i = 0; i < started; i++) {
 		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
-		if (v && (int64_t)weft__ld64_rlx(&v->next_when) != INT64_MAX) {
-			if (!now)
-				now = weft_now();
+		if (v && (int64_t)weft__ld64_rlx(&v->next_when) <= now)
 			run_timers(c, v, now);
-		}
 	}
 	if ((t = runq_get(c)) != NULL)
 		return t;
@@ -938,7 +993,7 @@ static weft__task_t *find_work(struct carrier *c)
 		uint32_t k = rnd(c) % started;
 		for (uint32_t i = 0; i < started; i++) {
 			struct carrier *v = weft__ldp_acq((void **)&rt.car[(k + i) % started]);
-			if (v && v != c && (t = runq_steal(c, v)) != NULL)
+			if (v && v != c && (t = steal_behind(c, v, now)) != NULL)
 				return t;
 		}
 	}
@@ -958,11 +1013,15 @@ static int64_t earliest_timer(void)
 	return when;
 }
 
+/* Work was queued: if every other carrier sleeps for good (none spins,
+ * none polls), wake one; it polls from then on while some carrier is
+ * busy (idle). */
 static void wake_idle(void)
 {
 	/* store-load: our push before the idle counts (see Ordering) */
 	weft__fence_sc();
-	if (weft__ld32_rlx(&rt.nidle) == 0 || weft__ld32_rlx(&rt.nspinning) != 0)
+	if (weft__ld32_rlx(&rt.nidle) == 0 || weft__ld32_rlx(&rt.nspinning) != 0 ||
+	    weft__ld32_rlx(&rt.npolling) != 0)
 		return;
 	uint32_t started = weft__ld32_acq(&rt.started), procs = weft__ld32_rlx(&rt.nprocs);
 	for (uint32_t i = 0; i < started && i < procs; i++) {
@@ -985,17 +1044,21 @@ static void hand_back(struct carrier *c)
 	}
 }
 
+/* Nothing to run: spin a little looking, then sleep: until woken or the
+ * next timer when every carrier is idle (about no CPU), else as the one
+ * poller, waking every poll_ns to look for work that waits. Returns work,
+ * or NULL for a retired carrier (its caller looks at nprocs again). */
 static weft__task_t *idle(struct carrier *c)
 {
 	weft__task_t *t;
 	bool retired = c->id >= weft__ld32_rlx(&rt.nprocs);
-	if (!retired) {
+	if (retired) {
+		hand_back(c);
+	} else {
 		weft__faa32(&rt.nspinning, 1);
 		for (int k = 0; k < IDLE_SPIN_ROUNDS; k++) {
 			if ((t = find_work(c)) != NULL) {
-				/* the last spinner found work: another may be due */
-				if (weft__faa32(&rt.nspinning, (uint32_t)-1) == 1)
-					wake_idle();
+				weft__faa32(&rt.nspinning, (uint32_t)-1);
 				return t;
 			}
 			for (int i = 0; i < 32; i++)
@@ -1004,19 +1067,39 @@ static weft__task_t *idle(struct carrier *c)
 				sched_yield();
 		}
 		weft__faa32(&rt.nspinning, (uint32_t)-1);
-	} else {
-		hand_back(c);
 	}
-	weft__st32_rel(&c->sleeping, 1);
-	/* RMW: registered as idle before the last look (Dekker, Ordering) */
-	weft__faa32(&rt.nidle, 1);
-	t = retired ? NULL : find_work(c);
-	if (!t)
-		weft__futex_wait(&c->wake, 0, retired ? WEFT_FOREVER : earliest_timer());
-	weft__faa32(&rt.nidle, (uint32_t)-1);
-	weft__st32_rlx(&c->sleeping, 0);
-	weft__st32_rlx(&c->wake, 0);
-	return t;
+	if (!c->poll_ns)
+		c->poll_ns = POLL_MIN_NS;
+	for (;;) {
+		weft__st32_rel(&c->sleeping, 1);
+		/* RMW: registered as idle before the last look (Ordering) */
+		uint32_t idle_now = weft__faa32(&rt.nidle, 1) + 1;
+		t = retired ? NULL : find_work(c);
+		bool poller = false;
+		if (!t) {
+			int64_t until = retired ? WEFT_FOREVER : earliest_timer();
+			uint32_t z = 0;
+			if (!retired && idle_now < weft__ld32_acq(&rt.started) &&
+			    weft__cas32(&rt.npolling, &z, 1)) {
+				poller = true;
+				int64_t p = weft_now() + c->poll_ns;
+				if (p < until)
+					until = p;
+			}
+			weft__futex_wait(&c->wake, 0, until);
+			if (poller)
+				weft__st32_rel(&rt.npolling, 0);
+		}
+		weft__faa32(&rt.nidle, (uint32_t)-1);
+		weft__st32_rlx(&c->sleeping, 0);
+		weft__st32_rlx(&c->wake, 0);
+		if (t || retired || (t = find_work(c)) != NULL) {
+			c->poll_ns = POLL_MIN_NS;
+			return t;
+		}
+		if (poller && c->poll_ns < POLL_MAX_NS)
+			c->poll_ns *= 2;
+	}
 }
 
 /* ---- carriers ---- */
@@ -1052,6 +1135,7 @@ static void *carrier_main(void *p)
 			continue;
 		}
 		c->current = t;
+		weft__st32_rlx(&c->nswitch, c->nswitch + 1);
 		ctx_switch(&c->g0, &t->ctx, false);
 	}
 	return NULL;
