@@ -190,7 +190,10 @@ struct bucket {
 static struct {
 	uint32_t startlock;
 	uint32_t started;  /* carriers running (0: the runtime is not up) */
-	uint32_t nprocs;   /* carriers allowed to run tasks */
+	uint32_t nprocs;   /* carriers wanted (GOMAXPROCS) */
+	uint32_t nextra;   /* more, started by the monitor for held carriers */
+	uint32_t nactive;  /* nprocs + nextra: carriers allowed to run tasks */
+	uint32_t mon_parked; /* futex word: the monitor sleeps until woken */
 	size_t stack_size; /* the default, page-rounded; 0: not read yet */
 	struct carrier *car[MAX_PROCS];
 	WEFT__ALIGNED uint32_t glock;
@@ -577,7 +580,7 @@ static weft__task_t *global_get(struct carrier *c)
 	if (weft__ld32_rlx(&rt.gcount) == 0)
 		return NULL;
 	spin_lock(&rt.glock);
-	uint32_t n = rt.gcount, procs = weft__ld32_rlx(&rt.nprocs);
+	uint32_t n = rt.gcount, procs = weft__ld32_rlx(&rt.nactive);
 	if (n == 0) {
 		spin_unlock(&rt.glock);
 		return NULL;
@@ -744,7 +747,7 @@ void weft__task_ready(weft__task_t *t)
 /* The next task for c to switch to without going through g0, or NULL. */
 static weft__task_t *next_quick(struct carrier *c)
 {
-	if (c->id >= weft__ld32_rlx(&rt.nprocs))
+	if (c->id >= weft__ld32_rlx(&rt.nactive))
 		return NULL; /* retired: g0 hands its queue back */
 	return runq_get(c);
 }
@@ -1023,7 +1026,7 @@ static void wake_idle(void)
 	if (weft__ld32_rlx(&rt.nidle) == 0 || weft__ld32_rlx(&rt.nspinning) != 0 ||
 	    weft__ld32_rlx(&rt.npolling) != 0)
 		return;
-	uint32_t started = weft__ld32_acq(&rt.started), procs = weft__ld32_rlx(&rt.nprocs);
+	uint32_t started = weft__ld32_acq(&rt.started), procs = weft__ld32_rlx(&rt.nactive);
 	for (uint32_t i = 0; i < started && i < procs; i++) {
 		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
 		uint32_t z = 0;
@@ -1044,6 +1047,14 @@ static void hand_back(struct carrier *c)
 	}
 }
 
+static void monitor_kick(void)
+{
+	uint32_t one = 1;
+	/* the monitor parks only after ~20 idle ticks: this is rare */
+	if (weft__ld32_rlx(&rt.mon_parked) && weft__cas32(&rt.mon_parked, &one, 0))
+		weft__futex_wake(&rt.mon_parked, 1);
+}
+
 /* Nothing to run: spin a little looking, then sleep: until woken or the
  * next timer when every carrier is idle (about no CPU), else as the one
  * poller, waking every poll_ns to look for work that waits. Returns work,
@@ -1051,7 +1062,7 @@ static void hand_back(struct carrier *c)
 static weft__task_t *idle(struct carrier *c)
 {
 	weft__task_t *t;
-	bool retired = c->id >= weft__ld32_rlx(&rt.nprocs);
+	bool retired = c->id >= weft__ld32_rlx(&rt.nactive);
 	if (retired) {
 		hand_back(c);
 	} else {
@@ -1095,11 +1106,113 @@ static weft__task_t *idle(struct carrier *c)
 		weft__st32_rlx(&c->wake, 0);
 		if (t || retired || (t = find_work(c)) != NULL) {
 			c->poll_ns = POLL_MIN_NS;
+			if (t)
+				monitor_kick();
 			return t;
 		}
 		if (poller && c->poll_ns < POLL_MAX_NS)
 			c->poll_ns *= 2;
 	}
+}
+
+/* ---- the monitor ---- */
+
+/* Tasks are cooperative: a task that computes, spins or blocks outside
+ * weft (a system call, sleep(3), a pthread lock) holds its carrier. Once a
+ * millisecond while any carrier is busy, the monitor looks at each: one
+ * that has not switched since the last look and has tasks queued behind
+ * its running one is held. Then an idle carrier is woken (it takes what
+ * waits: steal_behind), or, with none idle, one more carrier is started
+ * (nextra; Go starts another M for a P whose M is in a system call).
+ * Extra carriers retire after ~100 ms without a held carrier. With every
+ * carrier idle for ~20 ms the monitor parks until a carrier wakes with
+ * work (monitor_kick). */
+#define MON_TICK_NS 1000000
+#define MON_LINGER_TICKS 20
+#define MON_RETIRE_TICKS 100
+
+static int start_carriers(uint32_t want);
+
+static void set_active(void)
+{
+	weft__st32_rlx(&rt.nactive, weft__ld32_rlx(&rt.nprocs) + weft__ld32_rlx(&rt.nextra));
+}
+
+/* wake one sleeping carrier, whoever spins or polls */
+static bool wake_one(uint32_t active)
+{
+	uint32_t started = weft__ld32_acq(&rt.started);
+	for (uint32_t i = 0; i < started && i < active; i++) {
+		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
+		uint32_t z = 0;
+		if (v && weft__ld32_acq(&v->sleeping) && weft__cas32(&v->wake, &z, 1)) {
+			weft__futex_wake(&v->wake, 1);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void *monitor_main(void *p)
+{
+	(void)p;
+	static uint32_t seen[MAX_PROCS];
+	unsigned quiet = 0, calm = 0;
+	pthread_setname_np(pthread_self(), "weft-monitor");
+	for (;;) {
+		uint32_t started = weft__ld32_acq(&rt.started);
+		uint32_t active = weft__ld32_rlx(&rt.nactive);
+		uint32_t held = 0, busy = 0, sleeping = 0;
+		for (uint32_t i = 0; i < started && i < MAX_PROCS; i++) {
+			struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
+			if (!v)
+				continue;
+			uint32_t sw = weft__ld32_rlx(&v->nswitch);
+			bool asleep = weft__ld32_acq(&v->sleeping) != 0;
+			sleeping += asleep && i < active;
+			if (!asleep) {
+				busy++;
+				if (sw == seen[i] && i < active && !runq_empty(v))
+					held++;
+			}
+			seen[i] = sw;
+		}
+		bool global_waits = weft__ld32_rlx(&rt.gcount) != 0;
+		if (held || (global_waits && !sleeping)) {
+			calm = 0;
+			if (!sleeping || !wake_one(active)) {
+				spin_lock(&rt.startlock);
+				if (rt.nprocs + rt.nextra < MAX_PROCS) {
+					weft__st32_rlx(&rt.nextra, rt.nextra + 1);
+					set_active();
+					start_carriers(rt.nprocs + rt.nextra);
+				}
+				spin_unlock(&rt.startlock);
+			}
+		} else if (++calm >= MON_RETIRE_TICKS && weft__ld32_rlx(&rt.nextra)) {
+			calm = 0;
+			spin_lock(&rt.startlock);
+			weft__st32_rlx(&rt.nextra, rt.nextra - 1);
+			set_active();
+			spin_unlock(&rt.startlock);
+		}
+		quiet = busy || global_waits ? 0 : quiet + 1;
+		if (quiet >= MON_LINGER_TICKS) {
+			quiet = 0;
+			weft__st32_rel(&rt.mon_parked, 1);
+			/* store-load: parked before the last look; pairs with a
+			 * carrier's leaving idle, then monitor_kick's load */
+			weft__fence_sc();
+			if (weft__ld32_rlx(&rt.nidle) >= weft__ld32_acq(&rt.started) &&
+			    weft__ld32_rlx(&rt.gcount) == 0)
+				weft__futex_wait(&rt.mon_parked, 1, WEFT_FOREVER);
+			weft__st32_rlx(&rt.mon_parked, 0);
+			continue;
+		}
+		struct timespec ts = {0, MON_TICK_NS};
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
 }
 
 /* ---- carriers ---- */
@@ -1124,11 +1237,11 @@ static void *carrier_main(void *p)
 	pthread_setname_np(pthread_self(), name);
 	for (;;) {
 		weft__task_t *t = NULL;
-		if (c->id < weft__ld32_rlx(&rt.nprocs))
+		if (c->id < weft__ld32_rlx(&rt.nactive))
 			t = find_work(c);
 		if (!t && !(t = idle(c)))
 			continue;
-		if (c->id >= weft__ld32_rlx(&rt.nprocs)) {
+		if (c->id >= weft__ld32_rlx(&rt.nactive)) {
 			/* retired meanwhile: give it back */
 			global_push(t, t, 1);
 			wake_idle();
@@ -1194,7 +1307,15 @@ static int ensure_started(void)
 		if (rt.nprocs == 0)
 			weft__st32_rlx(&rt.nprocs, procs_from_env());
 		install_overflow_handler();
+		set_active();
 		rc = start_carriers(rt.nprocs);
+		pthread_t mon;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		if (rc == 0 && pthread_create(&mon, &a, monitor_main, NULL) != 0)
+			rc = -EAGAIN; /* carriers run; held ones are not replaced */
+		pthread_attr_destroy(&a);
 	}
 	spin_unlock(&rt.startlock);
 	return rt.started ? 0 : rc;
@@ -1209,8 +1330,9 @@ int weft__runtime_set_procs(unsigned n)
 	spin_lock(&rt.startlock);
 	int rc = 0;
 	weft__st32_rlx(&rt.nprocs, n);
-	if (rt.started && n > rt.started)
-		rc = start_carriers(n);
+	set_active();
+	if (rt.started && rt.nactive > rt.started)
+		rc = start_carriers(rt.nactive);
 	spin_unlock(&rt.startlock);
 	/* carriers that may run again, or that must hand back their queue */
 	uint32_t started = weft__ld32_acq(&rt.started);

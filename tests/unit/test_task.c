@@ -8,8 +8,11 @@
  * threads (exactly once); deadlines and contexts inside tasks (never
  * early); weft_sleep and weft_yield; a semaphore, a Once and the slow-path
  * mutex under tasks; a million tasks started and finished; 10k tasks parked
- * in recv and then all released by close; a stack overflow ends the
- * process with the message that names the task (a child process).
+ * in recv and then all released by close; with one carrier held by a task
+ * blocked in read(2), and then by one spinning on a flag that only a task
+ * queued behind it sets, the others still run (the monitor); a stack
+ * overflow ends the process with the message that names the task (a
+ * child process).
  * No durations are asserted beyond "not early".
  */
 #include <errno.h>
@@ -568,6 +571,72 @@ static void test_task_many_parked(void)
 	weft_chan_destroy(x.ch);
 }
 
+/* ---- held carriers: nothing starves behind a task that blocks outside
+ * weft or spins (the monitor starts another carrier) ---- */
+
+static int held_pipe[2];
+static atomic_int held_flag;
+static weft_wg_t held_wg;
+
+static void blocker_fn(void *p)
+{
+	(void)p;
+	char c;
+	/* a system call that blocks until main writes: holds the carrier */
+	CHECK_EQ(read(held_pipe[0], &c, 1), 1);
+	weft_wg_done(&held_wg);
+}
+
+static void setter_fn(void *p)
+{
+	(void)p;
+	atomic_store(&held_flag, 1);
+	weft_wg_done(&held_wg);
+}
+
+static void spinner_fn(void *p)
+{
+	(void)p;
+	/* the setter goes to this carrier's queue, behind us, and we spin
+	 * without calling weft until it has run */
+	CHECK_EQ(weft_go(setter_fn, NULL), 0);
+	while (!atomic_load(&held_flag))
+		;
+	weft_wg_done(&held_wg);
+}
+
+static void test_task_held_carriers(void)
+{
+	CHECK_EQ(weft_runtime_set_procs(1), 0);
+	CHECK_EQ(pipe(held_pipe), 0);
+	weft_wg_init(&held_wg);
+	weft_wg_add(&held_wg, 1);
+	CHECK_EQ(weft_go(blocker_fn, NULL), 0);
+	weft_sleep(5000000); /* it is in read() now, most likely */
+	/* tasks started meanwhile all finish while it stays blocked */
+	struct pp x = {.rounds = 1000};
+	CHECK_EQ(weft_chan_create(&x.ping, sizeof(long), 0), 0);
+	CHECK_EQ(weft_chan_create(&x.pong, sizeof(long), 0), 0);
+	weft_wg_init(&x.wg);
+	weft_wg_add(&x.wg, 2);
+	CHECK_EQ(weft_go(pinger, &x), 0);
+	CHECK_EQ(weft_go(ponger, &x), 0);
+	CHECK_EQ(weft_wg_wait(&x.wg), 0);
+	CHECK_EQ(atomic_load(&x.bad), 0);
+	/* a task that spins on what a task queued behind it does */
+	weft_wg_add(&held_wg, 2);
+	CHECK_EQ(weft_go(spinner_fn, NULL), 0);
+	weft_sleep(20000000);
+	CHECK_EQ(write(held_pipe[1], "x", 1), 1);
+	CHECK_EQ(weft_wg_wait(&held_wg), 0);
+	CHECK_EQ(atomic_load(&held_flag), 1);
+	close(held_pipe[0]);
+	close(held_pipe[1]);
+	weft_chan_destroy(x.ping);
+	weft_chan_destroy(x.pong);
+	CHECK_EQ(weft_runtime_set_procs(0), 0);
+}
+
 /* ---- a stack overflow ends the process with a message ---- */
 
 static int deep(int n)
@@ -628,5 +697,6 @@ int main(void)
 	RUN(test_task_once);
 	RUN(test_task_million);
 	RUN(test_task_many_parked);
+	RUN(test_task_held_carriers);
 	return 0;
 }
