@@ -19,9 +19,11 @@
 #include <time.h>
 #include <unistd.h> /* _exit */
 
+#include <weft/chan.h>
 #include <weft/ctx.h>
 #include <weft/group.h>
 #include <weft/sync.h>
+#include <weft/task.h>
 
 #include "baseline/sem_mutex.h"
 #include "baseline/wg_mutex.h"
@@ -42,6 +44,9 @@ const struct sync_bench_case sync_bench_cases[] = {
 	{ "ctx_cancel_tree/children:10000", SYNC_BENCH_CTX_TREE, 1, 0, TREE_CHILDREN },
 	{ "wg/threads:2", SYNC_BENCH_WG, 2, 0, 0 },
 	{ "wg/threads:8", SYNC_BENCH_WG, 8, 0, 0 },
+	{ "task_spawn_exit", SYNC_BENCH_TASK_SPAWN, 1, 0, 0 },
+	{ "task_handoff/cap:0", SYNC_BENCH_TASK_HANDOFF, 2, 0, 0 },
+	{ "task_parked/tasks:100000", SYNC_BENCH_TASK_PARKED, 1, 0, 100000 },
 };
 const size_t sync_bench_ncases = sizeof sync_bench_cases / sizeof sync_bench_cases[0];
 
@@ -56,6 +61,8 @@ int sync_bench_supported(const struct sync_bench_case *c, enum sync_bench_impl i
 	case SYNC_BENCH_CTX_BACKGROUND:
 	case SYNC_BENCH_CTX_CHILD:
 	case SYNC_BENCH_CTX_TREE:
+	case SYNC_BENCH_TASK_HANDOFF:
+	case SYNC_BENCH_TASK_PARKED:
 		return impl == SYNC_IMPL_WEFT;
 	default:
 		return impl == SYNC_IMPL_WEFT || impl == SYNC_IMPL_MUTEX;
@@ -91,6 +98,12 @@ uint64_t sync_bench_items(const struct sync_bench_case *c, enum sync_bench_impl 
 	}
 	case SYNC_BENCH_WG:
 		return at_least(base / 1000, 100);
+	case SYNC_BENCH_TASK_SPAWN:
+		return at_least(impl == SYNC_IMPL_WEFT ? base / 10 : base / 1000, 100);
+	case SYNC_BENCH_TASK_HANDOFF:
+		return at_least(base / 5, 100) & ~(uint64_t)1; /* two per round trip */
+	case SYNC_BENCH_TASK_PARKED:
+		return base >= 1000000 ? c->children : at_least(base / 10, 100);
 	}
 	return 0;
 }
@@ -697,6 +710,164 @@ static int wg_rounds(struct run *b, struct sync_bench_result *r)
 	return r->error[0] ? -1 : 0;
 }
 
+/* ---- tasks ------------------------------------------------------------- */
+
+struct task_run {
+	struct run *b;
+	weft_wg_t done;
+	weft_chan_t *a, *z;
+	atomic_uint_fast64_t count;
+	int err;
+};
+
+static void task_nop(void *p)
+{
+	struct task_run *t = p;
+
+	atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
+	weft_wg_done(&t->done);
+}
+
+/* a task starts them all, so they go to its carrier's queue */
+static void task_spawner(void *p)
+{
+	struct task_run *t = p;
+
+	for (uint64_t i = 0; i < t->b->items; i++)
+		while ((t->err = weft_go(task_nop, t)) == -ENOMEM)
+			weft_yield();
+}
+
+static void *thread_nop(void *p)
+{
+	task_nop(p);
+	return NULL;
+}
+
+static int task_spawn(struct run *b, struct sync_bench_result *r)
+{
+	struct task_run t = { .b = b };
+
+	weft_wg_init(&t.done);
+	weft_wg_add(&t.done, (int64_t)b->items);
+	bench_meter_start(&b->m);
+	if (b->impl == SYNC_IMPL_WEFT) {
+		if ((t.err = weft_go(task_spawner, &t)) != 0)
+			weft_wg_add(&t.done, -(int64_t)b->items);
+	} else {
+		for (uint64_t i = 0; i < b->items && !t.err; i++) {
+			pthread_t th;
+
+			if ((t.err = -pthread_create(&th, NULL, thread_nop, &t)) == 0)
+				t.err = -pthread_join(th, NULL);
+		}
+	}
+	weft_wg_wait(&t.done);
+	bench_meter_stop(&b->m);
+	atomic_store(&b->progress, atomic_load(&t.count));
+	if (t.err || atomic_load(&t.count) != b->items)
+		snprintf(r->error, sizeof r->error, "%llu of %llu ran (error %d)",
+			 (unsigned long long)atomic_load(&t.count), (unsigned long long)b->items,
+			 t.err);
+	return r->error[0] ? -1 : 0;
+}
+
+static void handoff_ping(void *p)
+{
+	struct task_run *t = p;
+	uint64_t rounds = t->b->items / 2, v;
+
+	for (uint64_t i = 0; i < rounds; i++)
+		if (weft_chan_send(t->a, &i) || weft_chan_recv(t->z, &v) || v != i) {
+			t->err = -EPROTO;
+			break;
+		}
+	weft_chan_close(t->a);
+	weft_wg_done(&t->done);
+}
+
+static void handoff_pong(void *p)
+{
+	struct task_run *t = p;
+	uint64_t v;
+
+	while (weft_chan_recv(t->a, &v) == 0) {
+		atomic_fetch_add_explicit(&t->count, 2, memory_order_relaxed);
+		if (weft_chan_send(t->z, &v))
+			break;
+	}
+	weft_wg_done(&t->done);
+}
+
+static int task_handoff(struct run *b, struct sync_bench_result *r)
+{
+	struct task_run t = { .b = b };
+
+	if (weft_chan_create(&t.a, sizeof(uint64_t), 0) ||
+	    weft_chan_create(&t.z, sizeof(uint64_t), 0)) {
+		snprintf(r->error, sizeof r->error, "out of memory");
+		return -1;
+	}
+	weft_wg_init(&t.done);
+	weft_wg_add(&t.done, 2);
+	bench_meter_start(&b->m);
+	if (weft_go(handoff_pong, &t) || weft_go(handoff_ping, &t)) {
+		snprintf(r->error, sizeof r->error, "weft_go failed");
+		_exit(1); /* a started task would use t after we return */
+	}
+	weft_wg_wait(&t.done);
+	bench_meter_stop(&b->m);
+	atomic_store(&b->progress, atomic_load(&t.count));
+	if (t.err || atomic_load(&t.count) != b->items)
+		snprintf(r->error, sizeof r->error, "%llu of %llu hand-offs (error %d)",
+			 (unsigned long long)atomic_load(&t.count), (unsigned long long)b->items,
+			 t.err);
+	weft_chan_destroy(t.a);
+	weft_chan_destroy(t.z);
+	return r->error[0] ? -1 : 0;
+}
+
+static void parked_fn(void *p)
+{
+	struct task_run *t = p;
+	uint64_t v;
+
+	weft_wg_done(&t->done);
+	if (weft_chan_recv(t->a, &v) == -EPIPE) /* parked until the close */
+		atomic_fetch_add_explicit(&t->count, 1, memory_order_relaxed);
+	weft_wg_done(&t->done);
+}
+
+/* start items tasks that park in recv, then close: peak RSS / items is
+ * what a parked task costs */
+static int task_parked(struct run *b, struct sync_bench_result *r)
+{
+	struct task_run t = { .b = b };
+
+	if (weft_chan_create(&t.a, sizeof(uint64_t), 0)) {
+		snprintf(r->error, sizeof r->error, "out of memory");
+		return -1;
+	}
+	weft_wg_init(&t.done);
+	weft_wg_add(&t.done, (int64_t)b->items);
+	bench_meter_start(&b->m);
+	for (uint64_t i = 0; i < b->items; i++)
+		while ((t.err = weft_go(parked_fn, &t)) == -ENOMEM)
+			weft_sleep(1000000);
+	weft_wg_wait(&t.done); /* every one parked (or about to) */
+	weft_wg_add(&t.done, (int64_t)b->items);
+	weft_chan_close(t.a);
+	weft_wg_wait(&t.done);
+	bench_meter_stop(&b->m);
+	atomic_store(&b->progress, atomic_load(&t.count));
+	if (t.err || atomic_load(&t.count) != b->items)
+		snprintf(r->error, sizeof r->error, "%llu of %llu released (error %d)",
+			 (unsigned long long)atomic_load(&t.count), (unsigned long long)b->items,
+			 t.err);
+	weft_chan_destroy(t.a);
+	return r->error[0] ? -1 : 0;
+}
+
 int sync_bench_run(const struct sync_bench_case *c, enum sync_bench_impl impl,
 		   const struct sync_bench_params *p, struct sync_bench_result *r)
 {
@@ -738,6 +909,15 @@ int sync_bench_run(const struct sync_bench_case *c, enum sync_bench_impl impl,
 		break;
 	case SYNC_BENCH_WG:
 		rc = wg_rounds(&b, r);
+		break;
+	case SYNC_BENCH_TASK_SPAWN:
+		rc = task_spawn(&b, r);
+		break;
+	case SYNC_BENCH_TASK_HANDOFF:
+		rc = task_handoff(&b, r);
+		break;
+	case SYNC_BENCH_TASK_PARKED:
+		rc = task_parked(&b, r);
 		break;
 	default:
 		snprintf(r->error, sizeof r->error, "unknown case");

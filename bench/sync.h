@@ -69,6 +69,11 @@ enum sync_bench_kind {
 	SYNC_BENCH_CTX_CHILD,      /* ... as the child of a live parent */
 	SYNC_BENCH_CTX_TREE,       /* cancel of a parent with many children */
 	SYNC_BENCH_WG,             /* WaitGroup fork-join rounds */
+	/* tasks (weft/task.h); "mutex" is the thread baseline where there is
+	 * one: */
+	SYNC_BENCH_TASK_SPAWN,   /* start + finish (mutex: pthread_create + join) */
+	SYNC_BENCH_TASK_HANDOFF, /* unbuffered ping-pong between two tasks: per hand-off */
+	SYNC_BENCH_TASK_PARKED,  /* `children` tasks parked in recv, then released */
 };
 
 enum sync_bench_impl {

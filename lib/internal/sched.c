@@ -98,7 +98,8 @@
 #define GUARD_BUDGET 16384u
 #define STACK_CANARY 0x7765667453544b21ull /* "weftSTK!" */
 #define LOCAL_CACHE 64u
-#define GLOBAL_CACHE 4096u
+#define CACHE_BATCH 32u
+#define GLOBAL_CACHE 16384u
 #define WORD_BUCKETS 251u
 #define IDLE_SPIN_ROUNDS 64
 /* Another carrier takes only work that has waited this long (steal_behind) */
@@ -325,13 +326,27 @@ static void stack_delete(weft__task_t *t)
 	munmap(t->map, t->map_size);
 }
 
+/* Stacks of the default size are kept for reuse: LOCAL_CACHE per carrier
+ * (no lock), and up to GLOBAL_CACHE in a global list, moved CACHE_BATCH at
+ * a time so a carrier that only starts tasks and one that only ends them
+ * (a spawner's tasks stolen by the other) meet there once per batch. A
+ * cached stack keeps the pages its last task touched (4-8 KiB for most). */
 static weft__task_t *task_alloc(struct carrier *c, size_t stack_size)
 {
 	weft__task_t *t = NULL;
 	if (stack_size == default_stack()) {
-		if (c && c->ncache)
+		if (c && !c->ncache && weft__ld32_rlx(&rt.ngcache)) {
+			spin_lock(&rt.cachelock);
+			while (rt.gcache && c->ncache < CACHE_BATCH) {
+				c->cache[c->ncache++] = rt.gcache;
+				rt.gcache = rt.gcache->next;
+				weft__st32_rlx(&rt.ngcache, rt.ngcache - 1);
+			}
+			spin_unlock(&rt.cachelock);
+		}
+		if (c && c->ncache) {
 			t = c->cache[--c->ncache];
-		else if (weft__ld32_rlx(&rt.ngcache)) {
+		} else if (!c && weft__ld32_rlx(&rt.ngcache)) {
 			spin_lock(&rt.cachelock);
 			if ((t = rt.gcache) != NULL) {
 				rt.gcache = t->next;
@@ -354,19 +369,34 @@ static void task_free(struct carrier *c, weft__task_t *t)
 	__tsan_destroy_fiber(t->ctx.tsan_fiber);
 	t->ctx.tsan_fiber = NULL;
 #endif
-	if (t->stack_size == default_stack()) {
-		if (c && c->ncache < LOCAL_CACHE) {
-			c->cache[c->ncache++] = t;
-			return;
-		}
-		if (weft__ld32_rlx(&rt.ngcache) < GLOBAL_CACHE) {
-			spin_lock(&rt.cachelock);
-			t->next = rt.gcache;
-			rt.gcache = t;
+	if (t->stack_size != default_stack()) {
+		stack_delete(t);
+		return;
+	}
+	if (c && c->ncache == LOCAL_CACHE) {
+		/* full: a batch to the global list (or back to the kernel) */
+		spin_lock(&rt.cachelock);
+		while (c->ncache > LOCAL_CACHE - CACHE_BATCH && rt.ngcache < GLOBAL_CACHE) {
+			weft__task_t *x = c->cache[--c->ncache];
+			x->next = rt.gcache;
+			rt.gcache = x;
 			weft__st32_rlx(&rt.ngcache, rt.ngcache + 1);
-			spin_unlock(&rt.cachelock);
-			return;
 		}
+		spin_unlock(&rt.cachelock);
+		while (c->ncache > LOCAL_CACHE - CACHE_BATCH)
+			stack_delete(c->cache[--c->ncache]);
+	}
+	if (c) {
+		c->cache[c->ncache++] = t;
+		return;
+	}
+	if (weft__ld32_rlx(&rt.ngcache) < GLOBAL_CACHE) {
+		spin_lock(&rt.cachelock);
+		t->next = rt.gcache;
+		rt.gcache = t;
+		weft__st32_rlx(&rt.ngcache, rt.ngcache + 1);
+		spin_unlock(&rt.cachelock);
+		return;
 	}
 	stack_delete(t);
 }
@@ -502,18 +532,19 @@ static void runq_put_tail(struct carrier *c, weft__task_t *t)
 			weft__st32_rel(&c->tail, tl + 1);
 			return;
 		}
-		/* full: move half of it, and t, to the global queue */
+		/* full: move half of it, and t, to the global queue. Link
+		 * them only once the CAS has made them ours: a stealer may
+		 * have taken (and be running, or queueing) any of them. */
+		weft__task_t *batch[RUNQ_LEN / 2];
 		uint32_t n = (tl - h) / 2;
-		weft__task_t *first = weft__ldp_rlx((void **)&c->buf[h % RUNQ_LEN]), *last = first;
-		for (uint32_t i = 1; i < n; i++) {
-			weft__task_t *x = weft__ldp_rlx((void **)&c->buf[(h + i) % RUNQ_LEN]);
-			last->next = x;
-			last = x;
-		}
+		for (uint32_t i = 0; i < n; i++)
+			batch[i] = weft__ldp_rlx((void **)&c->buf[(h + i) % RUNQ_LEN]);
 		if (!weft__cas32(&c->head, &h, h + n))
 			continue; /* stealers took some: room now */
-		last->next = t;
-		global_push(first, t, n + 1);
+		for (uint32_t i = 0; i + 1 < n; i++)
+			batch[i]->next = batch[i + 1];
+		batch[n - 1]->next = t;
+		global_push(batch[0], t, n + 1);
 		return;
 	}
 }
@@ -1156,13 +1187,18 @@ static bool wake_one(uint32_t active)
 static void *monitor_main(void *p)
 {
 	(void)p;
-	static uint32_t seen[MAX_PROCS];
+	static uint32_t seen[MAX_PROCS], seen_head[MAX_PROCS];
+	uint32_t seen_gcount = 0;
 	unsigned quiet = 0, calm = 0;
 	pthread_setname_np(pthread_self(), "weft-monitor");
 	for (;;) {
 		uint32_t started = weft__ld32_acq(&rt.started);
 		uint32_t active = weft__ld32_rlx(&rt.nactive);
-		uint32_t held = 0, busy = 0, sleeping = 0;
+		uint32_t held = 0, busy = 0, sleeping = 0, stuck = 0;
+		uint32_t gcount = weft__ld32_rlx(&rt.gcount);
+		/* the global queue waits: not empty, and nobody took from it */
+		bool global_waits = gcount != 0 && gcount >= seen_gcount;
+		seen_gcount = gcount;
 		for (uint32_t i = 0; i < started && i < MAX_PROCS; i++) {
 			struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
 			if (!v)
@@ -1170,15 +1206,22 @@ static void *monitor_main(void *p)
 			uint32_t sw = weft__ld32_rlx(&v->nswitch);
 			bool asleep = weft__ld32_acq(&v->sleeping) != 0;
 			sleeping += asleep && i < active;
+			uint32_t head = weft__ld32_acq(&v->head);
 			if (!asleep) {
 				busy++;
-				if (sw == seen[i] && i < active && !runq_empty(v))
-					held++;
+				/* not switched since the last look, and the
+				 * tasks queued behind it not taken either */
+				if (sw == seen[i] && i < active) {
+					stuck++;
+					if (!runq_empty(v) && head == seen_head[i])
+						held++;
+				}
 			}
 			seen[i] = sw;
+			seen_head[i] = head;
 		}
-		bool global_waits = weft__ld32_rlx(&rt.gcount) != 0;
-		if (held || (global_waits && !sleeping)) {
+		/* the global queue starves only if every carrier is stuck */
+		if (held || (global_waits && !sleeping && stuck >= active)) {
 			calm = 0;
 			if (!sleeping || !wake_one(active)) {
 				spin_lock(&rt.startlock);
