@@ -585,6 +585,30 @@ static void pipe_worker(struct worker *w)
 		drain(w, w->b->ch[2]); /* count and sum what stage 2 kept */
 }
 
+/* Receive from in until it is closed and drained, sending each value (its
+ * square if square) into out: 0, or -1 after fail(). */
+static int relay(struct worker *w, void *in, void *out, bool square)
+{
+	uint64_t v, got = 0, sent = 0;
+	int rc;
+
+	while ((rc = w->b->s->recv(in, &v)) == 0) {
+		progress(&w->received, ++got);
+		if (square)
+			v *= v;
+		if ((rc = w->b->s->send(out, &v)) != 0) {
+			fail(w, "send", rc);
+			return -1;
+		}
+		progress(&w->sent, ++sent);
+	}
+	if (rc != -EPIPE) {
+		fail(w, "recv", rc);
+		return -1;
+	}
+	return 0;
+}
+
 /* fanout (N = producers squaring workers): id 0 generates into ch[0]; ids
  * 1..N square from ch[0] into their own ch[id] and close it; ids N+1..2N
  * forward ch[id - N] into ch[N + 1] (the last to finish closes it); id
@@ -593,8 +617,6 @@ static void fanout_worker(struct worker *w)
 {
 	struct bench *b = w->b;
 	unsigned n = b->c->producers;
-	uint64_t v, got = 0, sent = 0;
-	int rc;
 
 	if (w->id == 0) {
 		pipe_generate(w);
@@ -607,18 +629,8 @@ static void fanout_worker(struct worker *w)
 	bool square = w->id <= n;
 	void *in = square ? b->ch[0] : b->ch[w->id - n], *out = square ? b->ch[w->id] : b->ch[n + 1];
 
-	while ((rc = b->s->recv(in, &v)) == 0) {
-		progress(&w->received, ++got);
-		if (square)
-			v *= v;
-		if ((rc = b->s->send(out, &v)) != 0) {
-			fail(w, "send", rc);
-			return;
-		}
-		progress(&w->sent, ++sent);
-	}
-	if (rc != -EPIPE)
-		fail(w, "recv", rc);
+	if (relay(w, in, out, square) != 0)
+		return;
 	if (square)
 		b->s->close(out);
 	else
@@ -632,8 +644,6 @@ static void seedpool_worker(struct worker *w)
 {
 	struct bench *b = w->b;
 	unsigned nw = b->c->producers;
-	uint64_t v, got = 0, sent = 0;
-	int rc;
 
 	if (w->id == 0) {
 		pipe_generate(w);
@@ -643,18 +653,8 @@ static void seedpool_worker(struct worker *w)
 		drain(w, b->ch[1]);
 		return;
 	}
-	while ((rc = b->s->recv(b->ch[0], &v)) == 0) {
-		progress(&w->received, ++got);
-		v *= v;
-		if ((rc = b->s->send(b->ch[1], &v)) != 0) {
-			fail(w, "send", rc);
-			return;
-		}
-		progress(&w->sent, ++sent);
-	}
-	if (rc != -EPIPE)
-		fail(w, "recv", rc);
-	sender_done(w, b->ch[1], 1);
+	if (relay(w, b->ch[0], b->ch[1], true) == 0)
+		sender_done(w, b->ch[1], 1);
 }
 
 /* idle: block in recv on an empty channel until it is closed */

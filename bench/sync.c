@@ -44,7 +44,11 @@ const struct sync_bench_case sync_bench_cases[] = {
 	{ "ctx_cancel_tree/children:10000", SYNC_BENCH_CTX_TREE, 1, 0, TREE_CHILDREN },
 	{ "wg/threads:2", SYNC_BENCH_WG, 2, 0, 0 },
 	{ "wg/threads:8", SYNC_BENCH_WG, 8, 0, 0 },
+	/* a task starts them in a loop: they run on the other carrier (the
+	 * spawner holds its own), so each task's lines cross cores */
 	{ "task_spawn_exit", SYNC_BENCH_TASK_SPAWN, 1, 0, 0 },
+	/* the spawner yields every 64 starts: they run on its carrier */
+	{ "task_spawn_exit/yield_every:64", SYNC_BENCH_TASK_SPAWN, 64, 0, 0 },
 	{ "task_handoff/cap:0", SYNC_BENCH_TASK_HANDOFF, 2, 0, 0 },
 	{ "task_parked/tasks:100000", SYNC_BENCH_TASK_PARKED, 1, 0, 100000 },
 };
@@ -64,6 +68,8 @@ int sync_bench_supported(const struct sync_bench_case *c, enum sync_bench_impl i
 	case SYNC_BENCH_TASK_HANDOFF:
 	case SYNC_BENCH_TASK_PARKED:
 		return impl == SYNC_IMPL_WEFT;
+	case SYNC_BENCH_TASK_SPAWN:
+		return impl == SYNC_IMPL_WEFT || c->threads == 1;
 	default:
 		return impl == SYNC_IMPL_WEFT || impl == SYNC_IMPL_MUTEX;
 	}
@@ -733,9 +739,14 @@ static void task_spawner(void *p)
 {
 	struct task_run *t = p;
 
-	for (uint64_t i = 0; i < t->b->items; i++)
+	unsigned every = t->b->c->threads;
+
+	for (uint64_t i = 0; i < t->b->items; i++) {
 		while ((t->err = weft_go(task_nop, t)) == -ENOMEM)
 			weft_yield();
+		if (every > 1 && i % every == every - 1)
+			weft_yield();
+	}
 }
 
 static void *thread_nop(void *p)

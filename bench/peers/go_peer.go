@@ -348,14 +348,7 @@ func runFanout(workers, capacity, items uint64) {
 		wg.Wait()
 		close(merged)
 	}()
-	time.Sleep(10 * time.Millisecond)
-	sp := startSpan()
-	close(start)
-	n, sum := drain(merged)
-	sp.report(items)
-	if want := squaresTo(items); n != items || sum != want {
-		fail("fanout: drained %d (want %d), sum %d (want %d)", n, items, sum, want)
-	}
+	timeSquares("fanout", start, merged, items)
 }
 
 func runSeedPool(workers, capacity, items uint64) {
@@ -376,12 +369,18 @@ func runSeedPool(workers, capacity, items uint64) {
 		wg.Wait()
 		close(results)
 	}()
+	timeSquares("seedpool", start, results, items)
+}
+
+// timeSquares lets every goroutine wait at start, then times from closing
+// it to out drained, which must hold the squares of 0..items-1 once each.
+func timeSquares(what string, start chan struct{}, out <-chan uint64, items uint64) {
 	time.Sleep(10 * time.Millisecond)
 	sp := startSpan()
 	close(start)
-	n, sum := drain(results)
+	n, sum := drain(out)
 	sp.report(items)
 	if want := squaresTo(items); n != items || sum != want {
-		fail("seedpool: drained %d (want %d), sum %d (want %d)", n, items, sum, want)
+		fail("%s: drained %d (want %d), sum %d (want %d)", what, n, items, sum, want)
 	}
 }
