@@ -60,3 +60,13 @@ int weft_runtime_set_stack_size(size_t size)
 {
 	return weft__runtime_set_stack_size(size);
 }
+
+void weft_runtime_dump(int fd)
+{
+	weft__runtime_dump(fd);
+}
+
+int weft_runtime_dump_on_sigquit(void)
+{
+	return weft__runtime_dump_on_sigquit();
+}

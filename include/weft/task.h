@@ -114,6 +114,20 @@ WEFT_API int weft_runtime_set_procs(unsigned n);
  * -ENOMEM over 1 GiB. */
 WEFT_API int weft_runtime_set_stack_size(size_t size);
 
+/* Write every live task to fd, one line each, as Go's goroutine dump:
+ * its id, name, state (running, runnable, waiting) and, when waiting, in
+ * what (a weft call, a weft word, weft_sleep) with the address it waits on
+ * and how long until its deadline; then its stack size. Carriers come
+ * first (what each runs, its queue). A snapshot taken without stopping
+ * anything (states may change while it prints); it blocks spawns and
+ * exits for the moment each line takes. Thread-safe; from a task too. */
+WEFT_API void weft_runtime_dump(int fd);
+
+/* Opt in: SIGQUIT (Ctrl-\) prints weft_runtime_dump to stderr (from the
+ * runtime's monitor thread, within a millisecond) and the process goes
+ * on, instead of dying. 0, or -errno from sigaction. */
+WEFT_API int weft_runtime_dump_on_sigquit(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -136,8 +136,25 @@ struct weft__task {
 	int32_t heap_idx;
 	struct carrier *tcar;
 	weft__waiter_t *tw;
+	/* for weft_runtime_dump: the live tasks' registry and what each does
+	 * (relaxed: a snapshot for people, not a synchronisation) */
+	weft__task_t *all_next, *all_prev;
+	uint32_t status; /* TASK_RUNNABLE, TASK_RUNNING, TASK_WAITING */
+	const char *wait_kind;
+	const void *wait_obj;
+	int64_t wait_until;
 	char name[32];
 };
+
+enum { TASK_RUNNABLE, TASK_RUNNING, TASK_WAITING };
+
+/* what the task waits in, for the dump (relaxed: read by weft_runtime_dump) */
+static void set_wait(weft__task_t *t, const char *kind, const void *obj)
+{
+	weft__stp_rlx((void **)&t->wait_obj, (void *)obj);
+	weft__stp_rlx((void **)&t->wait_kind, (void *)kind);
+}
+#define REGISTRY_SHARDS 16
 
 enum { PEND_NONE, PEND_PARK, PEND_YIELD, PEND_EXIT };
 
@@ -209,6 +226,12 @@ static struct {
 	uint64_t next_id;
 	uint32_t guarded;
 	size_t page;
+	uint32_t dump_on_sigquit, dump_requested;
+	struct {
+		uint32_t lock;
+		weft__task_t *head;
+		char pad_[64 - sizeof(uint32_t) - sizeof(void *)];
+	} reg[REGISTRY_SHARDS];
 	struct bucket words[WORD_BUCKETS];
 } rt;
 
@@ -486,6 +509,7 @@ static void after_switch(struct carrier *c);
  * action is done. */
 static void ctx_switch(struct ctx *from, struct ctx *to, bool from_exits)
 {
+	/* (to is a task's ctx, or the carrier's g0) */
 #ifdef WEFT__ASAN
 	__sanitizer_start_switch_fiber(from_exits ? NULL : &from->asan_fake, to->stack_lo,
 				       to->stack_size);
@@ -794,7 +818,9 @@ static void switch_out(struct carrier *c, weft__task_t *t, int action, bool (*co
 	c->pending_commit = commit;
 	c->pending_arg = arg;
 	weft__task_t *next = next_quick(c);
-	c->current = next;
+	weft__stp_rlx((void **)&c->current, next); /* relaxed: read by the dump */
+	if (next)
+		weft__st32_rlx(&next->status, TASK_RUNNING);
 	/* relaxed: a progress count for stealers (steal_behind) */
 	weft__st32_rlx(&c->nswitch, c->nswitch + 1);
 	ctx_switch(&t->ctx, next ? &next->ctx : &c->g0, action == PEND_EXIT);
@@ -882,9 +908,8 @@ static inline bool state_final(uint32_t s)
 	return WEFT__W_KIND(s & ~WEFT__W_ASLEEP) != 0 && !(s & WEFT__W_CLAIMED);
 }
 
-uint32_t weft__task_wait(weft__waiter_t *w, int64_t deadline)
+static uint32_t task_wait(weft__task_t *t, weft__waiter_t *w, int64_t deadline)
 {
-	weft__task_t *t = weft__task_self();
 	for (;;) {
 		/* acquire: pairs with the waker's RMW on state */
 		uint32_t s = weft__ld32_acq(&w->state);
@@ -896,10 +921,23 @@ uint32_t weft__task_wait(weft__waiter_t *w, int64_t deadline)
 			return WEFT__W_TIMEOUT;
 		w->task = t;
 		struct wait_commit a = {w, t, dl};
+		weft__st64_rlx((uint64_t *)&t->wait_until, (uint64_t)dl);
+		weft__st32_rlx(&t->status, TASK_WAITING);
 		task_park(commit_wait, &a);
 		if (dl != WEFT_FOREVER)
 			timer_disarm(t);
 	}
+}
+
+uint32_t weft__task_wait(weft__waiter_t *w, int64_t deadline)
+{
+	weft__task_t *t = weft__task_self();
+	if (weft__ldp_rlx((void **)&t->wait_kind))
+		return task_wait(t, w, deadline); /* park_word, sleep: theirs */
+	set_wait(t, "a weft call (channel, select, sync, context, pool, group)", w);
+	uint32_t st = task_wait(t, w, deadline);
+	set_wait(t, NULL, NULL);
+	return st;
 }
 
 /* ---- flagged words ---- */
@@ -923,6 +961,8 @@ static void word_unlink(struct bucket *b, struct wordwait *e)
 
 int weft__task_park_word(uint32_t *word, uint32_t expected, int64_t deadline)
 {
+	weft__task_t *self = weft__task_self();
+	set_wait(self, "a weft word (Once, WaitGroup, a slow lock, a ring slot)", word);
 	struct bucket *b = bucket_of(word);
 	struct wordwait e = {.word = word, .linked = true};
 	spin_lock(&b->lock);
@@ -944,6 +984,7 @@ int weft__task_park_word(uint32_t *word, uint32_t expected, int64_t deadline)
 	if (e.linked)
 		word_unlink(b, &e);
 	spin_unlock(&b->lock);
+	set_wait(self, NULL, NULL);
 	return st == WEFT__W_TIMEOUT ? -ETIMEDOUT : 0;
 }
 
@@ -1192,6 +1233,9 @@ static void *monitor_main(void *p)
 	unsigned quiet = 0, calm = 0;
 	pthread_setname_np(pthread_self(), "weft-monitor");
 	for (;;) {
+		uint32_t one = 1;
+		if (weft__ld32_acq(&rt.dump_requested) && weft__cas32(&rt.dump_requested, &one, 0))
+			weft__runtime_dump(2);
 		uint32_t started = weft__ld32_acq(&rt.started);
 		uint32_t active = weft__ld32_rlx(&rt.nactive);
 		uint32_t held = 0, busy = 0, sleeping = 0, stuck = 0;
@@ -1258,6 +1302,76 @@ static void *monitor_main(void *p)
 	return NULL;
 }
 
+/* ---- the dump ---- */
+
+static const char *status_name(uint32_t s)
+{
+	return s == TASK_RUNNING ? "running" : s == TASK_WAITING ? "waiting" : "runnable";
+}
+
+void weft__runtime_dump(int fd)
+{
+	uint32_t started = weft__ld32_acq(&rt.started);
+	uint64_t ntasks = 0;
+	int64_t now = weft_now();
+	dprintf(fd, "weft runtime: %u carriers (%u wanted, %u extra), %u idle, %u in the global queue\n",
+		started, weft__ld32_rlx(&rt.nprocs), weft__ld32_rlx(&rt.nextra),
+		weft__ld32_rlx(&rt.nidle), weft__ld32_rlx(&rt.gcount));
+	for (uint32_t i = 0; i < started; i++) {
+		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
+		if (!v)
+			continue;
+		weft__task_t *cur = weft__ldp_rlx((void **)&v->current);
+		uint32_t q = weft__ld32_acq(&v->tail) - weft__ld32_acq(&v->head);
+		dprintf(fd, "carrier %u: %s, task %llu, %u queued%s, %u switches\n", i,
+			weft__ld32_rlx(&v->sleeping) ? "asleep" : cur ? "running" : "looking for work",
+			cur ? (unsigned long long)cur->id : 0ull, q,
+			weft__ldp_rlx((void **)&v->runnext) ? " + next" : "",
+			weft__ld32_rlx(&v->nswitch));
+	}
+	for (unsigned k = 0; k < REGISTRY_SHARDS; k++) {
+		spin_lock(&rt.reg[k].lock);
+		for (weft__task_t *t = rt.reg[k].head; t; t = t->all_next, ntasks++) {
+			uint32_t st = weft__ld32_rlx(&t->status);
+			dprintf(fd, "task %llu \"%s\": %s", (unsigned long long)t->id, t->name,
+				status_name(st));
+			const char *kind = weft__ldp_rlx((void **)&t->wait_kind);
+			int64_t until = (int64_t)weft__ld64_rlx((uint64_t *)&t->wait_until);
+			const void *obj = weft__ldp_rlx((void **)&t->wait_obj);
+			if (st == TASK_WAITING && kind)
+				dprintf(fd, " in %s", kind);
+			if (st == TASK_WAITING && kind && obj)
+				dprintf(fd, " (%p)", obj);
+			if (st == TASK_WAITING && until != WEFT_FOREVER)
+				dprintf(fd, ", until %+.3f ms", (until - now) / 1e6);
+			dprintf(fd, "; stack %zu KiB%s\n", t->stack_size >> 10,
+				t->guarded ? "" : " (canary)");
+		}
+		spin_unlock(&rt.reg[k].lock);
+	}
+	dprintf(fd, "%llu tasks\n", (unsigned long long)ntasks);
+}
+
+static void sigquit_handler(int sig)
+{
+	(void)sig;
+	uint32_t one = 1;
+	/* async-signal-safe: a flag and a futex wake; the monitor prints */
+	weft__st32_rel(&rt.dump_requested, 1);
+	if (weft__cas32(&rt.mon_parked, &one, 0))
+		weft__futex_wake(&rt.mon_parked, 1);
+}
+
+int weft__runtime_dump_on_sigquit(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = sigquit_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGQUIT, &sa, NULL) == 0 ? 0 : -errno;
+}
+
 /* ---- carriers ---- */
 
 static void *carrier_main(void *p)
@@ -1290,7 +1404,8 @@ static void *carrier_main(void *p)
 			wake_idle();
 			continue;
 		}
-		c->current = t;
+		weft__stp_rlx((void **)&c->current, t); /* relaxed: read by the dump */
+		weft__st32_rlx(&t->status, TASK_RUNNING);
 		weft__st32_rlx(&c->nswitch, c->nswitch + 1);
 		ctx_switch(&c->g0, &t->ctx, false);
 	}
@@ -1402,6 +1517,31 @@ int weft__runtime_set_stack_size(size_t size)
 
 /* ---- tasks ---- */
 
+static void registry_add(weft__task_t *t)
+{
+	unsigned k = (unsigned)(t->id % REGISTRY_SHARDS);
+	spin_lock(&rt.reg[k].lock);
+	t->all_prev = NULL;
+	t->all_next = rt.reg[k].head;
+	if (t->all_next)
+		t->all_next->all_prev = t;
+	rt.reg[k].head = t;
+	spin_unlock(&rt.reg[k].lock);
+}
+
+static void registry_remove(weft__task_t *t)
+{
+	unsigned k = (unsigned)(t->id % REGISTRY_SHARDS);
+	spin_lock(&rt.reg[k].lock);
+	if (t->all_prev)
+		t->all_prev->all_next = t->all_next;
+	else
+		rt.reg[k].head = t->all_next;
+	if (t->all_next)
+		t->all_next->all_prev = t->all_prev;
+	spin_unlock(&rt.reg[k].lock);
+}
+
 void weft__task_entry(void *arg)
 {
 	(void)arg;
@@ -1412,6 +1552,7 @@ void weft__task_entry(void *arg)
 	weft__task_t *t = c->current;
 	after_switch(c);
 	t->fn(t->arg);
+	registry_remove(t);
 	c = carrier_now();
 	switch_out(c, t, PEND_EXIT, NULL, NULL);
 	__builtin_unreachable();
@@ -1442,6 +1583,9 @@ int weft__task_go(void (*fn)(void *), void *arg, size_t stack_size, const char *
 	}
 	t->ctx.sp = weft__switch_init(t);
 	t->ctx.asan_fake = NULL;
+	t->status = TASK_RUNNABLE;
+	set_wait(t, NULL, NULL);
+	registry_add(t);
 #ifdef WEFT__TSAN
 	t->ctx.tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -1477,9 +1621,12 @@ void weft__task_yield(void)
 int weft__task_sleep_until(int64_t deadline)
 {
 	weft__waiter_t w = {WEFT__W_WAITING, NULL};
+	weft__task_t *self = weft__task_self();
+	set_wait(self, "weft_sleep", NULL);
 	/* nobody ends this wait: only its timer */
 	while (weft__task_wait(&w, deadline) != WEFT__W_TIMEOUT)
 		;
+	set_wait(self, NULL, NULL);
 	return 0;
 }
 

@@ -49,6 +49,7 @@ int weft__task_sleep_until(int64_t deadline);
 int weft__runtime_set_procs(unsigned n);
 int weft__runtime_set_stack_size(size_t size);
 void weft__runtime_dump(int fd);
+int weft__runtime_dump_on_sigquit(void);
 uint64_t weft__task_id(void);
 
 #endif

@@ -10,7 +10,9 @@
  * mutex under tasks; a million tasks started and finished; 10k tasks parked
  * in recv and then all released by close; with one carrier held by a task
  * blocked in read(2), and then by one spinning on a flag that only a task
- * queued behind it sets, the others still run (the monitor); a stack
+ * queued behind it sets, the others still run (the monitor);
+ * weft_runtime_dump names each task and what it waits in, and SIGQUIT
+ * prints it when opted in (a child process); a stack
  * overflow ends the process with the message that names the task (a
  * child process).
  * No durations are asserted beyond "not early".
@@ -637,6 +639,99 @@ static void test_task_held_carriers(void)
 	CHECK_EQ(weft_runtime_set_procs(0), 0);
 }
 
+/* ---- weft_runtime_dump, and SIGQUIT when opted in ---- */
+
+static weft_chan_t *dump_ch;
+static weft_wg_t dump_wg;
+
+static void dump_recv(void *p)
+{
+	long v;
+	(void)p;
+	CHECK_EQ(weft_chan_recv(dump_ch, &v), -EPIPE);
+	weft_wg_done(&dump_wg);
+}
+
+static void dump_until(void *p)
+{
+	long v;
+	(void)p;
+	CHECK_EQ(weft_chan_recv_until(dump_ch, &v, weft_deadline(60000000000)), -EPIPE);
+	weft_wg_done(&dump_wg);
+}
+
+static void dump_sleep(void *p)
+{
+	(void)p;
+	weft_sleep(200000000);
+	weft_wg_done(&dump_wg);
+}
+
+static void test_task_dump(void)
+{
+	CHECK_EQ(weft_chan_create(&dump_ch, sizeof(long), 0), 0);
+	weft_wg_init(&dump_wg);
+	weft_wg_add(&dump_wg, 3);
+	weft_task_opts_t o1 = {.name = "dump-recv"}, o2 = {.name = "dump-until"},
+			 o3 = {.name = "dump-sleep"};
+	CHECK_EQ(weft_go_opts(dump_recv, NULL, &o1), 0);
+	CHECK_EQ(weft_go_opts(dump_until, NULL, &o2), 0);
+	CHECK_EQ(weft_go_opts(dump_sleep, NULL, &o3), 0);
+	weft_sleep(50000000); /* they have parked */
+	FILE *f = tmpfile();
+	CHECK(f != NULL);
+	weft_runtime_dump(fileno(f));
+	char buf[8192] = {0};
+	rewind(f);
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	CHECK(strstr(buf, "weft runtime: ") != NULL);
+	CHECK(strstr(buf, "carrier 0: ") != NULL);
+	CHECK(strstr(buf, "\"dump-recv\": waiting in a weft call") != NULL);
+	char *u = strstr(buf, "\"dump-until\": waiting in a weft call");
+	CHECK(u != NULL && strstr(u, ", until +") != NULL);
+	CHECK(strstr(buf, "\"dump-sleep\": waiting in weft_sleep") != NULL);
+	CHECK_EQ(weft_chan_close(dump_ch), 0);
+	CHECK_EQ(weft_wg_wait(&dump_wg), 0);
+	weft_chan_destroy(dump_ch);
+}
+
+/* in a child: SIGQUIT prints the dump to stderr and the process goes on */
+static void test_task_sigquit_dump(void)
+{
+	int pipefd[2];
+	CHECK_EQ(pipe(pipefd), 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dup2(pipefd[1], 2);
+		CHECK_EQ(weft_runtime_dump_on_sigquit(), 0);
+		CHECK_EQ(weft_chan_create(&dump_ch, sizeof(long), 0), 0);
+		weft_wg_init(&dump_wg);
+		weft_wg_add(&dump_wg, 1);
+		weft_task_opts_t o = {.name = "quit-me"};
+		CHECK_EQ(weft_go_opts(dump_recv, NULL, &o), 0);
+		weft_sleep(50000000);
+		raise(SIGQUIT);
+		weft_sleep(200000000);
+		weft_chan_close(dump_ch);
+		weft_wg_wait(&dump_wg);
+		_exit(7); /* still alive after SIGQUIT */
+	}
+	close(pipefd[1]);
+	char buf[8192] = {0};
+	size_t n = 0;
+	ssize_t k;
+	while (n < sizeof buf - 1 && (k = read(pipefd[0], buf + n, sizeof buf - 1 - n)) > 0)
+		n += (size_t)k;
+	close(pipefd[0]);
+	int status;
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+	CHECK(strstr(buf, "\"quit-me\": waiting in a weft call") != NULL);
+}
+
 /* ---- a stack overflow ends the process with a message ---- */
 
 static int deep(int n)
@@ -684,7 +779,8 @@ static void test_task_stack_overflow(void)
 int main(void)
 {
 	test_watchdog(SANITIZED ? 600 : 240);
-	RUN(test_task_stack_overflow); /* first: forks before the runtime starts */
+	RUN(test_task_stack_overflow); /* first: they fork before the runtime starts */
+	RUN(test_task_sigquit_dump);
 	RUN(test_task_args);
 	RUN(test_task_runs_once);
 	RUN(test_task_spawn_from_tasks);
@@ -698,5 +794,6 @@ int main(void)
 	RUN(test_task_million);
 	RUN(test_task_many_parked);
 	RUN(test_task_held_carriers);
+	RUN(test_task_dump);
 	return 0;
 }
