@@ -322,7 +322,7 @@ static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t de
 			weft__mutex_lock(&ch->lock);
 			int m = weft__chan_match_locked(ch, op, NULL, &peer);
 			if (m == -EAGAIN)
-				weft__waitq_push(q, &node);
+				weft__waitq_push_locked(q, &node);
 			weft__mutex_unlock(&ch->lock);
 			if (m == 0) {
 				weft__chan_handoff(ch, op, elem, peer);

@@ -349,7 +349,7 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 				continue;
 			nodes[i] = (weft__wnode_t){.w = &w, .elem = cases[i].elem, .index = (uint32_t)i};
 			if (ch->cap == 0)
-				weft__waitq_push(weft__chan_queue(ch, cases[i].op), &nodes[i]);
+				weft__waitq_push_locked(weft__chan_queue(ch, cases[i].op), &nodes[i]);
 			else
 				weft__chan_register(ch, cases[i].op, &nodes[i]);
 		}

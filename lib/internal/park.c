@@ -322,7 +322,7 @@ void weft__mutex_unlock_slow(weft__mutex_t *m)
 
 /* ---- waiter queues ---- */
 
-void weft__waitq_push(weft__waitq_t *q, weft__wnode_t *n)
+static void waitq_link(weft__waitq_t *q, weft__wnode_t *n)
 {
 	n->next = NULL;
 	n->prev = q->tail;
@@ -332,12 +332,24 @@ void weft__waitq_push(weft__waitq_t *q, weft__wnode_t *n)
 		q->head = n;
 	q->tail = n;
 	n->linked = true;
-	/* release, then the count's RMW: a registration is counted in regs
+	/* release, then the count: a registration is counted in regs
 	 * before it can be seen through count (weft__waitq_regs) */
 	weft__st32_rel(&q->regs, weft__ld32_rlx(&q->regs) + 1);
+}
+
+void weft__waitq_push(weft__waitq_t *q, weft__wnode_t *n)
+{
+	waitq_link(q, n);
 	/* RMW: the registration half of the Dekker pair; the caller fences
 	 * (weft__fence_rmw_load) before re-checking its condition */
 	weft__faa32(&q->count, 1);
+}
+
+void weft__waitq_push_locked(weft__waitq_t *q, weft__wnode_t *n)
+{
+	waitq_link(q, n);
+	/* release: a hint for lock-free readers, who decide under the lock */
+	weft__st32_rel(&q->count, weft__ld32_rlx(&q->count) + 1);
 }
 
 void weft__waitq_unlink(weft__waitq_t *q, weft__wnode_t *n)
@@ -354,7 +366,10 @@ void weft__waitq_unlink(weft__waitq_t *q, weft__wnode_t *n)
 		q->tail = n->prev;
 	n->next = n->prev = NULL;
 	n->linked = false;
-	weft__faa32(&q->count, (uint32_t)-1);
+	/* every change of count is made under the queue's lock; a reader
+	 * that sees the old value a moment longer only takes the lock for
+	 * nothing (a waker) or re-checks (a waiter) */
+	weft__st32_rel(&q->count, weft__ld32_rlx(&q->count) - 1);
 }
 
 weft__waiter_t *weft__waitq_notify_one(weft__waitq_t *q, uint32_t *notified, uint32_t *old)

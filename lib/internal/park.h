@@ -195,6 +195,10 @@ static inline uint32_t weft__waitq_regs(weft__waitq_t *q)
 
 /* All of these need the queue's lock held. */
 void weft__waitq_push(weft__waitq_t *q, weft__wnode_t *n);
+/* As push, without the RMW on count, for a queue that nobody reads
+ * lock-free as half of a Dekker pair (an unbuffered channel's: matching
+ * happens under the lock; count is only a hint there). */
+void weft__waitq_push_locked(weft__waitq_t *q, weft__wnode_t *n);
 void weft__waitq_unlink(weft__waitq_t *q, weft__wnode_t *n);
 /* Notify the first live waiter (CAS its state to NOTIFY|index). Dead nodes
  * met on the way are unlinked. *notified: 1 if a waiter was notified.
