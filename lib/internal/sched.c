@@ -1476,7 +1476,7 @@ static int ensure_started(void)
 		pthread_attr_destroy(&a);
 	}
 	spin_unlock(&rt.startlock);
-	return rt.started ? 0 : rc;
+	return weft__ld32_acq(&rt.started) ? 0 : rc;
 }
 
 int weft__runtime_set_procs(unsigned n)

@@ -20,6 +20,12 @@
 
 static bool g_tasks;
 
+/* Participants of what follows run as tasks (on) or threads. */
+static inline void participants_tasks(bool on)
+{
+	g_tasks = on;
+}
+
 /* Participants of what follows run as tasks if s asks for it. */
 static inline void participants_for(const struct chan_strategy *s)
 {
@@ -63,6 +69,25 @@ static inline void participant_start(pthread_t *t, size_t stack, void *(*fn)(voi
 		CHECK_EQ(pthread_attr_setstacksize(&a, stack), 0);
 	CHECK_EQ(pthread_create(t, &a, fn, arg), 0);
 	pthread_attr_destroy(&a);
+}
+
+/* Drop-ins for pthread_create (attr must be NULL) and pthread_join (ret
+ * must be NULL) in programs whose participants may be tasks. */
+static inline int participant_create(pthread_t *t, const pthread_attr_t *attr,
+				     void *(*fn)(void *), void *arg)
+{
+	CHECK(attr == NULL);
+	participant_start(t, 0, fn, arg);
+	return 0;
+}
+
+static inline void participant_join(pthread_t t);
+
+static inline int participant_join_ret(pthread_t t, void **ret)
+{
+	CHECK(ret == NULL);
+	participant_join(t);
+	return 0;
 }
 
 static inline void participant_join(pthread_t t)

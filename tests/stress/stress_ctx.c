@@ -26,7 +26,10 @@
 
 #include <weft/ctx.h>
 
+#include <weft/task.h>
+
 #include "check.h"
+#include "participant.h"
 #include "internal/ctx_impl.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
@@ -138,16 +141,16 @@ static void run_tree(void)
 		CHECK_EQ(weft_ctx_with_cancel(&p, weft_ctx_background()), 0);
 		for (unsigned k = 0; k < TREE_THREADS; k++) {
 			t[k] = (struct tree){.parent = p, .id = k + (unsigned)i * 16};
-			CHECK_EQ(pthread_create(&th[k], NULL, tree_thread, &t[k]), 0);
+			CHECK_EQ(participant_create(&th[k], NULL, tree_thread, &t[k]), 0);
 		}
 		for (unsigned k = 0; k < TREE_THREADS; k++)
 			atomic_store(&t[k].go, 1);
 		/* cancel racing the creations */
 		if (i & 1)
-			sched_yield();
+			weft_yield();
 		weft_ctx_cancel_cause(p, -EPIPE);
 		for (unsigned k = 0; k < TREE_THREADS; k++) {
-			pthread_join(th[k], NULL);
+			participant_join_ret(th[k], NULL);
 			made += t[k].made;
 		}
 		CHECK_EQ(weft__ctx_nchildren(p), 0);
@@ -199,7 +202,7 @@ static void run_wait(void)
 			/* half wait forever, half with their own short deadline */
 			w[k] = (struct waiter){ctx,
 				(k & 1) ? weft_deadline((int64_t)(rnd(&r) % 100000)) : WEFT_FOREVER, 1};
-			CHECK_EQ(pthread_create(&th[k], NULL, wait_thread, &w[k]), 0);
+			CHECK_EQ(participant_create(&th[k], NULL, wait_thread, &w[k]), 0);
 		}
 		int64_t spin = (int64_t)(rnd(&r) % 100000);
 		int64_t until = weft_now() + spin;
@@ -208,7 +211,7 @@ static void run_wait(void)
 		if (rnd(&r) & 1)
 			weft_ctx_cancel_cause(root, -EIO);
 		for (int k = 0; k < WAITERS; k++)
-			pthread_join(th[k], NULL);
+			participant_join_ret(th[k], NULL);
 		/* without a deadline of its own: done, and its error */
 		int e = weft_ctx_err(ctx);
 		for (int k = 0; k < WAITERS; k += 2)
@@ -264,6 +267,7 @@ static void *af_stop_thread(void *arg)
 
 static void run_afterfunc(void)
 {
+	atomic_store(&af_ran, 0); /* a second pass (tasks) starts afresh */
 	uint64_t rounds = scaled(1500, 50), r = 99;
 	int64_t t0 = weft_now();
 	int *ran = calloc(rounds, sizeof *ran);
@@ -280,11 +284,11 @@ static void run_afterfunc(void)
 					       (int64_t)(rnd(&r) % 200000)), 0);
 		for (int k = 0; k < 4; k++)
 			CHECK_EQ(weft_ctx_after_func(c, af_fn, &ran[i], &a.st[k]), 0);
-		CHECK_EQ(pthread_create(&th, NULL, af_stop_thread, &a), 0);
+		CHECK_EQ(participant_create(&th, NULL, af_stop_thread, &a), 0);
 		atomic_store(&go, 1);
 		if (rnd(&r) & 1)
 			weft_ctx_cancel(c);
-		pthread_join(th, NULL);
+		participant_join_ret(th, NULL);
 		for (int k = 0; k < 4; k++)
 			weft_ctx_stop_release(a.st[k]);
 		stopped[i] = a.stopped;
@@ -321,9 +325,14 @@ int main(int argc, char **argv)
 		}
 	}
 	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size)));
-	run_tree();
-	run_wait();
-	run_afterfunc();
+	/* every participant a thread, then every one a task */
+	for (int tasks = 0; tasks < 2; tasks++) {
+		participants_tasks(tasks);
+		fprintf(stderr, "stress_ctx: participants are %s\n", tasks ? "tasks" : "threads");
+		run_tree();
+		run_wait();
+		run_afterfunc();
+	}
 	fprintf(stderr, "stress_ctx: all ok\n");
 	return 0;
 }

@@ -30,7 +30,10 @@
 #include <weft/group.h>
 #include <weft/sync.h>
 
+#include <weft/task.h>
+
 #include "check.h"
+#include "participant.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define STRESS_SANITIZED 1
@@ -105,15 +108,16 @@ static void *l_submit(void *p)
 static void stress_limit(void)
 {
 	long rounds = scaled(20);
+	memset(&L, 0, sizeof L); /* a second pass (tasks) starts afresh */
 	L.per_thread = scaled(20000) / rounds;
 	CHECK_EQ(weft_group_create(&L.g, NULL, NULL), 0);
 	CHECK_EQ(weft_group_set_limit(L.g, LIMIT), 0);
 	for (long r = 0; r < rounds; r++) {
 		pthread_t t[NSUB];
 		for (long i = 0; i < NSUB; i++)
-			CHECK_EQ(pthread_create(&t[i], NULL, l_submit, (void *)(intptr_t)i), 0);
+			CHECK_EQ(participant_create(&t[i], NULL, l_submit, (void *)(intptr_t)i), 0);
 		for (int i = 0; i < NSUB; i++)
-			pthread_join(t[i], NULL);
+			participant_join_ret(t[i], NULL);
 		CHECK_EQ(weft_group_wait(L.g), 0);
 		CHECK_EQ(atomic_load(&L.ran), atomic_load(&L.admitted));
 	}
@@ -181,12 +185,12 @@ static void stress_cancel(void)
 		if ((rnd(&seed) & 3) == 0)
 			CHECK_EQ(weft_group_set_limit(g, 1 + (int)(rnd(&seed) % 8)), 0);
 		if (r.cancel_after_ns >= 0)
-			CHECK_EQ(pthread_create(&t, NULL, c_canceler, &r), 0);
+			CHECK_EQ(participant_create(&t, NULL, c_canceler, &r), 0);
 		for (int k = 0; k < ntasks; k++)
 			CHECK_EQ(weft_group_go(g, k == fail_at ? c_fail : c_block, &r), 0);
 		int err = weft_group_wait(g);
 		if (r.cancel_after_ns >= 0)
-			pthread_join(t, NULL);
+			participant_join_ret(t, NULL);
 		CHECK_EQ(atomic_load(&r.ran), ntasks);
 		CHECK_EQ(weft_ctx_err(ctx), -ECANCELED);
 		if (err == -ECANCELED) {
@@ -215,9 +219,14 @@ int main(int argc, char **argv)
 	const char *only = argc > 2 ? argv[2] : NULL;
 	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size)));
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (!only || strstr(only, "limit"))
-		stress_limit();
-	if (!only || strstr(only, "cancel"))
-		stress_cancel();
+	/* every participant a thread, then every one a task */
+	for (int tasks = 0; tasks < 2; tasks++) {
+		participants_tasks(tasks);
+		printf("stress_group: participants are %s\n", tasks ? "tasks" : "threads");
+		if (!only || strstr(only, "limit"))
+			stress_limit();
+		if (!only || strstr(only, "cancel"))
+			stress_cancel();
+	}
 	return 0;
 }

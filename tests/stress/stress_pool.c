@@ -31,7 +31,10 @@
 #include <weft/pool.h>
 #include <weft/sync.h>
 
+#include <weft/task.h>
+
 #include "check.h"
+#include "participant.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define STRESS_SANITIZED 1
@@ -147,10 +150,10 @@ static void stress_once(void)
 	struct sub s[NSUB];
 	for (unsigned i = 0; i < NSUB; i++) {
 		s[i] = (struct sub){.p = p, .slots = slots + per * i, .n = per, .id = i};
-		CHECK_EQ(pthread_create(&s[i].t, NULL, once_submitter, &s[i]), 0);
+		CHECK_EQ(participant_create(&s[i].t, NULL, once_submitter, &s[i]), 0);
 	}
 	for (unsigned i = 0; i < NSUB; i++)
-		pthread_join(s[i].t, NULL);
+		participant_join_ret(s[i].t, NULL);
 	CHECK_EQ(weft_pool_wait(p), 0);
 	for (long i = 0; i < per * NSUB; i++)
 		if (atomic_load(&slots[i].ran) != 1) {
@@ -201,13 +204,13 @@ static void stress_shutdown(void)
 		struct sub s[4];
 		for (unsigned i = 0; i < 4; i++) {
 			s[i] = (struct sub){.p = p, .slots = slots + per * i, .n = per, .id = i};
-			CHECK_EQ(pthread_create(&s[i].t, NULL, sd_submitter, &s[i]), 0);
+			CHECK_EQ(participant_create(&s[i].t, NULL, sd_submitter, &s[i]), 0);
 		}
 		nap(r % 7 * 50);
 		int how = r % 2 ? WEFT_POOL_CANCEL : WEFT_POOL_DRAIN;
 		CHECK_EQ(weft_pool_shutdown(p, how), 0);
 		for (unsigned i = 0; i < 4; i++)
-			pthread_join(s[i].t, NULL);
+			participant_join_ret(s[i].t, NULL);
 		CHECK_EQ(weft_pool_shutdown(p, how), -EPIPE);
 		weft_pool_stats_t st;
 		CHECK_EQ(weft_pool_stats(p, &st), 0);
@@ -383,14 +386,14 @@ static void stress_wait(void)
 		atomic_init(&W.s[i].published, 0);
 	}
 	for (int i = 0; i < WWAIT; i++)
-		CHECK_EQ(pthread_create(&wt[i], NULL, w_waiter, NULL), 0);
+		CHECK_EQ(participant_create(&wt[i], NULL, w_waiter, NULL), 0);
 	for (unsigned i = 0; i < WSUB; i++)
-		CHECK_EQ(pthread_create(&W.s[i].t, NULL, w_submitter, &W.s[i]), 0);
+		CHECK_EQ(participant_create(&W.s[i].t, NULL, w_submitter, &W.s[i]), 0);
 	for (unsigned i = 0; i < WSUB; i++)
-		pthread_join(W.s[i].t, NULL);
+		participant_join_ret(W.s[i].t, NULL);
 	atomic_store(&W.stop, 1);
 	for (int i = 0; i < WWAIT; i++)
-		pthread_join(wt[i], NULL);
+		participant_join_ret(wt[i], NULL);
 	CHECK_EQ(weft_pool_wait(W.p), 0);
 	for (long k = 0; k < W.per * WSUB; k++)
 		CHECK_EQ(atomic_load(&W.slots[k].ran), 1);
@@ -407,13 +410,18 @@ int main(int argc, char **argv)
 	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size) * (STRESS_SANITIZED ? 3 : 1)));
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("stress_pool: size %g%s\n", g_size, STRESS_SANITIZED ? " (sanitizer build: counts / 10)" : "");
-	if (!only || strstr(only, "once"))
-		stress_once();
-	if (!only || strstr(only, "shutdown"))
-		stress_shutdown();
-	if (!only || strstr(only, "dynamic"))
-		stress_dynamic();
-	if (!only || strstr(only, "wait"))
-		stress_wait();
+	/* every participant a thread, then every one a task */
+	for (int tasks = 0; tasks < 2; tasks++) {
+		participants_tasks(tasks);
+		printf("stress_pool: participants are %s\n", tasks ? "tasks" : "threads");
+		if (!only || strstr(only, "once"))
+			stress_once();
+		if (!only || strstr(only, "shutdown"))
+			stress_shutdown();
+		if (!only || strstr(only, "dynamic"))
+			stress_dynamic();
+		if (!only || strstr(only, "wait"))
+			stress_wait();
+	}
 	return 0;
 }

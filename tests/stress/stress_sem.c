@@ -31,7 +31,10 @@
 #include <weft/ctx.h>
 #include <weft/sync.h>
 
+#include <weft/task.h>
+
 #include "check.h"
+#include "participant.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define STRESS_SANITIZED 1
@@ -89,7 +92,7 @@ static void hold(struct shared *sh, int64_t w, uint64_t *r)
 	while (u > m && !atomic_compare_exchange_weak(&sh->max_in_use, &m, u))
 		;
 	if ((rnd(r) & 7) == 0)
-		sched_yield();
+		weft_yield();
 	atomic_fetch_sub(&sh->in_use, w);
 	CHECK_EQ(weft_sem_release(&sh->sem, w), 0);
 }
@@ -134,7 +137,7 @@ static void *tokens_thread(void *arg)
 			 * canceller, who took it, is done with it */
 			if (!atomic_compare_exchange_strong(&sh->victim, &c, NULL)) {
 				while (atomic_load(&sh->ack) != ctx)
-					sched_yield();
+					weft_yield();
 				atomic_store(&sh->ack, NULL);
 			}
 		}
@@ -173,7 +176,7 @@ static void *canceller_thread(void *arg)
 			weft_ctx_cancel(c);
 			atomic_store(&sh->ack, c);
 		}
-		sched_yield();
+		weft_yield();
 	}
 	return NULL;
 }
@@ -185,21 +188,21 @@ static void run_tokens(void)
 	pthread_t t[NTHREADS], tc;
 	CHECK_EQ(weft_sem_init(&sh.sem, CAP), 0);
 	int64_t t0 = weft_now();
-	CHECK_EQ(pthread_create(&tc, NULL, canceller_thread, &sh), 0);
+	CHECK_EQ(participant_create(&tc, NULL, canceller_thread, &sh), 0);
 	for (unsigned i = 0; i < NTHREADS; i++) {
 		st[i] = (struct tstat){.sh = &sh, .id = i};
-		CHECK_EQ(pthread_create(&t[i], NULL, tokens_thread, &st[i]), 0);
+		CHECK_EQ(participant_create(&t[i], NULL, tokens_thread, &st[i]), 0);
 	}
 	uint64_t ok = 0, busy = 0, tmo = 0, can = 0;
 	for (unsigned i = 0; i < NTHREADS; i++) {
-		pthread_join(t[i], NULL);
+		participant_join_ret(t[i], NULL);
 		ok += st[i].ok;
 		busy += st[i].fail_busy;
 		tmo += st[i].fail_time;
 		can += st[i].fail_cancel;
 	}
 	atomic_store(&sh.stop_cancel, 1);
-	pthread_join(tc, NULL);
+	participant_join_ret(tc, NULL);
 	CHECK_EQ(atomic_load(&sh.in_use), 0);
 	/* every token is back and nobody is queued */
 	CHECK_EQ(weft_sem_try_acquire(&sh.sem, CAP), 0);
@@ -257,7 +260,7 @@ static void *convoy_thread(void *arg)
 		if (sh->cap == 1)
 			sh->counter++;
 		if ((rnd(&r) & 63) == 0)
-			sched_yield(); /* now and then lose the core holding tokens */
+			weft_yield(); /* now and then lose the core holding tokens */
 		atomic_fetch_sub(&sh->in_use, w);
 		CHECK_EQ(weft_sem_release(&sh->sem, w), 0);
 		t->done++;
@@ -276,10 +279,10 @@ static void run_convoy(int64_t cap)
 	CHECK_EQ(weft_sem_init(&sh.sem, cap), 0);
 	for (unsigned i = 0; i < T; i++) {
 		th[i] = (struct cvthread){.sh = &sh, .id = i};
-		CHECK_EQ(pthread_create(&t[i], NULL, convoy_thread, &th[i]), 0);
+		CHECK_EQ(participant_create(&t[i], NULL, convoy_thread, &th[i]), 0);
 	}
 	for (unsigned i = 0; i < T; i++) {
-		pthread_join(t[i], NULL);
+		participant_join_ret(t[i], NULL);
 		tmo += th[i].timed_out;
 	}
 	if (cap == 1)
@@ -331,11 +334,11 @@ static void run_cancel(void)
 		CHECK_EQ(weft_sem_acquire(&sem, 4), 0);
 		for (int k = 0; k < W; k++) {
 			c[k] = (struct cround){&sem, ctx, 1 + (int64_t)(rnd(&r) % 4), 1, &go};
-			CHECK_EQ(pthread_create(&t[k], NULL, cancel_waiter, &c[k]), 0);
+			CHECK_EQ(participant_create(&t[k], NULL, cancel_waiter, &c[k]), 0);
 		}
 		atomic_store(&go, 1);
 		if (rnd(&r) & 1)
-			sched_yield();
+			weft_yield();
 		if (rnd(&r) & 1) {
 			CHECK_EQ(weft_sem_release(&sem, 4), 0);
 			weft_ctx_cancel(ctx);
@@ -344,7 +347,7 @@ static void run_cancel(void)
 			CHECK_EQ(weft_sem_release(&sem, 4), 0);
 		}
 		for (int k = 0; k < W; k++) {
-			pthread_join(t[k], NULL);
+			participant_join_ret(t[k], NULL);
 			if (c[k].rc == 0) {
 				got++;
 				CHECK_EQ(weft_sem_release(&sem, c[k].n), 0);
@@ -374,10 +377,15 @@ int main(int argc, char **argv)
 		}
 	}
 	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size)));
-	run_tokens();
-	run_convoy(1);
-	run_convoy(3);
-	run_cancel();
+	/* every participant a thread, then every one a task */
+	for (int tasks = 0; tasks < 2; tasks++) {
+		participants_tasks(tasks);
+		fprintf(stderr, "stress_sem: participants are %s\n", tasks ? "tasks" : "threads");
+		run_tokens();
+		run_convoy(1);
+		run_convoy(3);
+		run_cancel();
+	}
 	fprintf(stderr, "stress_sem: all ok\n");
 	return 0;
 }

@@ -28,7 +28,10 @@
 #include <weft/chan.h>
 #include <weft/sync.h>
 
+#include <weft/task.h>
+
 #include "check.h"
+#include "participant.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define STRESS_SANITIZED 1
@@ -107,9 +110,9 @@ static void stress_rounds(void)
 	CHECK_EQ(weft_chan_create(&R.work, sizeof(long), NWORK), 0);
 	CHECK_EQ(weft_chan_create(&R.watch, sizeof(long), NWATCH), 0);
 	for (long i = 0; i < NWORK; i++)
-		CHECK_EQ(pthread_create(&w[i], NULL, r_worker, (void *)i), 0);
+		CHECK_EQ(participant_create(&w[i], NULL, r_worker, (void *)i), 0);
 	for (long i = 0; i < NWATCH; i++)
-		CHECK_EQ(pthread_create(&v[i], NULL, r_watcher, (void *)(i + 1)), 0);
+		CHECK_EQ(participant_create(&v[i], NULL, r_watcher, (void *)(i + 1)), 0);
 	for (long r = 0; r < rounds; r++) {
 		CHECK_EQ(weft_wg_add(&R.watched, NWATCH), 0);
 		CHECK_EQ(weft_wg_add(&R.wg, NWORK), 0);
@@ -123,9 +126,9 @@ static void stress_rounds(void)
 	weft_chan_close(R.work);
 	weft_chan_close(R.watch);
 	for (int i = 0; i < NWORK; i++)
-		pthread_join(w[i], NULL);
+		participant_join_ret(w[i], NULL);
 	for (int i = 0; i < NWATCH; i++)
-		pthread_join(v[i], NULL);
+		participant_join_ret(v[i], NULL);
 	weft_chan_destroy(R.work);
 	weft_chan_destroy(R.watch);
 	printf("rounds: %ld rounds, %ld timed-out waits\n", rounds, atomic_load(&R.timeouts));
@@ -165,12 +168,12 @@ static void stress_free(void)
 		CHECK_EQ(weft_wg_add(wg, 1), 0);
 		struct fr f = {wg};
 		pthread_t a, b;
-		CHECK_EQ(pthread_create(&a, NULL, fr_timed, &f), 0);
-		CHECK_EQ(pthread_create(&b, NULL, fr_done, wg), 0);
+		CHECK_EQ(participant_create(&a, NULL, fr_timed, &f), 0);
+		CHECK_EQ(participant_create(&b, NULL, fr_done, wg), 0);
 		CHECK_EQ(weft_wg_wait(wg), 0);
-		pthread_join(a, NULL);
+		participant_join_ret(a, NULL);
 		free(wg); /* b may still be inside its done */
-		pthread_join(b, NULL);
+		participant_join_ret(b, NULL);
 	}
 	printf("free: %ld WaitGroups freed right after wait\n", n);
 }
@@ -218,7 +221,7 @@ static void stress_gates(void)
 	atomic_store(&GT.arrived, 0);
 	CHECK_EQ(weft_wg_add(&GT.gate[0], 1), 0);
 	for (long i = 0; i < NGT; i++)
-		CHECK_EQ(pthread_create(&t[i], NULL, gt_thread, (void *)(intptr_t)(i + 1)), 0);
+		CHECK_EQ(participant_create(&t[i], NULL, gt_thread, (void *)(intptr_t)(i + 1)), 0);
 	for (long r = 0; r < GT.rounds; r++) {
 		CHECK_EQ(weft_wg_add(&GT.wg, NGT), 0);
 		CHECK_EQ(weft_wg_add(&GT.gate[(r + 1) % 2], 1), 0);
@@ -227,7 +230,7 @@ static void stress_gates(void)
 		CHECK_EQ(atomic_load_explicit(&GT.arrived, memory_order_relaxed), (r + 1) * NGT);
 	}
 	for (int i = 0; i < NGT; i++)
-		pthread_join(t[i], NULL);
+		participant_join_ret(t[i], NULL);
 	CHECK_EQ(weft_wg_done(&GT.gate[GT.rounds % 2]), 0); /* armed, never opened */
 	CHECK_EQ(weft_wg_done(&GT.gate[GT.rounds % 2]), -EINVAL);
 	printf("gates: %ld rounds x %d threads\n", GT.rounds, NGT);
@@ -273,10 +276,10 @@ static void stress_once(void)
 	weft_wg_add(&O.start, 1);
 	pthread_t t[NONCE_THREADS];
 	for (long i = 0; i < NONCE_THREADS; i++)
-		CHECK_EQ(pthread_create(&t[i], NULL, once_thread, (void *)(intptr_t)i), 0);
+		CHECK_EQ(participant_create(&t[i], NULL, once_thread, (void *)(intptr_t)i), 0);
 	weft_wg_done(&O.start);
 	for (int i = 0; i < NONCE_THREADS; i++)
-		pthread_join(t[i], NULL);
+		participant_join_ret(t[i], NULL);
 	for (long i = 0; i < O.n; i++)
 		CHECK_EQ(atomic_load(&O.runs[i]), 1);
 	free(O.o);
@@ -291,13 +294,18 @@ int main(int argc, char **argv)
 	const char *only = argc > 2 ? argv[2] : NULL;
 	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size)));
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (!only || strstr(only, "rounds"))
-		stress_rounds();
-	if (!only || strstr(only, "free"))
-		stress_free();
-	if (!only || strstr(only, "gates"))
-		stress_gates();
-	if (!only || strstr(only, "once"))
-		stress_once();
+	/* every participant a thread, then every one a task */
+	for (int tasks = 0; tasks < 2; tasks++) {
+		participants_tasks(tasks);
+		printf("stress_wg: participants are %s\n", tasks ? "tasks" : "threads");
+		if (!only || strstr(only, "rounds"))
+			stress_rounds();
+		if (!only || strstr(only, "free"))
+			stress_free();
+		if (!only || strstr(only, "gates"))
+			stress_gates();
+		if (!only || strstr(only, "once"))
+			stress_once();
+	}
 	return 0;
 }
