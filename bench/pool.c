@@ -87,21 +87,27 @@ static const struct pool_strategy pool_strategy_mutex = {
 	.shutdown = m_shutdown, .destroy = m_destroy, .counts = m_counts, .futex_wakes = m_wakes,
 };
 
-static int w_create_opts(void **out, unsigned workers, size_t queue, int sched_batch)
+static int w_create_opts(void **out, unsigned workers, size_t queue, int sched_batch, int tasks)
 {
 	weft_pool_opts_t o = { .workers = workers, .queue_capacity = queue,
-			       .name = "bench-pool", .sched_batch = sched_batch };
+			       .name = "bench-pool", .sched_batch = sched_batch, .tasks = tasks };
 
 	return weft_pool_create((weft_pool_t **)out, &o);
 }
 static int w_create(void **out, unsigned workers, size_t queue)
 {
-	return w_create_opts(out, workers, queue, 0);
+	return w_create_opts(out, workers, queue, 0, 0);
 }
 /* weft_batch: the same pool with its workers under SCHED_BATCH */
 static int w_create_batch(void **out, unsigned workers, size_t queue)
 {
-	return w_create_opts(out, workers, queue, 1);
+	return w_create_opts(out, workers, queue, 1, 0);
+}
+/* weft_tasks: the same pool with its workers as tasks (opts.tasks); the
+ * scenario's producer and drainer stay threads */
+static int w_create_tasks(void **out, unsigned workers, size_t queue)
+{
+	return w_create_opts(out, workers, queue, 0, 1);
 }
 static int w_submit(void *p, int (*fn)(void *), void *arg)
 {
@@ -144,6 +150,11 @@ static const struct pool_strategy pool_strategy_weft_batch = {
 	.shutdown = w_shutdown, .destroy = w_destroy, .counts = w_counts, .futex_wakes = w_wakes,
 };
 
+static const struct pool_strategy pool_strategy_weft_tasks = {
+	.name = "weft_tasks", .create = w_create_tasks, .submit = w_submit, .wait = w_wait,
+	.shutdown = w_shutdown, .destroy = w_destroy, .counts = w_counts, .futex_wakes = w_wakes,
+};
+
 #ifdef WEFT_GO_PEER
 extern const struct pool_strategy pool_strategy_go; /* bench/peers/go_peer.c */
 #endif
@@ -151,6 +162,7 @@ extern const struct pool_strategy pool_strategy_go; /* bench/peers/go_peer.c */
 const struct pool_strategy *const pool_strategies[] = {
 	&pool_strategy_weft,
 	&pool_strategy_weft_batch,
+	&pool_strategy_weft_tasks,
 	&pool_strategy_mutex,
 #ifdef WEFT_GO_PEER
 	&pool_strategy_go,

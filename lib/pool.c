@@ -67,8 +67,11 @@
 #include "internal/ctx_impl.h"
 #include "internal/park.h"
 #include "internal/ring.h"
+#include "internal/sched.h"
 #include <weft/ctx.h>
 #include <weft/pool.h>
+#include <weft/sync.h>
+#include <weft/task.h>
 
 #define DEFAULT_QUEUE 1024
 #define DEFAULT_IDLE_NS 1000000000LL
@@ -91,6 +94,8 @@ struct worker {
 	bool linked;            /* on the parked stack (plock) */
 	bool has_thread;        /* tid needs a join (life_lock) */
 	pthread_t tid;          /* (life_lock) */
+	weft_wg_t exited;       /* a task worker: done as its last act */
+	struct pool_self *self; /* a task worker's "which pool am I in" */
 	unsigned index;
 	weft_pool_t *p;
 };
@@ -109,6 +114,7 @@ struct weft_pool {
 	void *user;
 	char name[16];
 	bool sched_batch;     /* workers run SCHED_BATCH */
+	bool tasks;           /* workers are tasks */
 	struct worker *slots; /* max_workers of them */
 	uint32_t canceled;    /* shutdown(CANCEL): discard what is popped */
 	uint32_t closing;     /* a shutdown has started */
@@ -148,11 +154,25 @@ struct weft_pool {
 	uint64_t futex_wakes, started, retired;
 };
 
-/* The pool whose job this thread runs (NULL outside workers), and the
+/* The pool whose job this worker runs (NULL outside workers), and the
  * wait bit of the job it runs: a job's submits inherit it, so a wait
- * covers the jobs a job submitted before it finished. */
-static _Thread_local weft_pool_t *tl_pool;
-static _Thread_local unsigned tl_bit;
+ * covers the jobs a job submitted before it finished. A thread worker
+ * keeps it in a thread-local; a task worker in its task slot (a task moves
+ * between carrier threads, and a carrier runs other tasks). */
+struct pool_self {
+	weft_pool_t *pool;
+	unsigned bit;
+};
+static _Thread_local struct pool_self tl_self;
+
+static struct pool_self *pool_self(void)
+{
+	static struct pool_self none; /* a task that is no worker: never written */
+	void **slot = weft__task_slot();
+	if (!slot)
+		return &tl_self;
+	return *slot ? *slot : &none;
+}
 
 static inline bool mutex_trylock(weft__mutex_t *m)
 {
@@ -524,10 +544,11 @@ static void run(weft_pool_t *p, struct worker *wk, const struct job *j)
 	/* relaxed: read by stats and the monitor (one writer: us) */
 	if (wk)
 		weft__st32_rlx(&wk->seq, wk->seq + 1);
-	unsigned saved = tl_bit; /* (nested when run inline) */
-	tl_bit = (unsigned)j->bit;
+	struct pool_self *me = pool_self();
+	unsigned saved = me->bit; /* (nested when run inline) */
+	me->bit = (unsigned)j->bit;
 	int rc = j->fn(j->arg);
-	tl_bit = saved;
+	me->bit = saved;
 	if (__builtin_expect(rc != 0, 0)) {
 		weft__faa64(&p->failed, 1);
 		if (p->on_error)
@@ -649,24 +670,14 @@ static int park(weft_pool_t *p, struct worker *wk)
 	}
 }
 
-static void *worker_main(void *arg)
+/* A worker's life, thread or task: search, run, park, until shutdown or
+ * retirement. */
+static void worker_loop(struct worker *wk)
 {
-	struct worker *wk = arg;
 	weft_pool_t *p = wk->p;
 	struct job j;
 	int rc;
 
-	tl_pool = p;
-	weft__tl_sleep_note = &wk->note;
-	weft__st32_rlx(&wk->ktid, (uint32_t)gettid());
-	char idx[12];
-	snprintf(idx, sizeof idx, "-%u", wk->index);
-	set_name(p, idx);
-	if (p->sched_batch) {
-		/* this thread only; a refusal leaves the normal policy */
-		struct sched_param sp = {.sched_priority = 0};
-		(void)sched_setscheduler(0, SCHED_BATCH, &sp);
-	}
 	/* full RMW: we start searching (we pop after this) */
 	weft__faa32(&p->searching, 1);
 	for (;;) {
@@ -701,12 +712,53 @@ static void *worker_main(void *arg)
 			/* release: our last access to the slot before a
 			 * spawner reuses it (after joining us) */
 			weft__st32_rel(&wk->state, SLOT_EXITED);
-			return NULL;
+			return;
 		}
 	}
 	weft__faa32(&p->nworkers, (uint32_t)-1);
 	weft__st32_rel(&wk->state, SLOT_EXITED);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *wk = arg;
+	weft_pool_t *p = wk->p;
+
+	tl_self.pool = p;
+	weft__tl_sleep_note = &wk->note;
+	weft__st32_rlx(&wk->ktid, (uint32_t)gettid());
+	char idx[12];
+	snprintf(idx, sizeof idx, "-%u", wk->index);
+	set_name(p, idx);
+	if (p->sched_batch) {
+		/* this thread only; a refusal leaves the normal policy */
+		struct sched_param sp = {.sched_priority = 0};
+		(void)sched_setscheduler(0, SCHED_BATCH, &sp);
+	}
+	worker_loop(wk);
 	return NULL;
+}
+
+static void worker_task(void *arg)
+{
+	struct worker *wk = arg;
+	struct pool_self me = {wk->p, 0};
+
+	*weft__task_slot() = &me;
+	worker_loop(wk);
+	*weft__task_slot() = NULL;
+	/* our last touch of the slot: whoever joins us may reuse it */
+	weft_wg_done(&wk->exited);
+}
+
+/* Wait for a worker that has been told to exit (life_lock held). */
+static void join_worker(weft_pool_t *p, struct worker *wk)
+{
+	if (p->tasks)
+		weft_wg_wait(&wk->exited);
+	else
+		pthread_join(wk->tid, NULL);
+	wk->has_thread = false;
 }
 
 /* life_lock held; nworkers already counts the new worker. */
@@ -723,17 +775,25 @@ static int start_worker(weft_pool_t *p)
 	}
 	if (!wk)
 		return -EAGAIN; /* cannot happen: nworkers <= max */
-	if (wk->has_thread) {
-		pthread_join(wk->tid, NULL);
-		wk->has_thread = false;
-	}
+	if (wk->has_thread)
+		join_worker(p, wk);
 	weft__st32_rlx(&wk->state, SLOT_LIVE);
 	weft__st32_rlx(&wk->seq, 0);
 	weft__st32_rlx(&wk->note.asleep, 0);
 	weft__st32_rlx(&wk->ktid, 0);
 	wk->linked = false;
 	wk->next = NULL;
-	int e = pthread_create(&wk->tid, NULL, worker_main, wk);
+	int e;
+	if (p->tasks) {
+		char name[32];
+		snprintf(name, sizeof name, "%s-%u", p->name, wk->index);
+		weft_task_opts_t o = {.name = name};
+		weft_wg_init(&wk->exited);
+		weft_wg_add(&wk->exited, 1);
+		e = -weft_go_opts(worker_task, wk, &o);
+	} else {
+		e = pthread_create(&wk->tid, NULL, worker_main, wk);
+	}
 	if (e) {
 		weft__st32_rlx(&wk->state, SLOT_EMPTY);
 		return e == ENOMEM ? -ENOMEM : -EAGAIN;
@@ -912,7 +972,8 @@ static int submit(weft_pool_t *p, weft_job_fn fn, void *arg, int mode, int64_t d
 	}
 	/* relaxed: any generation is right (see Ordering: wait); a job's
 	 * own submits take its bit, which cannot drain before it ends */
-	unsigned b = tl_pool == p ? tl_bit : weft__ld32_rlx(&p->gen) & 1;
+	struct pool_self *me = pool_self();
+	unsigned b = me->pool == p ? me->bit : weft__ld32_rlx(&p->gen) & 1;
 	struct job j = {fn, arg, b};
 	/* full RMW: counted before it can run, so a wait that sees it
 	 * finished has also seen it reserved */
@@ -928,7 +989,7 @@ static int submit(weft_pool_t *p, weft_job_fn fn, void *arg, int mode, int64_t d
 	if (rc == -EAGAIN && p->dynamic)
 		maybe_grow(p);
 	if (rc == -EAGAIN && mode != SUB_TRY) {
-		if (tl_pool == p) {
+		if (pool_self()->pool == p) {
 			/* a job of ours, queue full: run it here (the
 			 * queue cannot drain while we wait if every worker
 			 * does the same) */
@@ -997,7 +1058,7 @@ int weft_pool_wait(weft_pool_t *p)
 {
 	if (!p)
 		return -EINVAL;
-	if (tl_pool == p)
+	if (pool_self()->pool == p)
 		return -EDEADLK;
 	weft__mutex_lock(&p->wait_lock);
 	uint32_t g = weft__ld32_rlx(&p->gen);
@@ -1027,8 +1088,7 @@ static void join_all(weft_pool_t *p)
 		for (unsigned i = 0; i < p->max_workers; i++) {
 			struct worker *wk = &p->slots[i];
 			if (wk->has_thread) {
-				pthread_join(wk->tid, NULL);
-				wk->has_thread = false;
+				join_worker(p, wk);
 				weft__st32_rlx(&wk->state, SLOT_EMPTY);
 			}
 		}
@@ -1060,7 +1120,7 @@ int weft_pool_shutdown(weft_pool_t *p, int how)
 		wake_all(p);
 		mon_stop(p);
 	}
-	if (tl_pool == p)
+	if (pool_self()->pool == p)
 		return first ? 0 : -EPIPE; /* cannot join ourselves: destroy does */
 	weft__mutex_lock(&p->life_lock);
 	join_all(p);
@@ -1131,13 +1191,16 @@ int weft_pool_create(weft_pool_t **out, const weft_pool_opts_t *opts)
 	p->on_discard = o.on_discard;
 	p->user = o.user;
 	p->sched_batch = o.sched_batch != 0;
+	p->tasks = o.tasks != 0;
+	if (p->tasks)
+		p->ncpu = max; /* tasks: no awake cap, no monitor thread */
 	snprintf(p->name, sizeof p->name, "%s", o.name ? o.name : "weft-pool");
 
 	int rc = 0;
 	weft__mutex_lock(&p->life_lock);
 	/* the monitor first: has_mon is then set before any worker reads it
 	 * (they start after, pthread_create ordering it) */
-	if (max > p->ncpu) {
+	if (max > p->ncpu && !p->tasks) {
 		p->has_mon = true;
 		int e = pthread_create(&p->mon_tid, NULL, monitor_main, p);
 		if (e) {

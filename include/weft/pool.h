@@ -95,6 +95,16 @@ typedef struct weft_pool_opts {
 	 * Threads a job creates inherit the policy. Default 0: the normal
 	 * policy. If the kernel refuses, workers keep the normal policy. */
 	int sched_batch;
+	/* Nonzero: workers are tasks (weft/task.h), not threads. A job that
+	 * blocks in weft (a channel, a WaitGroup, the pool's own submit or
+	 * wait) then parks its task and the carrier runs another worker: many
+	 * workers cost what their stacks touched, and hand-offs between a job
+	 * and a task cost a switch in user space. A job that blocks outside
+	 * weft holds its carrier (see weft/task.h: the runtime's monitor moves
+	 * the others' work). Thread-locals in a job belong to the carrier.
+	 * name and sched_batch do not apply (tasks are named "<name>-<i>");
+	 * the pool has no monitor thread of its own. Default 0: threads. */
+	int tasks;
 } weft_pool_opts_t;
 
 enum { WEFT_POOL_DRAIN = 1, WEFT_POOL_CANCEL = 2 };

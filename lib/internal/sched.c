@@ -136,6 +136,7 @@ struct weft__task {
 	int32_t heap_idx;
 	struct carrier *tcar;
 	weft__waiter_t *tw;
+	void *slot; /* weft__task_slot */
 	/* for weft_runtime_dump: the live tasks' registry and what each does
 	 * (relaxed: a snapshot for people, not a synchronisation) */
 	weft__task_t *all_next, *all_prev;
@@ -1585,6 +1586,7 @@ int weft__task_go(void (*fn)(void *), void *arg, size_t stack_size, const char *
 	t->ctx.asan_fake = NULL;
 	t->status = TASK_RUNNABLE;
 	set_wait(t, NULL, NULL);
+	t->slot = NULL;
 	registry_add(t);
 #ifdef WEFT__TSAN
 	t->ctx.tsan_fiber = __tsan_create_fiber(0);
@@ -1634,4 +1636,10 @@ uint64_t weft__task_id(void)
 {
 	weft__task_t *t = weft__task_self();
 	return t ? t->id : 0;
+}
+
+void **weft__task_slot(void)
+{
+	weft__task_t *t = weft__task_self();
+	return t ? &t->slot : NULL;
 }

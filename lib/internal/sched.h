@@ -51,5 +51,9 @@ int weft__runtime_set_stack_size(size_t size);
 void weft__runtime_dump(int fd);
 int weft__runtime_dump_on_sigquit(void);
 uint64_t weft__task_id(void);
+/* The running task's one word of module-local storage (what a
+ * _Thread_local would be for a thread: the pool keeps "which pool's
+ * worker is this" there), NULL in a plain thread. NULL in a new task. */
+void **weft__task_slot(void);
 
 #endif

@@ -143,7 +143,7 @@ static void stress_once(void)
 {
 	long per = scaled(100000);
 	weft_pool_t *p;
-	weft_pool_opts_t o = {.workers = 6, .queue_capacity = 32};
+	weft_pool_opts_t o = {.workers = 6, .queue_capacity = 32, .tasks = g_tasks};
 	CHECK_EQ(weft_pool_create(&p, &o), 0);
 	struct slot *slots = calloc((size_t)(per * NSUB), sizeof *slots);
 	CHECK(slots);
@@ -196,7 +196,7 @@ static void stress_shutdown(void)
 	long ran = 0, discarded = 0, refused = 0, attempted = 0;
 	for (long r = 0; r < rounds; r++) {
 		weft_pool_t *p;
-		weft_pool_opts_t o = {.workers = 1 + (unsigned)(r % 5), .queue_capacity = 1 + (size_t)(r % 64),
+		weft_pool_opts_t o = {.tasks = g_tasks, .workers = 1 + (unsigned)(r % 5), .queue_capacity = 1 + (size_t)(r % 64),
 				      .on_discard = slot_discard};
 		CHECK_EQ(weft_pool_create(&p, &o), 0);
 		struct slot *slots = calloc((size_t)(per * 4), sizeof *slots);
@@ -269,7 +269,7 @@ static void stress_dynamic(void)
 		rounds = 2;
 	weft_pool_t *p;
 	weft_pool_stats_t st;
-	weft_pool_opts_t o = {.min_workers = 1, .max_workers = 8, .queue_capacity = 16,
+	weft_pool_opts_t o = {.tasks = g_tasks, .min_workers = 1, .max_workers = 8, .queue_capacity = 16,
 			      .idle_timeout_ns = 2000000};
 	CHECK_EQ(weft_pool_create(&p, &o), 0);
 	long per = 400;
@@ -374,7 +374,7 @@ static void *w_waiter(void *arg)
 static void stress_wait(void)
 {
 	W.per = scaled(20000);
-	weft_pool_opts_t o = {.workers = 3, .queue_capacity = 64};
+	weft_pool_opts_t o = {.workers = 3, .queue_capacity = 64, .tasks = g_tasks};
 	CHECK_EQ(weft_pool_create(&W.p, &o), 0);
 	W.slots = calloc((size_t)(W.per * WSUB), sizeof *W.slots);
 	CHECK(W.slots);
@@ -413,7 +413,7 @@ int main(int argc, char **argv)
 	/* every participant a thread, then every one a task */
 	for (int tasks = 0; tasks < 2; tasks++) {
 		participants_tasks(tasks);
-		printf("stress_pool: participants are %s\n", tasks ? "tasks" : "threads");
+		printf("stress_pool: participants and workers are %s\n", tasks ? "tasks" : "threads");
 		if (!only || strstr(only, "once"))
 			stress_once();
 		if (!only || strstr(only, "shutdown"))

@@ -28,8 +28,10 @@
 #include <unistd.h>
 
 #include <weft/ctx.h>
+#include <weft/chan.h>
 #include <weft/pool.h>
 #include <weft/sync.h>
+#include <weft/task.h>
 
 #include "check.h"
 
@@ -752,6 +754,62 @@ static void test_monitor_weft_dependency(void)
 	weft_pool_destroy(p);
 }
 
+/* ---- workers as tasks (opts.tasks) ---- */
+
+static weft_wg_t tk_gate, tk_started;
+static atomic_int tk_in_task, tk_ran;
+static weft_chan_t *tk_results;
+
+/* blocks on a gate that opens only once every job has started: possible
+ * only if a blocked job parks its task (200 jobs, 2 carriers) */
+static int tk_gated(void *arg)
+{
+	if (weft_in_task())
+		atomic_fetch_add(&tk_in_task, 1);
+	weft_wg_done(&tk_started);
+	CHECK_EQ(weft_wg_wait(&tk_gate), 0);
+	long v = (long)(intptr_t)arg;
+	CHECK_EQ(weft_chan_send(tk_results, &v), 0);
+	atomic_fetch_add(&tk_ran, 1);
+	return 0;
+}
+
+static void test_tasks(void)
+{
+	enum { N = 200 };
+	weft_pool_t *p;
+	weft_pool_opts_t o = {.workers = N, .queue_capacity = 16, .tasks = 1, .name = "tk"};
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	CHECK_EQ(weft_chan_create(&tk_results, sizeof(long), N), 0);
+	weft_wg_init(&tk_gate);
+	weft_wg_init(&tk_started);
+	weft_wg_add(&tk_gate, 1);
+	weft_wg_add(&tk_started, N);
+	for (long i = 0; i < N; i++)
+		CHECK_EQ(weft_pool_submit(p, tk_gated, (void *)(intptr_t)i), 0);
+	CHECK_EQ(weft_wg_wait(&tk_started), 0); /* all N blocked at once */
+	CHECK_EQ(atomic_load(&tk_in_task), N);
+	CHECK_EQ(weft_wg_done(&tk_gate), 0);
+	CHECK_EQ(weft_pool_wait(p), 0);
+	CHECK_EQ(atomic_load(&tk_ran), N);
+	/* each result once */
+	unsigned char seen[N] = {0};
+	long v;
+	for (int i = 0; i < N; i++) {
+		CHECK_EQ(weft_chan_try_recv(tk_results, &v), 0);
+		CHECK(v >= 0 && v < N && !seen[v]);
+		seen[v] = 1;
+	}
+	CHECK_EQ(weft_chan_try_recv(tk_results, &v), -EAGAIN);
+	weft_pool_stats_t st;
+	CHECK_EQ(weft_pool_stats(p, &st), 0);
+	CHECK_EQ(st.completed, N);
+	CHECK_EQ(st.workers_started, N);
+	CHECK_EQ(weft_pool_shutdown(p, WEFT_POOL_DRAIN), 0);
+	weft_pool_destroy(p);
+	weft_chan_destroy(tk_results);
+}
+
 int main(void)
 {
 	test_watchdog(120);
@@ -771,5 +829,6 @@ int main(void)
 	RUN(test_idle_many);
 	RUN(test_monitor_blocked_outside);
 	RUN(test_monitor_weft_dependency);
+	RUN(test_tasks);
 	return 0;
 }
