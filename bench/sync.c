@@ -39,6 +39,8 @@ const struct sync_bench_case sync_bench_cases[] = {
 	{ "sem_contended/threads:4", SYNC_BENCH_SEM_CONTENDED, 4, 1, 0 },
 	{ "sem_contended/threads:8", SYNC_BENCH_SEM_CONTENDED, 8, 1, 0 },
 	{ "errgroup/limit:100", SYNC_BENCH_ERRGROUP, 0, 100, 0 },
+	/* the same with weft_group_set_tasks (threads: 1 = tasks) */
+	{ "errgroup/limit:100/as:tasks", SYNC_BENCH_ERRGROUP, 1, 100, 0 },
 	{ "ctx_with_cancel/parent:background", SYNC_BENCH_CTX_BACKGROUND, 1, 0, 0 },
 	{ "ctx_with_cancel/parent:live", SYNC_BENCH_CTX_CHILD, 1, 0, 0 },
 	{ "ctx_cancel_tree/children:10000", SYNC_BENCH_CTX_TREE, 1, 0, TREE_CHILDREN },
@@ -70,6 +72,8 @@ int sync_bench_supported(const struct sync_bench_case *c, enum sync_bench_impl i
 		return impl == SYNC_IMPL_WEFT;
 	case SYNC_BENCH_TASK_SPAWN:
 		return impl == SYNC_IMPL_WEFT || c->threads == 1;
+	case SYNC_BENCH_ERRGROUP:
+		return impl == SYNC_IMPL_WEFT || c->threads == 0;
 	default:
 		return impl == SYNC_IMPL_WEFT || impl == SYNC_IMPL_MUTEX;
 	}
@@ -379,7 +383,8 @@ static int errgroup_weft(struct run *b, struct sync_bench_result *r)
 	int rc;
 
 	if ((rc = weft_group_create(&g, NULL, NULL)) != 0 ||
-	    (rc = weft_group_set_limit(g, (int)b->c->capacity)) != 0) {
+	    (rc = weft_group_set_limit(g, (int)b->c->capacity)) != 0 ||
+	    (rc = weft_group_set_tasks(g, b->c->threads == 1)) != 0) {
 		snprintf(r->error, sizeof r->error, "group create/set_limit: %d", rc);
 		return -1;
 	}

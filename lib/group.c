@@ -39,6 +39,7 @@
 #include "internal/park.h"
 #include <weft/ctx.h>
 #include <weft/group.h>
+#include <weft/task.h>
 #include <weft/sync.h>
 
 struct weft_group {
@@ -49,6 +50,7 @@ struct weft_group {
 	uint32_t err;         /* (int) the first nonzero result */
 	uint32_t max_active;
 	uint64_t started;
+	uint32_t tasks;      /* run them as weft tasks (set_tasks) */
 	weft_wg_t wg;        /* tasks in flight, for wait */
 	weft__mutex_t lock;  /* guards slotq */
 	weft__waitq_t slotq; /* go callers waiting for a slot */
@@ -160,11 +162,45 @@ static void *worker_main(void *p)
 	}
 }
 
+/* A group task run as a weft task: its own small record, freed at its end */
+struct task_call {
+	weft_group_t *g;
+	weft_group_fn fn;
+	void *arg;
+};
+
+static void task_main(void *p)
+{
+	struct task_call c = *(struct task_call *)p;
+	free(p);
+	int rc = c.fn(c.g->task_ctx, c.arg);
+	if (rc)
+		group_record(c.g, rc);
+	group_finish(c.g);
+}
+
+static int dispatch_task(weft_group_t *g, weft_group_fn fn, void *arg)
+{
+	struct task_call *c = malloc(sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	*c = (struct task_call){g, fn, arg};
+	int rc = weft_go(task_main, c);
+	if (rc) {
+		free(c);
+		return rc == -ENOMEM ? -ENOMEM : -EAGAIN;
+	}
+	return 0;
+}
+
 /* Hand fn(arg) of g to a worker. 0, or -EAGAIN / -ENOMEM. */
 static int dispatch(weft_group_t *g, weft_group_fn fn, void *arg)
 {
 	struct worker *wk;
 	uint32_t s = 0;
+
+	if (weft__ld32_rlx(&g->tasks))
+		return dispatch_task(g, fn, arg);
 
 	weft__mutex_lock(&pool.lock);
 	while ((wk = pool.idle) != NULL) {
@@ -321,6 +357,16 @@ int weft_group_set_limit(weft_group_t *g, int n)
 	weft__mutex_lock(&g->lock);
 	weft__waitq_notify_all(&g->slotq);
 	weft__mutex_unlock(&g->lock);
+	return 0;
+}
+
+int weft_group_set_tasks(weft_group_t *g, int on)
+{
+	if (!g)
+		return -EINVAL;
+	if (weft__ld32_rlx(&g->active) != 0)
+		return -EBUSY;
+	weft__st32_rlx(&g->tasks, on != 0);
 	return 0;
 }
 

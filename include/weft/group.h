@@ -66,6 +66,13 @@ WEFT_API int weft_group_create(weft_group_t **out, weft_ctx_t *parent, weft_ctx_
  * -EBUSY while any task of the group is in flight (nothing changed). */
 WEFT_API int weft_group_set_limit(weft_group_t *g, int n);
 
+/* on nonzero: the group's tasks run as tasks (weft/task.h), one weft_go
+ * per go, as Go's errgroup starts a goroutine per Go; 0 (the default):
+ * on the process's reused worker threads. A task blocked in weft parks
+ * instead of holding a thread. Returns 0, -EINVAL (NULL) or -EBUSY while
+ * any task of the group is in flight (nothing changed). */
+WEFT_API int weft_group_set_tasks(weft_group_t *g, int on);
+
 /* Run fn(ctx, arg) on a worker thread, blocking while the group is at its
  * limit. Returns 0 once the task is admitted; -EINVAL (NULL g or fn), or
  * -EAGAIN / -ENOMEM when no thread could be started (the task was not

@@ -111,6 +111,7 @@ static void stress_limit(void)
 	memset(&L, 0, sizeof L); /* a second pass (tasks) starts afresh */
 	L.per_thread = scaled(20000) / rounds;
 	CHECK_EQ(weft_group_create(&L.g, NULL, NULL), 0);
+	CHECK_EQ(weft_group_set_tasks(L.g, g_tasks), 0); /* the tasks pass: tasks too */
 	CHECK_EQ(weft_group_set_limit(L.g, LIMIT), 0);
 	for (long r = 0; r < rounds; r++) {
 		pthread_t t[NSUB];
@@ -182,6 +183,7 @@ static void stress_cancel(void)
 		r.cancel_after_ns = (rnd(&seed) & 1) ? (int64_t)(rnd(&seed) % 300000) : -1;
 		CHECK_EQ(weft_ctx_with_cancel(&r.parent, weft_ctx_background()), 0);
 		CHECK_EQ(weft_group_create(&g, r.parent, &ctx), 0);
+		CHECK_EQ(weft_group_set_tasks(g, g_tasks), 0);
 		if ((rnd(&seed) & 3) == 0)
 			CHECK_EQ(weft_group_set_limit(g, 1 + (int)(rnd(&seed) % 8)), 0);
 		if (r.cancel_after_ns >= 0)

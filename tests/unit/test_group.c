@@ -27,6 +27,19 @@
 
 #include "check.h"
 
+/* The whole suite runs twice: on the worker threads, then with every
+ * group's tasks as weft tasks (weft_group_set_tasks). */
+static int g_use_tasks;
+
+static int group_create_mode(weft_group_t **out, weft_ctx_t *parent, weft_ctx_t **ctx)
+{
+	int rc = weft_group_create(out, parent, ctx);
+	if (rc == 0)
+		CHECK_EQ(weft_group_set_tasks(*out, g_use_tasks), 0);
+	return rc;
+}
+#define weft_group_create group_create_mode
+
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
 #elif defined(__has_feature)
@@ -48,6 +61,7 @@ static int ret_arg(weft_ctx_t *ctx, void *arg)
 
 static void test_group_args(void)
 {
+	CHECK_EQ(weft_group_set_tasks(NULL, 1), -EINVAL);
 	weft_group_t *g;
 	weft_group_stats_t st;
 	CHECK_EQ(weft_group_create(NULL, NULL, NULL), -EINVAL);
@@ -470,15 +484,18 @@ int main(int argc, char **argv)
 	if (argc > 1)
 		g_tiny = atol(argv[1]);
 	test_watchdog(240);
-	RUN(test_group_args);
-	RUN(test_group_zero);
-	RUN(test_group_with_ctx);
-	RUN(test_group_cancel_cause);
-	RUN(test_group_try_go);
-	RUN(test_group_go_limit);
-	RUN(test_group_set_limit_busy);
-	RUN(test_group_siblings);
-	RUN(test_group_destroy_waits);
-	RUN(test_group_tiny_tasks);
+	for (g_use_tasks = 0; g_use_tasks < 2; g_use_tasks++) {
+		fprintf(stderr, "tasks run on %s:\n", g_use_tasks ? "weft tasks" : "worker threads");
+		RUN(test_group_args);
+		RUN(test_group_zero);
+		RUN(test_group_with_ctx);
+		RUN(test_group_cancel_cause);
+		RUN(test_group_try_go);
+		RUN(test_group_go_limit);
+		RUN(test_group_set_limit_busy);
+		RUN(test_group_siblings);
+		RUN(test_group_destroy_waits);
+		RUN(test_group_tiny_tasks);
+	}
 	return 0;
 }
