@@ -208,16 +208,26 @@ static void ponger(void *p)
 	weft_wg_done(&x->wg);
 }
 
-static void *ponger_thread(void *p)
+/* Run a task function on a plain thread instead (the mixed cases). */
+struct as_thread {
+	void (*fn)(void *);
+	void *arg;
+};
+
+static void *as_thread_main(void *p)
 {
-	ponger(p);
+	struct as_thread c = *(struct as_thread *)p;
+	free(p);
+	c.fn(c.arg);
 	return NULL;
 }
 
-static void *pinger_thread(void *p)
+static void start_thread(pthread_t *t, void (*fn)(void *), void *arg)
 {
-	pinger(p);
-	return NULL;
+	struct as_thread *c = malloc(sizeof *c);
+	CHECK(c != NULL);
+	*c = (struct as_thread){fn, arg};
+	CHECK_EQ(pthread_create(t, NULL, as_thread_main, c), 0);
 }
 
 /* mode 0: two tasks; 1: task pings a thread; 2: thread pings a task */
@@ -230,11 +240,11 @@ static void pingpong(size_t cap, int mode)
 	weft_wg_init(&x.wg);
 	weft_wg_add(&x.wg, 2);
 	if (mode == 2)
-		CHECK_EQ(pthread_create(&th, NULL, pinger_thread, &x), 0);
+		start_thread(&th, pinger, &x);
 	else
 		CHECK_EQ(weft_go(pinger, &x), 0);
 	if (mode == 1)
-		CHECK_EQ(pthread_create(&th, NULL, ponger_thread, &x), 0);
+		start_thread(&th, ponger, &x);
 	else
 		CHECK_EQ(weft_go(ponger, &x), 0);
 	CHECK_EQ(weft_wg_wait(&x.wg), 0);
@@ -293,17 +303,6 @@ static void mp_consume(void *p)
 	weft_wg_done(&m->consumers);
 }
 
-static void *mp_produce_thread(void *p)
-{
-	mp_produce(p);
-	return NULL;
-}
-
-static void *mp_consume_thread(void *p)
-{
-	mp_consume(p);
-	return NULL;
-}
 
 static void test_task_mpmc_mixed(void)
 {
@@ -321,13 +320,13 @@ static void test_task_mpmc_mixed(void)
 		weft_wg_add(&m.consumers, MP_C + 1);
 		for (int i = 0; i < MP_C; i++)
 			CHECK_EQ(weft_go(mp_consume, &m), 0);
-		CHECK_EQ(pthread_create(&ct, NULL, mp_consume_thread, &m), 0);
+		start_thread(&ct, mp_consume, &m);
 		for (int i = 0; i < 2 * MP_P; i++) {
 			args[i] = (struct mp_arg){&m, i};
 			if (i < MP_P)
 				CHECK_EQ(weft_go(mp_produce, &args[i]), 0);
 			else
-				CHECK_EQ(pthread_create(&pt[i - MP_P], NULL, mp_produce_thread, &args[i]), 0);
+				start_thread(&pt[i - MP_P], mp_produce, &args[i]);
 		}
 		CHECK_EQ(weft_wg_wait(&m.producers), 0);
 		CHECK_EQ(weft_chan_close(m.ch), 0);
