@@ -31,7 +31,7 @@
 # left is estimated from the previous run with the same items), and calls
 # bench/report/report.py under /usr/bin/python3, which prints the comparison
 # table and writes report.md and the plots. The default run takes about
-# 8 minutes on 2 cores, --quick about a minute.
+# 11 minutes on 2 cores (10.5 at stop 18), --quick about a minute and a half.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
