@@ -20,8 +20,8 @@
  * switched since its last look while tasks wait behind it is held; then an
  * idle carrier takes those tasks, or, with none idle, the monitor starts
  * another carrier (beyond WEFT_PROCS: Go starts another thread for a P
- * whose thread is in a system call), which retires after about 100 ms
- * without a held carrier. So a held carrier delays the tasks behind it by
+ * whose thread is in a system call; at most one every 2 ms and 64 in all),
+ * which retires after about 100 ms without a held carrier. So a held carrier delays the tasks behind it by
  * about 1-2 ms, once; the running task itself is never preempted. Prefer
  * plain threads (or weft_pool) for long blocking work all the same: each
  * held carrier is a kernel thread, and CPU-bound tasks beyond the cores

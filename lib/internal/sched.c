@@ -1203,12 +1203,15 @@ static weft__task_t *idle(struct carrier *c)
 #define MON_TICK_NS 1000000
 #define MON_LINGER_TICKS 20
 #define MON_RETIRE_TICKS 100
+#define MON_GROW_TICKS 2
+#define MAX_EXTRA 64
 
 static int start_carriers(uint32_t want);
 
 static void set_active(void)
 {
-	weft__st32_rlx(&rt.nactive, weft__ld32_rlx(&rt.nprocs) + weft__ld32_rlx(&rt.nextra));
+	uint32_t n = weft__ld32_rlx(&rt.nprocs) + weft__ld32_rlx(&rt.nextra);
+	weft__st32_rlx(&rt.nactive, n < MAX_PROCS ? n : MAX_PROCS);
 }
 
 /* wake one sleeping carrier, whoever spins or polls */
@@ -1231,7 +1234,7 @@ static void *monitor_main(void *p)
 	(void)p;
 	static uint32_t seen[MAX_PROCS], seen_head[MAX_PROCS];
 	uint32_t seen_gcount = 0;
-	unsigned quiet = 0, calm = 0;
+	unsigned quiet = 0, calm = 0, grow_wait = 0;
 	pthread_setname_np(pthread_self(), "weft-monitor");
 	for (;;) {
 		uint32_t one = 1;
@@ -1270,7 +1273,12 @@ static void *monitor_main(void *p)
 			calm = 0;
 			if (!sleeping || !wake_one(active)) {
 				spin_lock(&rt.startlock);
-				if (rt.nprocs + rt.nextra < MAX_PROCS) {
+				/* one more per MON_GROW_TICKS at most, and at most
+				 * MAX_EXTRA: a held carrier usually computes, and
+				 * more threads than that only crowd the cores */
+				if (rt.nextra < MAX_EXTRA && rt.nprocs + rt.nextra < MAX_PROCS &&
+				    ++grow_wait >= MON_GROW_TICKS) {
+					grow_wait = 0;
 					weft__st32_rlx(&rt.nextra, rt.nextra + 1);
 					set_active();
 					start_carriers(rt.nprocs + rt.nextra);
@@ -1431,6 +1439,8 @@ static unsigned procs_from_env(void)
 /* Start carriers up to the wanted count; lock held. */
 static int start_carriers(uint32_t want)
 {
+	if (want > MAX_PROCS)
+		want = MAX_PROCS;
 	for (uint32_t i = rt.started; i < want; i++) {
 		struct carrier *c = aligned_alloc(WEFT__PAD, (sizeof *c + WEFT__PAD - 1) &
 								~(size_t)(WEFT__PAD - 1));
