@@ -88,11 +88,6 @@ static inline struct sem *S(weft_sem_t *s)
 	return (struct sem *)(void *)s;
 }
 
-static inline bool w_live(uint32_t s)
-{
-	return weft__waiter_live(s);
-}
-
 int weft_sem_init(weft_sem_t *s, int64_t capacity)
 {
 	if (!s || capacity <= 0 || capacity > WEFT_SEM_MAX_CAPACITY)
@@ -172,7 +167,7 @@ static void grant_locked(struct sem *m, struct wakes *wk)
 		int64_t need = ((struct sem_waiter *)(void *)n)->need;
 		/* acquire: pairs with the owner's abort / the ctx's cancel CAS */
 		uint32_t s = weft__ld32_acq(&ww->state);
-		if (!w_live(s)) {
+		if (!weft__waiter_live(s)) {
 			/* left (timed out or cancelled) and not yet unlinked
 			 * itself: it must not hold up those behind it */
 			weft__waitq_unlink(&m->q, n);
@@ -182,7 +177,7 @@ static void grant_locked(struct sem *m, struct wakes *wk)
 			return; /* strictly FIFO: nobody overtakes the head */
 		weft__waitq_unlink(&m->q, n);
 		bool won = false;
-		while (w_live(s)) {
+		while (weft__waiter_live(s)) {
 			/* exactly once: against the owner's abort and its ctx;
 			 * CLAIMED until wake_all sets DONE (see the top) */
 			if (weft__cas32(&ww->state, &s, WEFT__W_CLAIMED | (s & WEFT__W_ASLEEP))) {

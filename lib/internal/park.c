@@ -463,11 +463,6 @@ void weft__waiter_finish(weft__waiter_t *w, uint32_t val)
 	weft__waiter_wake(w, old);
 }
 
-static inline bool state_final(uint32_t s)
-{
-	return WEFT__W_KIND(s & ~WEFT__W_ASLEEP) != 0 && !(s & WEFT__W_CLAIMED);
-}
-
 uint32_t weft__waiter_wait(weft__waiter_t *w, int64_t deadline, bool spin)
 {
 	uint32_t s;
@@ -480,7 +475,7 @@ uint32_t weft__waiter_wait(weft__waiter_t *w, int64_t deadline, bool spin)
 		do {
 			/* acquire: pairs with the waker's RMW on state */
 			s = weft__ld32_acq(&w->state);
-			if (state_final(s)) {
+			if (weft__waiter_final(s)) {
 				weft__spin_end(&sp);
 				return s;
 			}
@@ -489,7 +484,7 @@ uint32_t weft__waiter_wait(weft__waiter_t *w, int64_t deadline, bool spin)
 	bool slept = false;
 	for (;;) {
 		s = weft__ld32_acq(&w->state);
-		if (state_final(s)) {
+		if (weft__waiter_final(s)) {
 			if (slept)
 				weft__spin_slept();
 			return s;
@@ -518,7 +513,7 @@ uint32_t weft__waiter_wait_runnable(weft__waiter_t *w, int64_t deadline, int64_t
 	while (now < until) {
 		/* acquire: pairs with the waker's RMW on state */
 		uint32_t s = weft__ld32_acq(&w->state);
-		if (state_final(s))
+		if (weft__waiter_final(s))
 			return s;
 		sched_yield();
 		now = weft_now();

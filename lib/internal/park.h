@@ -161,6 +161,12 @@ static inline bool weft__waiter_live(uint32_t s)
 	return (s & ~WEFT__W_ASLEEP) == 0;
 }
 
+/* Ended, and not mid-handoff: the owner may act on the value. */
+static inline bool weft__waiter_final(uint32_t s)
+{
+	return WEFT__W_KIND(s & ~WEFT__W_ASLEEP) != 0 && !(s & WEFT__W_CLAIMED);
+}
+
 /* A waiter's entry in one queue (a select has one per case). */
 typedef struct weft__wnode {
 	struct weft__wnode *next, *prev;

@@ -904,17 +904,12 @@ static bool commit_wait(void *p)
 	return parked;
 }
 
-static inline bool state_final(uint32_t s)
-{
-	return WEFT__W_KIND(s & ~WEFT__W_ASLEEP) != 0 && !(s & WEFT__W_CLAIMED);
-}
-
 static uint32_t task_wait(weft__task_t *t, weft__waiter_t *w, int64_t deadline)
 {
 	for (;;) {
 		/* acquire: pairs with the waker's RMW on state */
 		uint32_t s = weft__ld32_acq(&w->state);
-		if (state_final(s))
+		if (weft__waiter_final(s))
 			return s;
 		/* a claimed handoff is never abandoned: it completes promptly */
 		int64_t dl = (s & WEFT__W_CLAIMED) ? WEFT_FOREVER : deadline;

@@ -696,8 +696,9 @@ static void test_task_dump(void)
 	weft_chan_destroy(dump_ch);
 }
 
-/* in a child: SIGQUIT prints the dump to stderr and the process goes on */
-static void test_task_sigquit_dump(void)
+/* Run body in a child process (before this process starts the runtime:
+ * no fork with running tasks), its stderr into buf; its wait status. */
+static int in_child(void (*body)(void), char *buf, size_t size)
 {
 	int pipefd[2];
 	CHECK_EQ(pipe(pipefd), 0);
@@ -705,28 +706,42 @@ static void test_task_sigquit_dump(void)
 	CHECK(pid >= 0);
 	if (pid == 0) {
 		dup2(pipefd[1], 2);
-		CHECK_EQ(weft_runtime_dump_on_sigquit(), 0);
-		CHECK_EQ(weft_chan_create(&dump_ch, sizeof(long), 0), 0);
-		weft_wg_init(&dump_wg);
-		weft_wg_add(&dump_wg, 1);
-		weft_task_opts_t o = {.name = "quit-me"};
-		CHECK_EQ(weft_go_opts(dump_recv, NULL, &o), 0);
-		weft_sleep(50000000);
-		raise(SIGQUIT);
-		weft_sleep(200000000);
-		weft_chan_close(dump_ch);
-		weft_wg_wait(&dump_wg);
-		_exit(7); /* still alive after SIGQUIT */
+		body();
+		_exit(0);
 	}
 	close(pipefd[1]);
-	char buf[8192] = {0};
 	size_t n = 0;
 	ssize_t k;
-	while (n < sizeof buf - 1 && (k = read(pipefd[0], buf + n, sizeof buf - 1 - n)) > 0)
+	while (n < size - 1 && (k = read(pipefd[0], buf + n, size - 1 - n)) > 0)
 		n += (size_t)k;
+	buf[n] = 0;
 	close(pipefd[0]);
 	int status;
 	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+/* SIGQUIT prints the dump to stderr and the process goes on */
+static void sigquit_child(void)
+{
+	CHECK_EQ(weft_runtime_dump_on_sigquit(), 0);
+	CHECK_EQ(weft_chan_create(&dump_ch, sizeof(long), 0), 0);
+	weft_wg_init(&dump_wg);
+	weft_wg_add(&dump_wg, 1);
+	weft_task_opts_t o = {.name = "quit-me"};
+	CHECK_EQ(weft_go_opts(dump_recv, NULL, &o), 0);
+	weft_sleep(50000000);
+	raise(SIGQUIT);
+	weft_sleep(200000000);
+	weft_chan_close(dump_ch);
+	weft_wg_wait(&dump_wg);
+	_exit(7); /* still alive after SIGQUIT */
+}
+
+static void test_task_sigquit_dump(void)
+{
+	char buf[8192];
+	int status = in_child(sigquit_child, buf, sizeof buf);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7);
 	CHECK(strstr(buf, "\"quit-me\": waiting in a weft call") != NULL);
 }
@@ -746,30 +761,19 @@ static void overflow_fn(void *p)
 	deep(1 << 20);
 }
 
+static void overflow_child(void)
+{
+	weft_task_opts_t o = {.name = "deep", .stack_size = 32 << 10};
+	weft_go_opts(overflow_fn, NULL, &o);
+	sleep(20); /* not past it: the overflow aborts */
+}
+
 static void test_task_stack_overflow(void)
 {
 	if (SANITIZED)
 		return; /* the sanitizers handle SIGSEGV themselves */
-	int pipefd[2];
-	CHECK_EQ(pipe(pipefd), 0);
-	pid_t pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		dup2(pipefd[1], 2);
-		weft_task_opts_t o = {.name = "deep", .stack_size = 32 << 10};
-		weft_go_opts(overflow_fn, NULL, &o);
-		sleep(20);
-		_exit(0); /* not reached: the overflow aborts */
-	}
-	close(pipefd[1]);
-	char buf[512] = {0};
-	size_t n = 0;
-	ssize_t k;
-	while (n < sizeof buf - 1 && (k = read(pipefd[0], buf + n, sizeof buf - 1 - n)) > 0)
-		n += (size_t)k;
-	close(pipefd[0]);
-	int status;
-	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	char buf[512];
+	int status = in_child(overflow_child, buf, sizeof buf);
 	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 	CHECK(strstr(buf, "weft: task ") != NULL);
 	CHECK(strstr(buf, "(\"deep\") overflowed its stack of 32768 bytes") != NULL);
