@@ -1224,6 +1224,19 @@ static bool wake_one(uint32_t active)
 	return false;
 }
 
+/* After nactive changed: wake every carrier, so one that was retired and
+ * asleep for good runs again, and one retired now hands its queue back. */
+static void kick_carriers(void)
+{
+	uint32_t started = weft__ld32_acq(&rt.started);
+	for (uint32_t i = 0; i < started; i++) {
+		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
+		uint32_t z = 0;
+		if (v && weft__cas32(&v->wake, &z, 1))
+			weft__futex_wake(&v->wake, 1);
+	}
+}
+
 static void *monitor_main(void *p)
 {
 	(void)p;
@@ -1267,6 +1280,7 @@ static void *monitor_main(void *p)
 		if (held || (global_waits && !sleeping && stuck >= active)) {
 			calm = 0;
 			if (!sleeping || !wake_one(active)) {
+				bool kick = false;
 				spin_lock(&rt.startlock);
 				/* one more per MON_GROW_TICKS at most, and at most
 				 * MAX_EXTRA: a held carrier usually computes, and
@@ -1277,8 +1291,13 @@ static void *monitor_main(void *p)
 					weft__st32_rlx(&rt.nextra, rt.nextra + 1);
 					set_active();
 					start_carriers(rt.nprocs + rt.nextra);
+					/* (the carrier it allows may exist already,
+					 * retired and asleep) */
+					kick = true;
 				}
 				spin_unlock(&rt.startlock);
+				if (kick)
+					kick_carriers();
 			}
 		} else if (++calm >= MON_RETIRE_TICKS && weft__ld32_rlx(&rt.nextra)) {
 			calm = 0;
@@ -1498,14 +1517,7 @@ int weft__runtime_set_procs(unsigned n)
 	if (rt.started && rt.nactive > rt.started)
 		rc = start_carriers(rt.nactive);
 	spin_unlock(&rt.startlock);
-	/* carriers that may run again, or that must hand back their queue */
-	uint32_t started = weft__ld32_acq(&rt.started);
-	for (uint32_t i = 0; i < started; i++) {
-		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
-		uint32_t z = 0;
-		if (v && weft__cas32(&v->wake, &z, 1))
-			weft__futex_wake(&v->wake, 1);
-	}
+	kick_carriers();
 	return rc;
 }
 
