@@ -65,6 +65,7 @@
 #include <unistd.h>
 
 #include "internal/ctx_impl.h"
+#include "internal/monitor.h"
 #include "internal/park.h"
 #include "internal/ring.h"
 #include "internal/sched.h"
@@ -135,9 +136,10 @@ struct weft_pool {
 	uint32_t mon_parked;              /* the monitor sleeps until kicked */
 
 	/* the monitor (see Monitor) */
-	pthread_t mon_tid;
-	bool has_mon;
-	uint32_t mon_tick;                /* its tick sleeps (park word) */
+	weft__watch_t watch;              /* in monitor.h's list */
+	bool has_mon;                     /* watched (set before workers start) */
+	int64_t mon_tick_ns;              /* the monitor's (its lock) */
+	struct mon_slot *mon_slots;       /* one per slot (the monitor's) */
 
 	/* slow paths */
 	WEFT__ALIGNED weft__mutex_t plock; /* the parked stack */
@@ -285,8 +287,10 @@ static void wake_all(weft_pool_t *p)
  * than cores are awake. More would only queue for the same cores and, when
  * the jobs block on something downstream (a full results channel), each
  * would take a job, block, and be woken again by the consumer: a context
- * switch per job. Beyond that number the pool's monitor thread decides (as
- * Go's sysmon retakes a P from a thread stuck in a syscall): every tick it
+ * switch per job. Beyond that number the pool's watch decides, run by the
+ * process's one monitor thread (internal/monitor.h, which also watches the
+ * task runtime's carriers; as Go's sysmon retakes a P from a thread stuck
+ * in a syscall): every tick it
  * looks at the workers running a job and wakes another worker for each one
  * that is stuck outside weft (no new job for MON_STUCK_NS and off the CPU
  * for most of it: I/O, a sleep, a lock) or asleep inside weft for longer
@@ -294,7 +298,7 @@ static void wake_all(weft_pool_t *p)
  * delay is bounded, not a deadlock). Jobs that compute count as running:
  * more workers would not make them faster.
  *
- * The monitor sleeps on mon_parked while there is nothing to decide (no
+ * The watch goes idle (mon_parked) while there is nothing to decide (no
  * queued job, or a searcher awake, or nobody parked) after lingering about
  * 20 ms; a capped wake kicks it. Its ticks start at MON_TICK_MIN_NS and
  * double while it finds nothing to do (to MON_TICK_MAX_NS). Pools with no more workers than cores have
@@ -312,18 +316,13 @@ static void wake_all(weft_pool_t *p)
 #define MON_WEFT_NS 1000000LL
 #define MON_PROBES 16 /* /proc reads per tick at most */
 
-/* The monitor's notes on one worker slot. How a running worker spent the
- * time between two looks comes from the kernel's schedstat (on a CPU,
- * waiting for one) and the worker's sleep note (asleep inside weft); the
- * rest it was blocked outside weft. */
+/* The monitor's notes on one worker slot: the job it saw running, and how
+ * the worker spent the time between two looks (monitor.h's probe: on a
+ * CPU, asleep inside weft by its sleep note, or blocked outside weft). */
 struct mon_slot {
-	uint32_t seen;     /* the worker's seq at our last look */
-	int64_t since;     /* when we first saw that seq */
-	uint32_t tid;      /* the thread fd reads */
-	int fd;            /* its /proc/self/task/TID/schedstat, or -1 */
-	int64_t at;        /* when we last read it (0: not yet) */
-	uint64_t busy;     /* its run + runqueue-wait ns then */
-	uint64_t slept;    /* its slept_ns then */
+	uint32_t seen;       /* the worker's seq at our last look */
+	int64_t since;       /* when we first saw that seq */
+	weft__probe_t probe;
 };
 
 static inline bool mon_needed(weft_pool_t *p)
@@ -337,7 +336,7 @@ static void mon_kick(weft_pool_t *p)
 	/* after the caller's full barrier: see Monitor, Ordering */
 	uint32_t one = 1;
 	if (weft__ld32_rlx(&p->mon_parked) == 1 && weft__cas32(&p->mon_parked, &one, 0))
-		weft__unpark_word(&p->mon_parked);
+		weft__monitor_kick(&p->watch);
 }
 
 /* The wake policy (see Monitor). */
@@ -348,32 +347,6 @@ static void wake_capped(weft_pool_t *p)
 		wake_one(p, false);
 	else
 		mon_kick(p);
-}
-
-/* Run + runqueue-wait ns of thread tid; false if unknown (no /proc, or
- * the thread is gone). The fd is kept per slot, reopened for a new tid. */
-static bool sched_busy(struct mon_slot *m, uint32_t tid, uint64_t *busy)
-{
-	char buf[96];
-	if (m->tid != tid || m->fd < 0) {
-		if (m->fd >= 0)
-			close(m->fd);
-		snprintf(buf, sizeof buf, "/proc/self/task/%u/schedstat", tid);
-		m->fd = open(buf, O_RDONLY | O_CLOEXEC);
-		m->tid = tid;
-		m->at = 0;
-		if (m->fd < 0)
-			return false;
-	}
-	ssize_t n = pread(m->fd, buf, sizeof buf - 1, 0);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	char *end;
-	unsigned long long run = strtoull(buf, &end, 10);
-	unsigned long long wait = strtoull(end, NULL, 10);
-	*busy = run + wait;
-	return true;
 }
 
 /* One look at the workers running a job; wakes parked workers for the
@@ -408,31 +381,21 @@ static unsigned mon_look(weft_pool_t *p, struct mon_slot *ms)
 		}
 		if (probes >= MON_PROBES)
 			break; /* enough for one tick: decide on what we saw */
-		uint64_t busy, slept = weft__ld64_rlx(&wk->note.slept_ns);
-		if (!sched_busy(m, tid, &busy)) {
+		probes++;
+		switch (weft__probe_look(&m->probe, tid, weft__ld64_rlx(&wk->note.slept_ns), now)) {
+		case WEFT__PROBE_OFF_CPU:
+			stuck++;
+			break;
+		case WEFT__PROBE_UNKNOWN:
 			/* no schedstat: the same job for a while is stuck */
-			probes++;
 			if (now - m->since >= MON_STUCK_NS)
 				stuck++;
 			else
 				healthy++;
-			continue;
+			break;
+		default: /* on a CPU; or first reading: judged next time */
+			healthy++;
 		}
-		probes++;
-		int64_t wall = now - m->at;
-		if (m->at != 0 && wall > 0) {
-			int64_t off = wall - (int64_t)(busy - m->busy) - (int64_t)(slept - m->slept);
-			/* blocked outside weft for most of the time */
-			if (off * 2 > wall)
-				stuck++;
-			else
-				healthy++;
-		} else {
-			healthy++; /* first reading: judged at the next look */
-		}
-		m->at = now;
-		m->busy = busy;
-		m->slept = slept;
 	}
 	if (healthy >= p->ncpu)
 		return 0;
@@ -446,57 +409,46 @@ static unsigned mon_look(weft_pool_t *p, struct mon_slot *ms)
 	return woke;
 }
 
-static void set_name(weft_pool_t *p, const char *suffix);
 
-static void *monitor_main(void *arg)
+/* The pool's watch (monitor.h): a look per tick while there is something
+ * to decide, ticks backing off while there is not, then idle until
+ * mon_kick. */
+static int64_t mon_watch(weft__watch_t *w, int64_t now)
 {
-	weft_pool_t *p = arg;
-	struct mon_slot *ms = calloc(p->max_workers, sizeof *ms);
-	int64_t tick = MON_TICK_MIN_NS;
-
-	for (unsigned i = 0; ms && i < p->max_workers; i++)
-		ms[i].fd = -1;
-
-	set_name(p, "-mon");
-	/* acquire: shutdown's store, before it wakes us */
-	while (!weft__ld32_acq(&p->closing)) {
-		bool needed = ms && mon_needed(p);
-		/* nothing to decide for a whole backed-off tick: park. Until
-		 * then linger (a busy pool's "nothing to decide" seldom lasts,
-		 * and a kick costs its kicker a futex wake) */
-		if (!needed && tick >= MON_TICK_MAX_NS) {
-			/* full RMW, fence, re-check: Dekker with mon_kick */
-			weft__fas32(&p->mon_parked, 1);
-			weft__fence_rmw_load();
-			if ((!ms || !mon_needed(p)) && !weft__ld32_acq(&p->closing))
-				weft__park_word(&p->mon_parked, 1, WEFT_FOREVER);
-			weft__st32_rlx(&p->mon_parked, 0);
-			tick = MON_TICK_MIN_NS;
-			continue;
-		}
-		weft__park_word(&p->mon_tick, 0, weft_now() + tick);
-		if (needed && mon_look(p, ms))
-			tick = MON_TICK_MIN_NS;
-		else if ((tick *= 2) > MON_TICK_MAX_NS)
-			tick = MON_TICK_MAX_NS;
+	weft_pool_t *p = (weft_pool_t *)((char *)w - offsetof(weft_pool_t, watch));
+	(void)now;
+	/* acquire: shutdown's store (it then removes the watch) */
+	if (weft__ld32_acq(&p->closing))
+		return WEFT__WATCH_IDLE;
+	bool needed = mon_needed(p);
+	/* nothing to decide for a whole backed-off tick: idle. Until then
+	 * linger (a busy pool's "nothing to decide" seldom lasts, and a kick
+	 * costs its kicker a futex wake) */
+	if (!needed && p->mon_tick_ns >= MON_TICK_MAX_NS) {
+		p->mon_tick_ns = MON_TICK_MIN_NS;
+		/* full RMW, fence, re-check: Dekker with mon_kick */
+		weft__fas32(&p->mon_parked, 1);
+		weft__fence_rmw_load();
+		if (!mon_needed(p))
+			return WEFT__WATCH_IDLE; /* mon_kick clears mon_parked */
+		weft__st32_rlx(&p->mon_parked, 0);
+		needed = true;
 	}
-	for (unsigned i = 0; ms && i < p->max_workers; i++)
-		if (ms[i].fd >= 0)
-			close(ms[i].fd);
-	free(ms);
-	return NULL;
+	if (needed && mon_look(p, p->mon_slots))
+		p->mon_tick_ns = MON_TICK_MIN_NS;
+	else if ((p->mon_tick_ns *= 2) > MON_TICK_MAX_NS)
+		p->mon_tick_ns = MON_TICK_MAX_NS;
+	return p->mon_tick_ns;
 }
 
-/* Shutdown: the monitor leaves (closing is set). */
+/* Shutdown (closing is set): no look runs once this returns. */
 static void mon_stop(weft_pool_t *p)
 {
 	if (!p->has_mon)
 		return;
-	/* both words changed before the wakes: its waits fail or end */
-	weft__st32_rlx(&p->mon_tick, 1);
-	weft__unpark_word(&p->mon_tick);
-	weft__st32_rlx(&p->mon_parked, 0);
-	weft__unpark_word(&p->mon_parked);
+	weft__monitor_remove(&p->watch);
+	for (unsigned i = 0; i < p->max_workers; i++)
+		weft__probe_close(&p->mon_slots[i].probe);
 }
 
 /* After a pop: room for one more, so wake a blocked submitter if any. */
@@ -521,6 +473,7 @@ static inline int pop(weft_pool_t *p, struct job *j)
 		notify_submitter(p);
 	return rc;
 }
+
 
 /* ---- running jobs ---- */
 
@@ -1083,8 +1036,6 @@ static unsigned ncpus(void)
 static void join_all(weft_pool_t *p)
 {
 	if (!p->joined) {
-		if (p->has_mon) /* (stays set: workers read it until joined) */
-			pthread_join(p->mon_tid, NULL);
 		for (unsigned i = 0; i < p->max_workers; i++) {
 			struct worker *wk = &p->slots[i];
 			if (wk->has_thread) {
@@ -1134,6 +1085,7 @@ void weft_pool_destroy(weft_pool_t *p)
 		return;
 	weft_pool_shutdown(p, WEFT_POOL_DRAIN);
 	weft__ring_fini(&p->ring);
+	free(p->mon_slots);
 	free(p->slots);
 	free(p);
 }
@@ -1201,12 +1153,13 @@ int weft_pool_create(weft_pool_t **out, const weft_pool_opts_t *opts)
 	/* the monitor first: has_mon is then set before any worker reads it
 	 * (they start after, pthread_create ordering it) */
 	if (max > p->ncpu && !p->tasks) {
-		p->has_mon = true;
-		int e = pthread_create(&p->mon_tid, NULL, monitor_main, p);
-		if (e) {
-			p->has_mon = false;
-			rc = e == ENOMEM ? -ENOMEM : -EAGAIN;
-		}
+		p->mon_slots = calloc(max, sizeof *p->mon_slots);
+		p->mon_tick_ns = MON_TICK_MIN_NS;
+		p->watch.look = mon_watch;
+		for (unsigned i = 0; p->mon_slots && i < max; i++)
+			weft__probe_init(&p->mon_slots[i].probe);
+		rc = p->mon_slots ? weft__monitor_add(&p->watch) : -ENOMEM;
+		p->has_mon = rc == 0;
 	}
 	for (unsigned i = 0; i < min && rc == 0; i++) {
 		weft__faa32(&p->nworkers, 1);

@@ -10,8 +10,10 @@
  * happen. Submitting allocates nothing: memory is bounded by the queue.
  *
  * Awake workers: about one per core (Go's GOMAXPROCS). A pool with more
- * workers than cores has a monitor thread ("PREFIX-mon", asleep unless
- * jobs are queued while workers are parked) that wakes more when the
+ * workers than cores is watched by weft's one monitor thread
+ * ("weft-monitor", which also watches the task runtime's carriers; idle
+ * for this pool unless jobs are queued while workers are parked). It wakes
+ * more when the
  * running jobs cannot use the cores: for each job blocked outside weft
  * (I/O, sleep, a pthread lock: seen from the kernel's schedstat) it wakes
  * another worker within about 0.1 ms; a job asleep inside weft (a full
@@ -103,7 +105,7 @@ typedef struct weft_pool_opts {
 	 * weft holds its carrier (see weft/task.h: the runtime's monitor moves
 	 * the others' work). Thread-locals in a job belong to the carrier.
 	 * name and sched_batch do not apply (tasks are named "<name>-<i>");
-	 * the pool has no monitor thread of its own. Default 0: threads. */
+	 * the monitor does not watch the pool (it watches the carriers). Default 0: threads. */
 	int tasks;
 } weft_pool_opts_t;
 

@@ -20,7 +20,11 @@
  * switched since its last look while tasks wait behind it is held; then an
  * idle carrier takes those tasks, or, with none idle, the monitor starts
  * another carrier (beyond WEFT_PROCS: Go starts another thread for a P
- * whose thread is in a system call; at most one every 2 ms and 64 in all),
+ * whose thread is in a system call; 64 in all). A carrier held by a task
+ * blocked outside weft (off the CPU by the kernel's schedstat: the same
+ * judge the pool's monitor uses) is replaced at the next look; one held by
+ * a task that computes gets one more carrier every 2 ms at most (more
+ * threads than cores only crowd them),
  * which retires after about 100 ms without a held carrier. So a held carrier delays the tasks behind it by
  * about 1-2 ms, once; the running task itself is never preempted. Prefer
  * plain threads (or weft_pool) for long blocking work all the same: each

@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "internal/futex.h"
+#include "internal/monitor.h"
 #include "internal/switch.h"
 #include <weft/common.h>
 
@@ -188,6 +189,7 @@ struct carrier {
 	/* idling */
 	WEFT__ALIGNED uint32_t wake; /* futex word: 1 when woken */
 	uint32_t sleeping;
+	uint32_t ktid; /* its kernel thread id (the monitor's probe) */
 	pthread_t thread;
 	weft__task_t *buf[RUNQ_LEN];
 };
@@ -212,7 +214,8 @@ static struct {
 	uint32_t nprocs;   /* carriers wanted (GOMAXPROCS) */
 	uint32_t nextra;   /* more, started by the monitor for held carriers */
 	uint32_t nactive;  /* nprocs + nextra: carriers allowed to run tasks */
-	uint32_t mon_parked; /* futex word: the monitor sleeps until woken */
+	uint32_t mon_parked; /* 1: the watch is idle until monitor_kick */
+	weft__watch_t watch; /* the runtime's, in monitor.h's list */
 	size_t stack_size; /* the default, page-rounded; 0: not read yet */
 	struct carrier *car[MAX_PROCS];
 	WEFT__ALIGNED uint32_t glock;
@@ -1120,7 +1123,7 @@ static void monitor_kick(void)
 	uint32_t one = 1;
 	/* the monitor parks only after ~20 idle ticks: this is rare */
 	if (weft__ld32_rlx(&rt.mon_parked) && weft__cas32(&rt.mon_parked, &one, 0))
-		weft__futex_wake(&rt.mon_parked, 1);
+		weft__monitor_kick(&rt.watch);
 }
 
 /* Nothing to run: spin a little looking, then sleep: until woken or the
@@ -1237,92 +1240,107 @@ static void kick_carriers(void)
 	}
 }
 
-static void *monitor_main(void *p)
+/* The monitor's notes (its own: looks run one at a time) */
+static struct {
+	uint32_t seen[MAX_PROCS], seen_head[MAX_PROCS]; /* nswitch, head */
+	weft__probe_t probe[MAX_PROCS];
+	uint32_t seen_gcount;
+	unsigned quiet, calm, grow_wait;
+	bool probes_ready;
+} mon;
+
+/* The runtime's watch (monitor.h): a look per MON_TICK_NS. */
+static int64_t monitor_look(weft__watch_t *w, int64_t now)
 {
-	(void)p;
-	static uint32_t seen[MAX_PROCS], seen_head[MAX_PROCS];
-	uint32_t seen_gcount = 0;
-	unsigned quiet = 0, calm = 0, grow_wait = 0;
-	pthread_setname_np(pthread_self(), "weft-monitor");
-	for (;;) {
-		uint32_t one = 1;
-		if (weft__ld32_acq(&rt.dump_requested) && weft__cas32(&rt.dump_requested, &one, 0))
-			weft__runtime_dump(2);
-		uint32_t started = weft__ld32_acq(&rt.started);
-		uint32_t active = weft__ld32_rlx(&rt.nactive);
-		uint32_t held = 0, busy = 0, sleeping = 0, stuck = 0;
-		uint32_t gcount = weft__ld32_rlx(&rt.gcount);
-		/* the global queue waits: not empty, and nobody took from it */
-		bool global_waits = gcount != 0 && gcount >= seen_gcount;
-		seen_gcount = gcount;
-		for (uint32_t i = 0; i < started && i < MAX_PROCS; i++) {
-			struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
-			if (!v)
-				continue;
-			uint32_t sw = weft__ld32_rlx(&v->nswitch);
-			bool asleep = weft__ld32_acq(&v->sleeping) != 0;
-			sleeping += asleep && i < active;
-			uint32_t head = weft__ld32_acq(&v->head);
-			if (!asleep) {
-				busy++;
-				/* not switched since the last look, and the
-				 * tasks queued behind it not taken either */
-				if (sw == seen[i] && i < active) {
-					stuck++;
-					if (!runq_empty(v) && head == seen_head[i])
-						held++;
-				}
-			}
-			seen[i] = sw;
-			seen_head[i] = head;
-		}
-		/* the global queue starves only if every carrier is stuck */
-		if (held || (global_waits && !sleeping && stuck >= active)) {
-			calm = 0;
-			if (!sleeping || !wake_one(active)) {
-				bool kick = false;
-				spin_lock(&rt.startlock);
-				/* one more per MON_GROW_TICKS at most, and at most
-				 * MAX_EXTRA: a held carrier usually computes, and
-				 * more threads than that only crowd the cores */
-				if (rt.nextra < MAX_EXTRA && rt.nprocs + rt.nextra < MAX_PROCS &&
-				    ++grow_wait >= MON_GROW_TICKS) {
-					grow_wait = 0;
-					weft__st32_rlx(&rt.nextra, rt.nextra + 1);
-					set_active();
-					start_carriers(rt.nprocs + rt.nextra);
-					/* (the carrier it allows may exist already,
-					 * retired and asleep) */
-					kick = true;
-				}
-				spin_unlock(&rt.startlock);
-				if (kick)
-					kick_carriers();
-			}
-		} else if (++calm >= MON_RETIRE_TICKS && weft__ld32_rlx(&rt.nextra)) {
-			calm = 0;
-			spin_lock(&rt.startlock);
-			weft__st32_rlx(&rt.nextra, rt.nextra - 1);
-			set_active();
-			spin_unlock(&rt.startlock);
-		}
-		quiet = busy || global_waits ? 0 : quiet + 1;
-		if (quiet >= MON_LINGER_TICKS) {
-			quiet = 0;
-			weft__st32_rel(&rt.mon_parked, 1);
-			/* store-load: parked before the last look; pairs with a
-			 * carrier's leaving idle, then monitor_kick's load */
-			weft__fence_sc();
-			if (weft__ld32_rlx(&rt.nidle) >= weft__ld32_acq(&rt.started) &&
-			    weft__ld32_rlx(&rt.gcount) == 0)
-				weft__futex_wait(&rt.mon_parked, 1, WEFT_FOREVER);
-			weft__st32_rlx(&rt.mon_parked, 0);
-			continue;
-		}
-		struct timespec ts = {0, MON_TICK_NS};
-		nanosleep(&ts, NULL);
+	(void)w;
+	uint32_t one = 1;
+	if (weft__ld32_acq(&rt.dump_requested) && weft__cas32(&rt.dump_requested, &one, 0))
+		weft__runtime_dump(2);
+	if (!mon.probes_ready) {
+		for (unsigned i = 0; i < MAX_PROCS; i++)
+			weft__probe_init(&mon.probe[i]);
+		mon.probes_ready = true;
 	}
-	return NULL;
+	uint32_t started = weft__ld32_acq(&rt.started);
+	uint32_t active = weft__ld32_rlx(&rt.nactive);
+	uint32_t held = 0, held_off_cpu = 0, busy = 0, sleeping = 0, stuck = 0;
+	uint32_t gcount = weft__ld32_rlx(&rt.gcount);
+	/* the global queue waits: not empty, and nobody took from it */
+	bool global_waits = gcount != 0 && gcount >= mon.seen_gcount;
+	mon.seen_gcount = gcount;
+	for (uint32_t i = 0; i < started && i < MAX_PROCS; i++) {
+		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
+		if (!v)
+			continue;
+		uint32_t sw = weft__ld32_rlx(&v->nswitch);
+		bool asleep = weft__ld32_acq(&v->sleeping) != 0;
+		sleeping += asleep && i < active;
+		uint32_t head = weft__ld32_acq(&v->head);
+		bool still = !asleep && sw == mon.seen[i] && i < active;
+		if (!asleep)
+			busy++;
+		if (still) {
+			/* not switched since the last look: one task holds it.
+			 * Computing, or blocked outside weft? (the probe) */
+			stuck++;
+			enum weft__probe_verdict how =
+				weft__probe_look(&mon.probe[i], weft__ld32_rlx(&v->ktid), 0, now);
+			/* and the tasks queued behind it not taken either */
+			if (!runq_empty(v) && head == mon.seen_head[i]) {
+				held++;
+				held_off_cpu += how == WEFT__PROBE_OFF_CPU;
+			}
+		} else {
+			weft__probe_reset(&mon.probe[i]);
+		}
+		mon.seen[i] = sw;
+		mon.seen_head[i] = head;
+	}
+	/* the global queue starves only if every carrier is stuck */
+	if (held || (global_waits && !sleeping && stuck >= active)) {
+		mon.calm = 0;
+		if (!sleeping || !wake_one(active)) {
+			bool kick = false;
+			spin_lock(&rt.startlock);
+			/* at most MAX_EXTRA. A carrier held by a task blocked
+			 * outside weft leaves its core free: its replacement
+			 * starts at once. One held by a task that computes:
+			 * one more per MON_GROW_TICKS at most (more threads
+			 * than cores only crowd them) */
+			if (rt.nextra < MAX_EXTRA && rt.nprocs + rt.nextra < MAX_PROCS &&
+			    (held_off_cpu || ++mon.grow_wait >= MON_GROW_TICKS)) {
+				mon.grow_wait = 0;
+				weft__st32_rlx(&rt.nextra, rt.nextra + 1);
+				set_active();
+				start_carriers(rt.nprocs + rt.nextra);
+				/* (the carrier it allows may exist already,
+				 * retired and asleep) */
+				kick = true;
+			}
+			spin_unlock(&rt.startlock);
+			if (kick)
+				kick_carriers();
+		}
+	} else if (++mon.calm >= MON_RETIRE_TICKS && weft__ld32_rlx(&rt.nextra)) {
+		mon.calm = 0;
+		spin_lock(&rt.startlock);
+		weft__st32_rlx(&rt.nextra, rt.nextra - 1);
+		set_active();
+		spin_unlock(&rt.startlock);
+	}
+	mon.quiet = busy || global_waits ? 0 : mon.quiet + 1;
+	if (mon.quiet >= MON_LINGER_TICKS) {
+		mon.quiet = 0;
+		weft__st32_rel(&rt.mon_parked, 1);
+		/* store-load: idle before the last look; pairs with a
+		 * carrier's leaving idle, then monitor_kick's load */
+		weft__fence_sc();
+		if (weft__ld32_rlx(&rt.nidle) >= weft__ld32_acq(&rt.started) &&
+		    weft__ld32_rlx(&rt.gcount) == 0 && !weft__ld32_acq(&rt.dump_requested))
+			return WEFT__WATCH_IDLE; /* monitor_kick clears mon_parked */
+		weft__st32_rlx(&rt.mon_parked, 0);
+	}
+	return MON_TICK_NS;
 }
 
 /* ---- the dump ---- */
@@ -1381,8 +1399,8 @@ static void sigquit_handler(int sig)
 	uint32_t one = 1;
 	/* async-signal-safe: a flag and a futex wake; the monitor prints */
 	weft__st32_rel(&rt.dump_requested, 1);
-	if (weft__cas32(&rt.mon_parked, &one, 0))
-		weft__futex_wake(&rt.mon_parked, 1);
+	weft__cas32(&rt.mon_parked, &one, 0);
+	weft__monitor_kick(&rt.watch); /* lock-free (monitor.h) */
 }
 
 int weft__runtime_dump_on_sigquit(void)
@@ -1414,6 +1432,7 @@ static void *carrier_main(void *p)
 #endif
 	char name[16];
 	snprintf(name, sizeof name, "weft-carrier%u", c->id);
+	weft__st32_rlx(&c->ktid, (uint32_t)gettid());
 	pthread_setname_np(pthread_self(), name);
 	for (;;) {
 		weft__task_t *t = NULL;
@@ -1486,21 +1505,23 @@ static int ensure_started(void)
 		return 0;
 	spin_lock(&rt.startlock);
 	int rc = 0;
+	bool watch = false;
 	if (rt.started == 0) {
 		if (rt.nprocs == 0)
 			weft__st32_rlx(&rt.nprocs, procs_from_env());
 		install_overflow_handler();
 		set_active();
 		rc = start_carriers(rt.nprocs);
-		pthread_t mon;
-		pthread_attr_t a;
-		pthread_attr_init(&a);
-		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		if (rc == 0 && pthread_create(&mon, &a, monitor_main, NULL) != 0)
-			rc = -EAGAIN; /* carriers run; held ones are not replaced */
-		pthread_attr_destroy(&a);
+		watch = rc == 0 && !rt.watch.look;
+		if (watch)
+			rt.watch.look = monitor_look;
 	}
 	spin_unlock(&rt.startlock);
+	/* (outside the spin lock: add takes the monitor's lock, and a look
+	 * takes ours). If the monitor cannot start, carriers still run; held
+	 * ones are not replaced */
+	if (watch)
+		weft__monitor_add(&rt.watch);
 	return weft__ld32_acq(&rt.started) ? 0 : rc;
 }
 
