@@ -1,9 +1,16 @@
 /* tests/common/participant.h: the threads of a conformance or stress test,
  * or tasks. While g_tasks is set (the test runs the "tasks" strategy:
- * weft's channels, CHAN_CAP_TASKS) every participant the test starts is a
- * task (weft/task.h) instead of a thread: the suites then check the same
- * contracts with tasks handing off to tasks and to the main thread. A
- * task's handle is its struct task_run, kept in the pthread_t. */
+ * weft's channels, rt = &chan_runtime_tasks) every participant the test
+ * starts is a task (weft/task.h) instead of a thread: the suites then check
+ * the same contracts with tasks handing off to tasks and to the main
+ * thread. A task's handle is its struct task_run, kept in the pthread_t.
+ *
+ * Other runtimes (boost_fiber's fibers) keep their participants threads
+ * here: the tests' participants also sleep (weft_sleep) and wait on weft
+ * and pthread primitives, which park a task but would hold a fiber's
+ * carrier thread. Boost.Fiber's channels synchronise fibers of any
+ * threads (each thread runs its own main fiber), so the contract is
+ * checked all the same, with every participant a thread's main fiber. */
 #ifndef WEFT_TEST_PARTICIPANT_H
 #define WEFT_TEST_PARTICIPANT_H
 
@@ -29,7 +36,7 @@ static inline void participants_tasks(bool on)
 /* Participants of what follows run as tasks if s asks for it. */
 static inline void participants_for(const struct chan_strategy *s)
 {
-	g_tasks = (s->caps & CHAN_CAP_TASKS) != 0;
+	g_tasks = s->rt == &chan_runtime_tasks;
 }
 
 struct task_run {
