@@ -83,6 +83,11 @@ namespace {
 namespace bf = boost::fibers;
 using status = bf::channel_op_status;
 
+std::chrono::steady_clock::time_point now()
+{
+	return std::chrono::steady_clock::now();
+}
+
 std::chrono::steady_clock::time_point to_time(int64_t deadline)
 {
 	return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadline));
@@ -128,6 +133,25 @@ template <size_t N> struct chan final : cxx_chan::base {
 			buf.reset(new bf::buffered_channel<item>(boost_capacity(cap)));
 	}
 
+	// one call on whichever channel this is, by mode: try, wait for
+	// ever, or wait until the deadline. The unbuffered channel has no try:
+	// its timed call with the deadline now, a timeout there being "full"
+	// or "empty" (busy).
+	template <typename Try, typename Wait, typename Until>
+	static status call(int mode, int64_t deadline, Try try_op, Wait wait_op, Until until_op)
+	{
+		if (mode == SW_TRY)
+			return try_op();
+		if (deadline == SW_FOREVER)
+			return wait_op();
+		return until_op(to_time(deadline));
+	}
+
+	static status busy(status st, status as)
+	{
+		return st == status::timeout ? as : st;
+	}
+
 	int send(const void *elem, int mode, int64_t deadline) override
 	{
 		item it;
@@ -135,22 +159,17 @@ template <size_t N> struct chan final : cxx_chan::base {
 
 		if (esz)
 			std::memcpy(it.b, elem, esz);
-		if (buf) {
-			if (mode == SW_TRY)
-				st = buf->try_push(it);
-			else if (deadline == SW_FOREVER)
-				st = buf->push(it);
-			else
-				st = buf->push_wait_until(it, to_time(deadline));
-		} else if (mode == SW_TRY) {
-			st = unbuf->push_wait_until(it, std::chrono::steady_clock::now());
-			if (st == status::timeout)
-				st = status::full;
-		} else if (deadline == SW_FOREVER) {
-			st = unbuf->push(it);
-		} else {
-			st = unbuf->push_wait_until(it, to_time(deadline));
-		}
+		if (buf)
+			st = call(
+				mode, deadline, [&] { return buf->try_push(it); },
+				[&] { return buf->push(it); },
+				[&](auto t) { return buf->push_wait_until(it, t); });
+		else
+			st = call(
+				mode, deadline,
+				[&] { return busy(unbuf->push_wait_until(it, now()), status::full); },
+				[&] { return unbuf->push(it); },
+				[&](auto t) { return unbuf->push_wait_until(it, t); });
 		return to_rc(st);
 	}
 
@@ -159,22 +178,17 @@ template <size_t N> struct chan final : cxx_chan::base {
 		item it;
 		status st;
 
-		if (buf) {
-			if (mode == SW_TRY)
-				st = buf->try_pop(it);
-			else if (deadline == SW_FOREVER)
-				st = buf->pop(it);
-			else
-				st = buf->pop_wait_until(it, to_time(deadline));
-		} else if (mode == SW_TRY) {
-			st = unbuf->pop_wait_until(it, std::chrono::steady_clock::now());
-			if (st == status::timeout)
-				st = status::empty;
-		} else if (deadline == SW_FOREVER) {
-			st = unbuf->pop(it);
-		} else {
-			st = unbuf->pop_wait_until(it, to_time(deadline));
-		}
+		if (buf)
+			st = call(
+				mode, deadline, [&] { return buf->try_pop(it); },
+				[&] { return buf->pop(it); },
+				[&](auto t) { return buf->pop_wait_until(it, t); });
+		else
+			st = call(
+				mode, deadline,
+				[&] { return busy(unbuf->pop_wait_until(it, now()), status::empty); },
+				[&] { return unbuf->pop(it); },
+				[&](auto t) { return unbuf->pop_wait_until(it, t); });
 		if (st == status::success && esz)
 			std::memcpy(elem, it.b, esz);
 		return to_rc(st);
