@@ -5,12 +5,11 @@
  * the same contracts with tasks handing off to tasks and to the main
  * thread. A task's handle is its struct task_run, kept in the pthread_t.
  *
- * Other runtimes (boost_fiber's fibers) keep their participants threads
- * here: the tests' participants also sleep (weft_sleep) and wait on weft
- * and pthread primitives, which park a task but would hold a fiber's
- * carrier thread. Boost.Fiber's channels synchronise fibers of any
- * threads (each thread runs its own main fiber), so the contract is
- * checked all the same, with every participant a thread's main fiber. */
+ * Only weft's runtime is used here, not struct chan_runtime's group: the
+ * tests' participants also sleep (weft_sleep) and wait on weft and pthread
+ * primitives, which park a task but would hold the carrier thread of any
+ * other runtime's user-space thread. The one other runtime, boost_fiber's
+ * fibers, is skipped by these suites anyway (CHAN_CAP_BENCH_ONLY). */
 #ifndef WEFT_TEST_PARTICIPANT_H
 #define WEFT_TEST_PARTICIPANT_H
 
