@@ -21,7 +21,10 @@
 //     where the producers run ahead (pipeline cap:64, seedpool).
 //   - close: Boost's own (channel_op_status::closed): sends fail at once,
 //     receivers drain the buffer, then fail (-EPIPE); a sender blocked in
-//     an unbuffered push whose value was not taken fails too.
+//     an unbuffered push whose value was not taken fails too. Its return
+//     (0, or -EPIPE when already closed) reads is_closed() first: two
+//     closes at once may both return 0 (the benchmark closes each channel
+//     once).
 //   - try_send / try_recv: try_push / try_pop (full or empty: -EAGAIN).
 //     The unbuffered channel has neither: they are push_wait_until /
 //     pop_wait_until with the deadline now, so a try on capacity 0
@@ -48,12 +51,13 @@
 // runs every carrier sleeps on a std::condition_variable outside the
 // scheduler, so the pool costs nothing while other strategies are measured
 // (Boost's work_stealing scheduler can be installed once per process: its
-// carrier table is static). A run's group: spawn records the n participants; the
-// last spawn hands the group to the pool, where carrier 0 creates the n
-// fibers (launch::post; the other carriers steal them) and every carrier
-// waits, as a fiber, until all n finished. The fibers wait at a gate (a
-// fiber mutex and condition variable) that go opens; the main thread
-// joins on a std::condition_variable.
+// carrier table is static). A run's group: spawn records the n
+// participants; the last spawn hands the group to the pool, where carrier
+// 0 creates the n fibers (launch::post; the other carriers steal them while
+// awake) and every carrier waits, as a fiber, until all n finished. The
+// fibers wait at a gate (a fiber mutex and condition variable) that go
+// opens; the main thread joins on a std::condition_variable. One group at
+// a time (the runner's contract, strategy.h).
 #include <boost/fiber/algo/work_stealing.hpp>
 #include <boost/fiber/buffered_channel.hpp>
 #include <boost/fiber/condition_variable.hpp>
