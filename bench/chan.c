@@ -14,8 +14,7 @@
 #include "chan.h"
 #include "measure.h"
 
-#include <weft/sync.h>
-#include <weft/task.h>
+#include <weft/common.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -144,10 +143,11 @@ struct bench {
 	_Atomic int64_t stamp;   /* futex floor: when the wake was issued */
 	int hung;                /* released by close after the timeout */
 	uint64_t base;           /* base items (for the name) */
-	/* strategies with CHAN_CAP_TASKS: the workers are tasks, started
-	 * together by task_gate and joined by task_done */
-	int tasks;
-	weft_wg_t task_gate, task_done;
+	/* strategies with a runtime (s->rt: weft tasks, Boost fibers): the
+	 * workers are its user-space threads, one group started held,
+	 * released by go and joined by join */
+	const struct chan_runtime *rt;
+	void *group;
 };
 
 /* 0 + 1 + ... + (n - 1), mod 2^64: what the receivers' sum must be */
@@ -677,13 +677,13 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static void task_worker_main(void *arg)
+/* a worker in a runtime's group (struct chan_runtime): the group holds it
+ * until go and counts it done when it returns */
+static void rt_worker_main(void *arg)
 {
 	struct worker *w = arg;
 
-	weft_wg_wait(&w->b->task_gate);
 	w->fn(w);
-	weft_wg_done(&w->b->task_done);
 }
 
 /* ---- the runner ------------------------------------------------------- */
@@ -817,8 +817,8 @@ static int join_all(struct worker *w, unsigned n, int64_t timeout_ns)
 {
 	struct timespec dl;
 
-	if (n && w[0].b->tasks)
-		return weft_wg_wait_until(&w[0].b->task_done, weft_deadline(timeout_ns));
+	if (n && w[0].b->rt)
+		return w[0].b->rt->group_join(w[0].b->group, weft_deadline(timeout_ns));
 
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += timeout_ns / NS_PER_S;
@@ -1122,26 +1122,26 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 
 	bench_peak_rss_reset(); /* refused: the process's lifetime peak */
 	futex0 = weft__futex_waits() + weft__futex_wakes();
-	b.tasks = s && (s->caps & CHAN_CAP_TASKS);
+	b.rt = s ? s->rt : NULL;
+	if (b.rt && !(b.group = b.rt->group_create(n))) {
+		snprintf(r->error, sizeof r->error, "%s: out of memory", b.rt->name);
+		goto out;
+	}
 	pthread_barrier_init(&b.go, NULL, n + 1);
-	weft_wg_init(&b.task_gate);
-	weft_wg_init(&b.task_done);
-	weft_wg_add(&b.task_gate, 1);
-	weft_wg_add(&b.task_done, n);
 	for (unsigned i = 0; i < n; i++) {
 		w[i].b = &b;
 		w[i].id = i;
 		assign(c, &w[i], i);
-		if (b.tasks ? weft_go(task_worker_main, &w[i]) != 0
-			    : pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0) {
+		if (b.rt ? b.rt->group_spawn(b.group, rt_worker_main, &w[i]) != 0
+			 : pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0) {
 			/* the workers already started wait at the barrier */
 			fprintf(stderr, "weft-bench: starting a worker failed\n");
 			abort();
 		}
 	}
 	bench_meter_start(&m);
-	if (b.tasks)
-		weft_wg_done(&b.task_gate);
+	if (b.rt)
+		b.rt->group_go(b.group);
 	else
 		pthread_barrier_wait(&b.go);
 	if (c->kind == CHAN_BENCH_IDLE) {
@@ -1164,7 +1164,7 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 	r->cpu_ns = m.cpu_ns;
 	r->ctx_switches = m.ctx_switches;
 	r->peak_rss_kb = bench_peak_rss_kb();
-	r->futex_calls = s && (!strcmp(s->name, "weft") || b.tasks)
+	r->futex_calls = s && (!strcmp(s->name, "weft") || b.rt == &chan_runtime_tasks)
 				 ? (int64_t)(weft__futex_waits() + weft__futex_wakes() - futex0)
 				 : -1;
 	if (!b.hung)
@@ -1173,6 +1173,8 @@ int chan_bench_run(const struct chan_bench_case *c, const struct chan_strategy *
 		r->has_latency = 1;
 		bench_hist_latency(b.lat, b.clock_ns, &r->lat);
 	}
+	if (b.rt)
+		b.rt->group_destroy(b.group);
 out:
 	teardown(&b);
 	free(w);

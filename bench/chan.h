@@ -103,7 +103,7 @@ struct chan_bench_case {
  * The per-item figures compare all the same; the items counter says what
  * each moved. go (Go's runtime, bench/peers/go_peer.c, P x C cases only)
  * is as fast as weft there and moves them all. */
-#define CHAN_FULL_ITEMS_STRATEGIES "weft tasks mutex go"
+#define CHAN_FULL_ITEMS_STRATEGIES "weft tasks mutex go boost_fiber"
 
 /* The whole matrix; count in chan_bench_ncases. */
 extern const struct chan_bench_case chan_bench_cases[];

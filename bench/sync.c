@@ -28,6 +28,9 @@
 #include "baseline/sem_mutex.h"
 #include "baseline/wg_mutex.h"
 #include "measure.h"
+#ifdef WEFT_BOOST_FIBER
+#include "strategies/boost_fiber.h"
+#endif
 
 #define NS_PER_S BENCH_NS_PER_S
 #define MAX_THREADS 8
@@ -58,11 +61,24 @@ const size_t sync_bench_ncases = sizeof sync_bench_cases / sizeof sync_bench_cas
 
 const char *sync_bench_impl_name(enum sync_bench_impl impl)
 {
-	return impl == SYNC_IMPL_WEFT ? "weft" : "mutex";
+	return impl == SYNC_IMPL_WEFT ? "weft" : impl == SYNC_IMPL_MUTEX ? "mutex" : "boost_fiber";
+}
+
+static int is_task_case(const struct sync_bench_case *c)
+{
+	return c->kind == SYNC_BENCH_TASK_SPAWN || c->kind == SYNC_BENCH_TASK_HANDOFF ||
+	       c->kind == SYNC_BENCH_TASK_PARKED;
 }
 
 int sync_bench_supported(const struct sync_bench_case *c, enum sync_bench_impl impl)
 {
+	if (impl == SYNC_IMPL_BOOST_FIBER) {
+#ifdef WEFT_BOOST_FIBER
+		return is_task_case(c);
+#else
+		return 0;
+#endif
+	}
 	switch (c->kind) {
 	case SYNC_BENCH_CTX_BACKGROUND:
 	case SYNC_BENCH_CTX_CHILD:
@@ -109,7 +125,7 @@ uint64_t sync_bench_items(const struct sync_bench_case *c, enum sync_bench_impl 
 	case SYNC_BENCH_WG:
 		return at_least(base / 1000, 100);
 	case SYNC_BENCH_TASK_SPAWN:
-		return at_least(impl == SYNC_IMPL_WEFT ? base / 10 : base / 1000, 100);
+		return at_least(impl != SYNC_IMPL_MUTEX ? base / 10 : base / 1000, 100);
 	case SYNC_BENCH_TASK_HANDOFF:
 		return at_least(base / 5, 100) & ~(uint64_t)1; /* two per round trip */
 	case SYNC_BENCH_TASK_PARKED:
@@ -884,6 +900,29 @@ static int task_parked(struct run *b, struct sync_bench_result *r)
 	return r->error[0] ? -1 : 0;
 }
 
+#ifdef WEFT_BOOST_FIBER
+/* the three task cases on Boost.Fiber (strategies/boost_fiber.cc) */
+static int fiber_case(struct run *b, struct sync_bench_result *r)
+{
+	static const enum boost_fiber_sync_kind kinds[] = {
+		[SYNC_BENCH_TASK_SPAWN] = BOOST_FIBER_SPAWN,
+		[SYNC_BENCH_TASK_HANDOFF] = BOOST_FIBER_HANDOFF,
+		[SYNC_BENCH_TASK_PARKED] = BOOST_FIBER_PARKED,
+	};
+	uint64_t count;
+	int rc;
+
+	bench_meter_start(&b->m);
+	rc = boost_fiber_sync_run(kinds[b->c->kind], b->items, b->c->threads, &count);
+	bench_meter_stop(&b->m);
+	atomic_store(&b->progress, count);
+	if (rc || count != b->items)
+		snprintf(r->error, sizeof r->error, "%llu of %llu done (error %d)",
+			 (unsigned long long)count, (unsigned long long)b->items, rc);
+	return r->error[0] ? -1 : 0;
+}
+#endif
+
 int sync_bench_run(const struct sync_bench_case *c, enum sync_bench_impl impl,
 		   const struct sync_bench_params *p, struct sync_bench_result *r)
 {
@@ -906,6 +945,12 @@ int sync_bench_run(const struct sync_bench_case *c, enum sync_bench_impl impl,
 	wd.total = b.items;
 	watchdog_start(&wd);
 	bench_peak_rss_reset(); /* refused: the process's lifetime peak */
+#ifdef WEFT_BOOST_FIBER
+	if (impl == SYNC_IMPL_BOOST_FIBER) {
+		rc = fiber_case(&b, r);
+		goto done;
+	}
+#endif
 	switch (c->kind) {
 	case SYNC_BENCH_SEM_UNCONTENDED:
 		rc = sem_uncontended(&b, r);
@@ -939,6 +984,9 @@ int sync_bench_run(const struct sync_bench_case *c, enum sync_bench_impl impl,
 		snprintf(r->error, sizeof r->error, "unknown case");
 		rc = -1;
 	}
+#ifdef WEFT_BOOST_FIBER
+done:
+#endif
 	watchdog_stop(&wd);
 	r->wall_ns = b.m.wall_ns;
 	r->cpu_ns = b.m.cpu_ns;

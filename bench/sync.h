@@ -13,7 +13,10 @@
  * Implementations: "weft" (weft_sem_t, weft_group, weft_ctx) and "mutex",
  * the baseline: the mutex + condition variable FIFO weighted semaphore of
  * bench/baseline/sem_mutex.h, and for errgroup one pthread per task capped
- * by that semaphore. The context cases have no baseline.
+ * by that semaphore. The context cases have no baseline. "boost_fiber"
+ * (where the strategy of that name is built) runs the three task cases with
+ * Boost.Fiber's fibers on its work_stealing pool (strategies/boost_fiber.cc):
+ * spawn + exit, an unbuffered hand-off, fibers parked in pop.
  *
  * The cases (sync_bench_cases[]), ops per run for base items B (default
  * 10 million, --weft_items / WEFT_BENCH_ITEMS):
@@ -79,6 +82,9 @@ enum sync_bench_kind {
 enum sync_bench_impl {
 	SYNC_IMPL_WEFT,
 	SYNC_IMPL_MUTEX, /* the baseline */
+	/* the task cases as Boost.Fiber's fibers (strategies/boost_fiber.h),
+	 * where the boost_fiber strategy is built */
+	SYNC_IMPL_BOOST_FIBER,
 	SYNC_IMPL_COUNT,
 };
 
@@ -108,7 +114,7 @@ struct sync_bench_result {
 	char error[200];  /* nonempty: the run failed (and says why) */
 };
 
-/* "weft" or "mutex" */
+/* "weft", "mutex" or "boost_fiber" */
 const char *sync_bench_impl_name(enum sync_bench_impl impl);
 
 /* 1 if impl can run case c (the ctx cases are weft only). */

@@ -24,7 +24,8 @@
 #
 # Installs what is missing of meson ninja-build pkg-config libck-dev
 # libjemalloc-dev libbenchmark-dev python3-matplotlib python3-scipy
-# libbenchmark-tools and the peers libconcurrentqueue-dev libtbb-dev golang-go
+# libbenchmark-tools and the peers libconcurrentqueue-dev libtbb-dev
+# libboost-fiber-dev golang-go
 # (apt-get, with sudo when not root; a peer the archive lacks is skipped and
 # reported), configures build-release (release, LTO), builds weft-bench,
 # prints the machine, runs with a progress line per benchmark (the time
@@ -77,7 +78,7 @@ done
 # ---- packages --------------------------------------------------------------
 packages=(meson ninja-build pkg-config libck-dev libjemalloc-dev libbenchmark-dev python3-matplotlib
 	python3-scipy libbenchmark-tools)
-peers=(libconcurrentqueue-dev libtbb-dev golang-go) # optional: skipped when the archive lacks them
+peers=(libconcurrentqueue-dev libtbb-dev libboost-fiber-dev golang-go) # optional: skipped when the archive lacks them
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 missing=()
 for p in "${packages[@]}" "${peers[@]}"; do

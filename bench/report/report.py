@@ -48,7 +48,8 @@ METRICS += ("ctx_switches_per_item", "peak_rss_kb", "futex_wakes_per_item")
 # the channel family's: weft's futex syscalls per item (weft rows only)
 METRICS += ("futex_per_item",)
 FAMILY_ORDER = ("floor", "seq", "spsc", "mpsc", "spmc", "mpmc", "select_rx", "select_both",
-                "select_try", "pingpong", "pipeline", "idle", "scale", "sync", "pool")
+                "select_try", "pingpong", "pipeline", "fanout", "seedpool", "idle", "scale", "sync",
+                "pool")
 REFERENCE = "weft"  # the "vs weft" column: a strategy's speed over weft's
 FLOOR = "hw_floor"
 # the latency columns, in order: (counter, header)
@@ -486,54 +487,98 @@ def by_strategy(names):
     return sorted(names, key=lambda s: (s != REFERENCE, s != BASELINE, s))
 
 
-def save_plot(plt, fig, path, dpi=100):
-    fig.tight_layout()
+def save_plot(plt, fig, path, dpi=100, rect=None):
+    if rect:
+        fig.tight_layout(rect=rect)
+    else:
+        fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return True
 
 
+# Every plot gives a strategy the same color: the known ones in this order
+# (tab10, then the light half of tab20: 20 distinct colors), others after
+# them by name. A floor curve is gray and dashed.
+PALETTE_ORDER = ("weft", "mutex", "tasks", "go", "boost_fiber", "spin", "ck_ring_mpmc",
+                 "ck_ring_spsc", "moodycamel", "tbb", "weft_batch", "weft_tasks", FLOOR)
+FLOOR_GRAYS = ("0.25", "0.45", "0.6", "0.75")
+
+
+def strategy_colors(plt, names):
+    cm = plt.get_cmap
+    palette = list(cm("tab10").colors) + list(cm("tab20").colors[1::2])
+    order = list(PALETTE_ORDER) + sorted(set(names) - set(PALETTE_ORDER))
+    return {s: palette[order.index(s) % len(palette)] for s in names}
+
+
+# a family with more cases than this gets a whole row of the throughput
+# chart, its case labels slanted; the others go two to a row
+WIDE_CASES = 6
+
+
 def plot(groups, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _plt()
+    if not plt:
         print("matplotlib not available: no chart", file=sys.stderr)
         return False
+    from matplotlib.patches import Patch
     fams = [f for f in groups if f != "idle"]
     if not fams:
         return False
-    ncols = 2
-    nrows = (len(fams) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(14, 3.6 * nrows), squeeze=False)
-    strategies = sorted({s for f in fams for c in groups[f].values() for s in c},
-                        key=lambda s: (s != "weft", s != BASELINE, s))
-    width = 0.8 / max(len(strategies), 1)
-    for ax, f in zip(axes.flat, fams):
-        cases = list(groups[f])
-        for i, s in enumerate(strategies):
-            ys = []
-            for c in cases:
-                r = groups[f][c].get(s)
-                ys.append((r.get("items_per_second") or 0) if r and not r.error else 0)
-            ax.bar([j + (i - (len(strategies) - 1) / 2) * width for j in range(len(cases))],
-                   ys, width, label=s)
-        ax.set_title(f)
-        ax.set_yscale("log")
-        low = [r.get("items_per_second") for c in cases for r in groups[f][c].values()
-               if not r.error and r.get("items_per_second")]
-        if low:
-            ax.set_ylim(bottom=min(low) / 4)  # bars start well below the shortest
-        ax.set_ylabel({"pingpong": "round trips/s", "sync": "ops/s", "pool": "jobs/s"}.get(f, "items/s"))
-        ax.set_xticks(range(len(cases)))
-        ax.set_xticklabels([c.replace("/", "\n") or f for c in cases], fontsize=7)
-        ax.grid(axis="y", alpha=0.3)
-    for ax in list(axes.flat)[len(fams):]:
-        ax.axis("off")
-    axes.flat[0].legend()
-    fig.suptitle("weft channels: throughput by strategy (higher is better)")
-    return save_plot(plt, fig, path, dpi=110)
+    everyone = by_strategy({s for f in fams for c in groups[f].values() for s in c})
+    colors = strategy_colors(plt, everyone)
+    rows, half = [], None
+    for f in fams:
+        if len(groups[f]) > WIDE_CASES:
+            rows.append([f])
+        elif half is None:
+            half = [f]
+            rows.append(half)
+        else:
+            half.append(f)
+            half = None
+    top = 0.9  # inches for the title and the legend
+    height = 3.7 * len(rows) + top
+    fig = plt.figure(figsize=(14, height))
+    gs = fig.add_gridspec(len(rows), 2)
+    for i, row in enumerate(rows):
+        for j, f in enumerate(row):
+            wide = len(row) == 1 and len(groups[f]) > WIDE_CASES
+            ax = fig.add_subplot(gs[i, :] if wide else gs[i, j])
+            cases = list(groups[f])
+            # only the strategies this family has: wider bars, no gaps
+            present = [s for s in everyone if any(s in groups[f][c] for c in cases)]
+            width = 0.8 / max(len(present), 1)
+            for k, s in enumerate(present):
+                ys = []
+                for c in cases:
+                    r = groups[f][c].get(s)
+                    ys.append((r.get("items_per_second") or 0) if r and not r.error else 0)
+                ax.bar([x + (k - (len(present) - 1) / 2) * width for x in range(len(cases))],
+                       ys, width, color=colors[s])
+            ax.set_title(f)
+            ax.set_yscale("log")
+            low = [r.get("items_per_second") for c in cases for r in groups[f][c].values()
+                   if not r.error and r.get("items_per_second")]
+            if low:
+                ax.set_ylim(bottom=min(low) / 4)  # bars start well below the shortest
+            ax.set_ylabel({"pingpong": "round trips/s", "sync": "ops/s",
+                           "pool": "jobs/s"}.get(f, "items/s"))
+            ax.set_xticks(range(len(cases)))
+            if wide:
+                ax.set_xticklabels([c.replace("/", " ") or f for c in cases], fontsize=7,
+                                   rotation=25, ha="right", rotation_mode="anchor")
+            else:
+                ax.set_xticklabels([c.replace("/", "\n") or f for c in cases], fontsize=7)
+            ax.set_xlim(-0.6, len(cases) - 0.4)
+            ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("weft channels: throughput by strategy (higher is better)",
+                 y=1 - 0.15 / height)
+    fig.legend(handles=[Patch(color=colors[s], label=s) for s in everyone],
+               loc="upper center", ncol=min(len(everyone), 9), fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, 1 - 0.45 / height))
+    return save_plot(plt, fig, path, dpi=110, rect=(0, 0, 1, 1 - top / height))
 
 
 def _plt():
@@ -563,6 +608,8 @@ def plot_scaling(groups, path):
     caps = sorted({threads_of(c)[1] for f in fams for c in groups[f]} - {None}, key=int)
     if not fams or not caps:
         return False
+    colors = strategy_colors(plt, {s for f in ("spsc",) + tuple(fams)
+                                   for rows in groups.get(f, {}).values() for s in rows})
     fig, axes = plt.subplots(len(caps), len(fams), figsize=(5 * len(fams), 3.4 * len(caps)),
                              squeeze=False)
     for i, cap in enumerate(caps):
@@ -579,7 +626,8 @@ def plot_scaling(groups, path):
                             series.setdefault(s, []).append((t, r.get("items_per_second")))
             for s in by_strategy(series):
                 pts = sorted(series[s])
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s,
+                        color=colors[s])
             ax.set_title("%s, cap %s" % (f, cap), fontsize=9)
             ax.set_xlabel("threads (producers + consumers)", fontsize=8)
             ax.set_ylabel("items/s", fontsize=8)
@@ -607,13 +655,18 @@ def plot_latency(groups, path):
                 if len(pts) >= 2:
                     label = s if f == "pingpong" and s != FLOOR else \
                         ("floor: cache-line round trip" if f == "pingpong" else "floor: " + case)
-                    curves.append((label, pts))
+                    curves.append((label, pts, s))
     if not curves:
         return False
+    colors = strategy_colors(plt, {c[2] for c in curves})
+    floors = 0
     fig, ax = plt.subplots(figsize=(9, 5))
-    for label, pts in curves:
+    for label, pts, s in curves:
+        floor = label.startswith("floor")
+        color = FLOOR_GRAYS[floors % len(FLOOR_GRAYS)] if floor else colors[s]
+        floors += floor
         ax.plot([1 / (1 - q / 100) for q, _ in pts], [v for _, v in pts], marker="o",
-                label=label, linestyle="--" if label.startswith("floor") else "-")
+                label=label, linestyle="--" if floor else "-", color=color)
     ticks = [1 / (1 - q / 100) for q, _ in qs]
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -638,11 +691,13 @@ def plot_scale(groups, path):
         for s, r in rows.items():
             if not r.error:
                 series.setdefault(s, []).append((n, r.get("ns_per_item"), r.get("peak_rss_kb")))
+    colors = strategy_colors(plt, series)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     for s in by_strategy(series):
         pts = sorted(series[s])
-        a.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s)
-        b.plot([p[0] for p in pts], [(p[2] or 0) / 1024 for p in pts], marker="o", label=s)
+        a.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s, color=colors[s])
+        b.plot([p[0] for p in pts], [(p[2] or 0) / 1024 for p in pts], marker="o", label=s,
+               color=colors[s])
     for ax, t in ((a, "ns per item"), (b, "peak RSS, MB")):
         ax.set_xscale("log")
         ax.set_xlabel("items (spsc, capacity 1024)")

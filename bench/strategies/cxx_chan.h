@@ -10,7 +10,14 @@
 //
 // Elements up to 256 bytes are stored in size classes 8, 16, 32, 64, 128
 // and 256 bytes; larger ones are -EINVAL, capacity 0 is -EINVAL (no
-// rendezvous), capacities above 2^30 are -ENOMEM.
+// rendezvous), capacities above 2^30 are -ENOMEM. A peer with a rendezvous
+// of its own (boost_fiber.cc) takes cxx_chan::table<chan, true>, which lets
+// capacity 0 through to chan<N>(0), and fills the table with
+//
+//   extern "C" const chan_strategy chan_strategy_<name> =
+//           CXX_CHAN_TABLE("<name>", caps, ops, rt);
+//
+// (ops: the table type; rt: its struct chan_runtime, or nullptr).
 #ifndef WEFT_BENCH_CXX_CHAN_H
 #define WEFT_BENCH_CXX_CHAN_H
 
@@ -33,7 +40,7 @@ struct base {
 	size_t esz = 0;
 };
 
-template <template <size_t> class Chan> struct table {
+template <template <size_t> class Chan, bool Rendezvous = false> struct table {
 	template <size_t N> static base *make(size_t cap)
 	{
 		return new (std::nothrow) Chan<N>(cap);
@@ -43,7 +50,7 @@ template <template <size_t> class Chan> struct table {
 	{
 		base *c = nullptr;
 
-		if (!out || capacity == 0 || elem_size > 256)
+		if (!out || (capacity == 0 && !Rendezvous) || elem_size > 256)
 			return -EINVAL;
 		if (capacity > (1u << 30))
 			return -ENOMEM;
@@ -114,14 +121,12 @@ template <template <size_t> class Chan> struct table {
 } // namespace cxx_chan
 
 // positional: C++17 has no designated initializers (constant-initialized)
-#define CXX_CHAN_STRATEGY(name, caps, Chan)                                               \
-	{                                                                                 \
-		name, caps, cxx_chan::table<Chan>::create, cxx_chan::table<Chan>::destroy,   \
-			cxx_chan::table<Chan>::send, cxx_chan::table<Chan>::recv,            \
-			cxx_chan::table<Chan>::try_send, cxx_chan::table<Chan>::try_recv,    \
-			cxx_chan::table<Chan>::send_until, cxx_chan::table<Chan>::recv_until, \
-			cxx_chan::table<Chan>::close, cxx_chan::table<Chan>::len, nullptr,   \
-			nullptr, nullptr, nullptr, nullptr,                                  \
+#define CXX_CHAN_TABLE(name, caps, Ops, rt)                                                \
+	{                                                                                  \
+		name, caps, Ops::create, Ops::destroy, Ops::send, Ops::recv, Ops::try_send, \
+			Ops::try_recv, Ops::send_until, Ops::recv_until, Ops::close, Ops::len, \
+			nullptr, nullptr, nullptr, nullptr, nullptr, rt,                    \
 	}
+#define CXX_CHAN_STRATEGY(name, caps, Chan) CXX_CHAN_TABLE(name, caps, cxx_chan::table<Chan>, nullptr)
 
 #endif

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 
 #include <weft/chan.h>
+#include <weft/sync.h>
+#include <weft/task.h>
 
 #include "strategy.h"
 
@@ -154,9 +156,82 @@ const struct chan_strategy chan_strategy_weft = {
 	WEFT_STRATEGY_OPS,
 };
 
+/* The benchmark's participants as tasks (struct chan_runtime): each waits
+ * on the gate (a WaitGroup of 1, done by go), runs, and is done on done. */
+struct task_group {
+	weft_wg_t gate, done;
+};
+
+struct task_start {
+	struct task_group *g;
+	void (*fn)(void *);
+	void *arg;
+};
+
+static void *tg_create(unsigned n)
+{
+	struct task_group *g = malloc(sizeof *g);
+
+	if (!g)
+		return NULL;
+	weft_wg_init(&g->gate);
+	weft_wg_init(&g->done);
+	weft_wg_add(&g->gate, 1);
+	weft_wg_add(&g->done, n);
+	return g;
+}
+
+static void tg_main(void *p)
+{
+	struct task_start st = *(struct task_start *)p;
+
+	free(p);
+	weft_wg_wait(&st.g->gate);
+	st.fn(st.arg);
+	weft_wg_done(&st.g->done);
+}
+
+static int tg_spawn(void *g, void (*fn)(void *), void *arg)
+{
+	struct task_start *st = malloc(sizeof *st);
+	int rc;
+
+	if (!st)
+		return -ENOMEM;
+	*st = (struct task_start){ g, fn, arg };
+	if ((rc = weft_go(tg_main, st)) != 0)
+		free(st);
+	return rc;
+}
+
+static void tg_go(void *g)
+{
+	weft_wg_done(&((struct task_group *)g)->gate);
+}
+
+static int tg_join(void *g, int64_t deadline)
+{
+	return weft_wg_wait_until(&((struct task_group *)g)->done, deadline);
+}
+
+static void tg_destroy(void *g)
+{
+	free(g);
+}
+
+const struct chan_runtime chan_runtime_tasks = {
+	.name = "weft tasks",
+	.group_create = tg_create,
+	.group_spawn = tg_spawn,
+	.group_go = tg_go,
+	.group_join = tg_join,
+	.group_destroy = tg_destroy,
+};
+
 /* The same channels, the benchmark's workers run as tasks (weft/task.h). */
 const struct chan_strategy chan_strategy_tasks = {
 	.name = "tasks",
-	.caps = CHAN_CAP_UNBUFFERED | CHAN_CAP_BLOCKING | CHAN_CAP_MPMC | CHAN_CAP_TASKS,
+	.caps = CHAN_CAP_UNBUFFERED | CHAN_CAP_BLOCKING | CHAN_CAP_MPMC,
 	WEFT_STRATEGY_OPS,
+	.rt = &chan_runtime_tasks,
 };

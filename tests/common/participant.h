@@ -1,9 +1,15 @@
 /* tests/common/participant.h: the threads of a conformance or stress test,
  * or tasks. While g_tasks is set (the test runs the "tasks" strategy:
- * weft's channels, CHAN_CAP_TASKS) every participant the test starts is a
- * task (weft/task.h) instead of a thread: the suites then check the same
- * contracts with tasks handing off to tasks and to the main thread. A
- * task's handle is its struct task_run, kept in the pthread_t. */
+ * weft's channels, rt = &chan_runtime_tasks) every participant the test
+ * starts is a task (weft/task.h) instead of a thread: the suites then check
+ * the same contracts with tasks handing off to tasks and to the main
+ * thread. A task's handle is its struct task_run, kept in the pthread_t.
+ *
+ * Only weft's runtime is used here, not struct chan_runtime's group: the
+ * tests' participants also sleep (weft_sleep) and wait on weft and pthread
+ * primitives, which park a task but would hold the carrier thread of any
+ * other runtime's user-space thread. The one other runtime, boost_fiber's
+ * fibers, is skipped by these suites anyway (CHAN_CAP_BENCH_ONLY). */
 #ifndef WEFT_TEST_PARTICIPANT_H
 #define WEFT_TEST_PARTICIPANT_H
 
@@ -29,7 +35,7 @@ static inline void participants_tasks(bool on)
 /* Participants of what follows run as tasks if s asks for it. */
 static inline void participants_for(const struct chan_strategy *s)
 {
-	g_tasks = (s->caps & CHAN_CAP_TASKS) != 0;
+	g_tasks = s->rt == &chan_runtime_tasks;
 }
 
 struct task_run {

@@ -416,6 +416,8 @@ static inline bool stress_args(int argc, char **argv, const char *prog, int what
 /* Is strategy s selected by argv[2]? */
 static inline bool want_strategy(const struct chan_strategy *s)
 {
+	if (s->caps & CHAN_CAP_BENCH_ONLY) /* rounded capacity, no len (strategy.h) */
+		return false;
 	participants_for(s);
 	return !g_strategy_name || strcmp(g_strategy_name, s->name) == 0;
 }

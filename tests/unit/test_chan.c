@@ -2074,6 +2074,13 @@ int main(int argc, char **argv)
 		for (size_t i = 0; lists[l][i]; i++) {
 			if (only && strcmp(only, lists[l][i]->name))
 				continue;
+			if (lists[l][i]->caps & CHAN_CAP_BENCH_ONLY) {
+				/* rounded capacity, no len (strategy.h) */
+				fprintf(stderr, "strategy %s: skipped (benchmark only: "
+						"CHAN_CAP_BENCH_ONLY)\n",
+					lists[l][i]->name);
+				continue;
+			}
 			S = lists[l][i];
 			participants_for(S);
 			any = true;
