@@ -298,9 +298,8 @@ static void add_deltas(counts_t *c, uint64_t w)
 	c->requests += W_FIELD(w, W_REQ_SHIFT);
 	c->total_exclusions += W_FIELD(w, W_EXCL_SHIFT);
 	if (s) {
+		/* at most one of the two runs is nonzero in c */
 		c->total_successes += s;
-		if (c->consecutive_failures)
-			c->consecutive_successes = 0;
 		c->consecutive_successes += s;
 		c->consecutive_failures = 0;
 	}
