@@ -1,6 +1,6 @@
 /* bench/peers/go_peer.c: the "go" strategy of the pool family (its
- * streaming cases, bench/pool.h) and of the channel family (its P x C
- * cases, bench/chan.h). It runs the case as Go's own program,
+ * streaming cases, bench/pool.h), of the channel family (its P x C
+ * cases, bench/chan.h) and of the breaker family (bench/breaker.h). It runs the case as Go's own program,
  * bench/peers/go_peer.go built into WEFT_GO_PEER by bench/meson.build, in a
  * child process, and reads back what that program measured over its own
  * timed span: wall, CPU and context switches (its getrusage), peak RSS
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../measure.h"
+#include "../breaker.h"
 #include "../chan.h"
 #include "../pool.h"
 
@@ -173,5 +174,27 @@ int go_peer_chan_run(const struct chan_bench_case *c, uint64_t items, int64_t ti
 	r->ctx_switches = pr.ctx_switches;
 	r->peak_rss_kb = pr.peak_rss_kb;
 	r->futex_calls = -1;
+	return 0;
+}
+
+int go_peer_breaker_run(const struct breaker_bench_case *c, uint64_t items, int64_t timeout_ns,
+			struct breaker_bench_result *r)
+{
+	char a_threads[16], a_items[24];
+	static const char *const kinds[] = { "closed", "open", "half_open" };
+	char *args[] = { "breaker", (char *)kinds[c->kind], a_threads, a_items, NULL };
+	struct peer_run pr;
+
+	/* the same program in Go: breaker KIND THREADS ITEMS */
+	snprintf(a_threads, sizeof a_threads, "%u", c->threads);
+	snprintf(a_items, sizeof a_items, "%" PRIu64, items);
+	if (run_peer(args, items, timeout_ns, &pr, r->error, sizeof r->error) != 0)
+		return -1;
+	r->items = items;
+	r->wall_ns = pr.wall_ns;
+	r->cpu_ns = pr.cpu_ns;
+	r->ctx_switches = pr.ctx_switches;
+	r->peak_rss_kb = pr.peak_rss_kb;
+	r->has_latency = 0;
 	return 0;
 }
