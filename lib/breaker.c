@@ -759,7 +759,9 @@ static void count_rejected(struct weft_breaker *b)
 	weft__faa64(&b->rejected_open[my_stripe()].n, 1);
 }
 
-static int allow_slow(struct weft_breaker *b, weft_breaker_ticket_t *t)
+/* the locked paths are out of line: the lock-free ones stay small (no
+ * registers to save, no frame) */
+static __attribute__((noinline)) int allow_slow(struct weft_breaker *b, weft_breaker_ticket_t *t)
 {
 	int64_t now = now_of(b);
 	int rc = 0;
@@ -827,6 +829,22 @@ static enum kind judge(const struct weft_breaker *b, int rc)
 	return ok ? K_SUCCESS : K_FAILURE;
 }
 
+static __attribute__((noinline)) int done_slow(struct weft_breaker *b,
+						      const weft_breaker_ticket_t *t, enum kind k)
+{
+	int64_t now = now_of(b);
+	weft__mutex_lock(&b->lock);
+	current_state(b, now);
+	if (t->generation == b->gen_l && b->mode != WEFT_BREAKER_DISABLED) {
+		bool slow = b->slow_ns > 0 && now - t->start > b->slow_ns;
+		if (weft__ld64_rlx(&b->word) & W_FAST)
+			fold(b);
+		on_result(b, k, t->age, slow, now);
+	}
+	unlock_and_deliver(b);
+	return 0;
+}
+
 int weft_breaker_done(weft_breaker_t *b, const weft_breaker_ticket_t *t, int rc)
 {
 	if (!b || !t)
@@ -844,17 +862,7 @@ int weft_breaker_done(weft_breaker_t *b, const weft_breaker_ticket_t *t, int rc)
 			if (weft__cas64(&b->word, &w, w + ((uint64_t)1 << sh)))
 				return 0;
 	}
-	int64_t now = now_of(b);
-	weft__mutex_lock(&b->lock);
-	current_state(b, now);
-	if (t->generation == b->gen_l && b->mode != WEFT_BREAKER_DISABLED) {
-		bool slow = b->slow_ns > 0 && now - t->start > b->slow_ns;
-		if (weft__ld64_rlx(&b->word) & W_FAST)
-			fold(b);
-		on_result(b, k, t->age, slow, now);
-	}
-	unlock_and_deliver(b);
-	return 0;
+	return done_slow(b, t, k);
 }
 
 int weft_breaker_execute(weft_breaker_t *b, int (*fn)(void *arg), void *arg, int *rc)
