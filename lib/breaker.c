@@ -174,7 +174,7 @@ static int64_t sat_add(int64_t a, int64_t d)
 
 static unsigned my_stripe(void)
 {
-	if (tl_stripe == UINT_MAX)
+	if (tl_stripe == UINT_MAX) /* once per thread; atomicity only */
 		tl_stripe = weft__faa32(&stripe_next, 1) % STRIPES;
 	return tl_stripe;
 }
@@ -308,7 +308,7 @@ static void add_deltas(counts_t *c, uint64_t w)
 /* under lock, FAST: move the word's deltas into the base counts */
 static void fold(struct weft_breaker *b)
 {
-	uint64_t w = weft__ld64_rlx(&b->word);
+	uint64_t w = weft__ld64_rlx(&b->word); /* relaxed: the CAS re-checks it */
 	while (w & W_DELTAS) {
 		/* full RMW: takes exactly the deltas it clears; lock-free
 		 * CASes that land first are in w when this one succeeds */
@@ -322,6 +322,9 @@ static void fold(struct weft_breaker *b)
 static void snapshot(struct weft_breaker *b, counts_t *out)
 {
 	*out = b->rc.c;
+	/* relaxed: the deltas at one instant; base only changes under the
+	 * lock, which the caller holds (fold takes deltas and adds them to
+	 * base in one step) */
 	uint64_t w = weft__ld64_rlx(&b->word);
 	if (w & W_FAST)
 		add_deltas(out, w);
@@ -460,6 +463,7 @@ static void publish(struct weft_breaker *b)
 	uint64_t w = ((uint64_t)st << W_ST_SHIFT) | TAG_OF(b->gen_l);
 	if (fast_now(b))
 		w |= W_FAST;
+	/* relaxed, both: published by the release store of word below */
 	weft__st64_rlx(&b->gen, b->gen_l);
 	weft__st64_rlx((uint64_t *)&b->open_until,
 		       (uint64_t)(b->state == WEFT_BREAKER_OPEN ? b->expiry : 0));
@@ -496,6 +500,7 @@ static int64_t first_timeout(const struct weft_breaker *b)
 
 static void new_generation(struct weft_breaker *b, int64_t now)
 {
+	/* relaxed: FAST only changes under the lock we hold */
 	if (weft__ld64_rlx(&b->word) & W_FAST)
 		fold(b); /* the deltas go with the counts being cleared */
 	b->gen_l++;
@@ -518,7 +523,6 @@ static void new_generation(struct weft_breaker *b, int64_t now)
 	default:
 		break;
 	}
-	win_reset(b, now);
 	publish(b);
 }
 
@@ -540,6 +544,7 @@ static void set_state(struct weft_breaker *b, int to, int64_t now)
 		b->open_timeout = first_timeout(b);
 	}
 	new_generation(b, now);
+	win_reset(b, now); /* the rates' window starts afresh in each state */
 	ev_push(b, from, to);
 }
 
@@ -717,6 +722,7 @@ int weft_breaker_create(weft_breaker_t **out, const weft_breaker_settings_t *s)
 	b->state = WEFT_BREAKER_CLOSED;
 	b->since = now;
 	b->open_timeout = first_timeout(b);
+	win_reset(b, now);
 	new_generation(b, now); /* generation 1, as gobreaker's first */
 	*out = b;
 	return 0;
@@ -776,7 +782,7 @@ static __attribute__((noinline)) int allow_slow(struct weft_breaker *b, weft_bre
 		b->rejected_half++;
 		rc = -EAGAIN;
 	} else {
-		if (weft__ld64_rlx(&b->word) & W_FAST)
+		if (weft__ld64_rlx(&b->word) & W_FAST) /* relaxed: as in new_generation */
 			fold(b);
 		r_request(&b->rc);
 	}
@@ -795,6 +801,8 @@ int weft_breaker_allow(weft_breaker_t *b, weft_breaker_ticket_t *t)
 	uint64_t w = weft__ld64_acq(&b->word);
 	for (;;) {
 		if (w & W_FAST) {
+			/* relaxed: after the acquire of word, so at least
+			 * its generation; a newer one differs in TAG */
 			uint64_t g = weft__ld64_rlx(&b->gen);
 			if (TAG_OF(g) != (w & W_TAG_MASK) || W_FIELD(w, W_REQ_SHIFT) == W_FIELD_MAX)
 				break;
@@ -806,6 +814,8 @@ int weft_breaker_allow(weft_breaker_t *b, weft_breaker_ticket_t *t)
 			}
 			continue;
 		}
+		/* relaxed loads of gen and open_until below: after the
+		 * acquire of word (see publish) */
 		if ((w & W_ST_MASK) == ((uint64_t)ST_DISABLED << W_ST_SHIFT)) {
 			*t = (weft_breaker_ticket_t){ weft__ld64_rlx(&b->gen), 0, 0 };
 			return 0; /* nothing counted; done ignores it */
@@ -837,7 +847,7 @@ static __attribute__((noinline)) int done_slow(struct weft_breaker *b,
 	current_state(b, now);
 	if (t->generation == b->gen_l && b->mode != WEFT_BREAKER_DISABLED) {
 		bool slow = b->slow_ns > 0 && now - t->start > b->slow_ns;
-		if (weft__ld64_rlx(&b->word) & W_FAST)
+		if (weft__ld64_rlx(&b->word) & W_FAST) /* relaxed: as in new_generation */
 			fold(b);
 		on_result(b, k, t->age, slow, now);
 	}
@@ -850,6 +860,8 @@ int weft_breaker_done(weft_breaker_t *b, const weft_breaker_ticket_t *t, int rc)
 	if (!b || !t)
 		return -EINVAL;
 	enum kind k = judge(b, rc); /* the user's callbacks: no lock held */
+	/* relaxed: the CAS below checks the word again; gen is checked
+	 * against the ticket, then the CAS's TAG check makes it exact */
 	uint64_t w = weft__ld64_rlx(&b->word);
 	if ((w & W_ST_MASK) == ((uint64_t)ST_DISABLED << W_ST_SHIFT))
 		return 0;
@@ -883,6 +895,7 @@ int weft_breaker_state(weft_breaker_t *b)
 {
 	if (!b)
 		return -EINVAL;
+	/* acquire: pairs with publish, as in allow */
 	uint64_t w = weft__ld64_acq(&b->word);
 	if (w & W_FAST)
 		return WEFT_BREAKER_CLOSED; /* nothing falls due while FAST */
@@ -936,14 +949,18 @@ static int set_mode(weft_breaker_t *b, int mode, int state)
 	if (state == WEFT_BREAKER_CLOSED && mode == WEFT_BREAKER_NORMAL) {
 		/* reset: a new generation even when closed already */
 		b->level = 0;
-		if (b->state == WEFT_BREAKER_CLOSED)
+		if (b->state == WEFT_BREAKER_CLOSED) {
 			new_generation(b, now);
-		else
+			win_reset(b, now);
+		} else {
 			set_state(b, WEFT_BREAKER_CLOSED, now);
+		}
 	} else if (b->state != state) {
 		set_state(b, state, now);
 	} else if (was != mode) {
-		new_generation(b, now); /* same state, new rules: counts start afresh */
+		/* same state, new rules: counts start afresh */
+		new_generation(b, now);
+		win_reset(b, now);
 	}
 	unlock_and_deliver(b);
 	return 0;
@@ -994,7 +1011,7 @@ int weft_breaker_stats(weft_breaker_t *b, weft_breaker_stats_t *out)
 	out->window_failures = b->win_fails;
 	out->window_slow = b->win_slow;
 	unlock_and_deliver(b);
-	for (int i = 0; i < STRIPES; i++)
+	for (int i = 0; i < STRIPES; i++) /* relaxed: a statistic */
 		out->rejected_open += weft__ld64_rlx(&b->rejected_open[i].n);
 	out->rejected = out->rejected_open + out->rejected_half_open;
 	return 0;

@@ -151,7 +151,8 @@ typedef struct weft_breaker_settings { /* zeroed fields take gobreaker's default
 	 * when window_time > 0, the results of the last window_time ns in
 	 * window_buckets buckets (time-based; 0 buckets: 10). Both 0 with a
 	 * rate set: the last 100 results. At most WEFT_BREAKER_MAX_WINDOW
-	 * calls or buckets. The window starts empty at every state change. */
+	 * calls or buckets. The window starts empty at every state change
+	 * (and mode change); `interval` resets clear the counts, not it. */
 	uint32_t window_calls;
 	int64_t window_time;
 	uint32_t window_buckets;
@@ -246,8 +247,11 @@ WEFT_API const char *weft_breaker_name(const weft_breaker_t *b);
 /* "closed", "half-open", "open"; "unknown" for anything else. */
 WEFT_API const char *weft_breaker_state_name(int state);
 
-/* ---- manual control (each 0 or -EINVAL for NULL; each change of state
- * is a transition: a new generation, counts cleared, on_state_change) ---- */
+/* ---- manual control (each 0 or -EINVAL for NULL). A change of state is
+ * a transition: a new generation, counts and window cleared,
+ * on_state_change. A change of mode in the same state (force_closed or
+ * disable while closed, force_open while open) starts a new generation
+ * too, without a callback. Tickets of earlier generations are ignored. ---- */
 
 /* Open and stay open (calls get -EBUSY) until reset, force_closed or
  * disable; no timeout applies. */
