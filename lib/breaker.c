@@ -154,7 +154,22 @@ struct weft_breaker {
 	weft__mutex_t cb_lock; /* held while delivering events */
 };
 
-static _Thread_local const struct weft_breaker *tl_in_cb;
+/* the breakers whose callbacks this thread is inside, innermost first (a
+ * callback of one breaker may call another, whose callback calls the
+ * first: that one's delivery is the outer loop's) */
+struct cb_frame {
+	const struct weft_breaker *b;
+	const struct cb_frame *up;
+};
+static _Thread_local const struct cb_frame *tl_in_cb;
+
+static bool in_callback_of(const struct weft_breaker *b)
+{
+	for (const struct cb_frame *f = tl_in_cb; f; f = f->up)
+		if (f->b == b)
+			return true;
+	return false;
+}
 static _Thread_local unsigned tl_stripe = UINT_MAX;
 static uint32_t stripe_next;
 
@@ -430,7 +445,7 @@ static void unlock_and_deliver(struct weft_breaker *b)
 {
 	bool pending = b->ev_tail != b->ev_head;
 	weft__mutex_unlock(&b->lock);
-	if (!pending || tl_in_cb == b)
+	if (!pending || in_callback_of(b))
 		return; /* none made, or the outer delivery loop will */
 	weft__mutex_lock(&b->cb_lock);
 	for (;;) {
@@ -442,10 +457,10 @@ static void unlock_and_deliver(struct weft_breaker *b)
 		}
 		struct event e = b->ev[b->ev_head++];
 		weft__mutex_unlock(&b->lock);
-		const struct weft_breaker *outer = tl_in_cb;
-		tl_in_cb = b;
+		struct cb_frame f = { b, tl_in_cb };
+		tl_in_cb = &f;
 		b->on_state_change(b->name, e.from, e.to, b->user);
-		tl_in_cb = outer;
+		tl_in_cb = f.up;
 	}
 	weft__mutex_unlock(&b->cb_lock);
 }

@@ -751,6 +751,45 @@ static void test_callback_reentry(void)
 	weft_breaker_destroy(b);
 }
 
+/* Two breakers whose callbacks call each other: a opens -> its callback
+ * forces b open -> b's callback resets a (a transition of a, whose
+ * delivery is a's outer loop's, on this thread: no self-deadlock). */
+static weft_breaker_t *pair[2];
+static int pair_seen[2][4];
+
+static void pair_change(const char *name, int from, int to, void *user)
+{
+	int me = (int)(intptr_t)user;
+	(void)name;
+	(void)from;
+	pair_seen[me][pair_seen[me][3]++] = to;
+	CHECK(pair_seen[me][3] < 3);
+	if (me == 0 && to == OP)
+		CHECK_EQ(weft_breaker_force_open(pair[1]), 0);
+	if (me == 1 && to == OP)
+		CHECK_EQ(weft_breaker_reset(pair[0]), 0);
+}
+
+static void test_callbacks_across_breakers(void)
+{
+	for (int i = 0; i < 2; i++) {
+		weft_breaker_settings_t s = { .on_state_change = pair_change,
+					      .user = (void *)(intptr_t)i };
+		pair[i] = wmake(&s);
+	}
+	for (int i = 0; i < 6; i++)
+		CHECK_EQ(fail(W, pair[0]), 0);
+	CHECK_EQ(pair_seen[0][3], 2); /* opened, then closed by b's callback */
+	CHECK_EQ(pair_seen[0][0], OP);
+	CHECK_EQ(pair_seen[0][1], CL);
+	CHECK_EQ(pair_seen[1][3], 1);
+	CHECK_EQ(pair_seen[1][0], OP);
+	CHECK_EQ(weft_breaker_state(pair[0]), CL);
+	CHECK_EQ(weft_breaker_state(pair[1]), OP);
+	weft_breaker_destroy(pair[0]);
+	weft_breaker_destroy(pair[1]);
+}
+
 /* ready_to_trip sees the counts right after the failure, once per
  * failure while closed; is_successful / is_excluded may call the breaker */
 static bool counting_trip(const weft_breaker_counts_t *c, void *user)
@@ -1200,6 +1239,7 @@ int main(void)
 	run_conformance(&impl_mbreaker);
 	fprintf(stderr, "weft only:\n");
 	RUN(test_callback_reentry);
+	RUN(test_callbacks_across_breakers);
 	RUN(test_callbacks_see);
 	RUN(test_fast_overflow);
 	RUN(test_failure_rate_count);
