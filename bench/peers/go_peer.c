@@ -65,6 +65,11 @@ struct peer_run {
 	int64_t wall_ns, cpu_ns, ctx_switches, peak_rss_kb;
 };
 
+/* into any family's result (the same four fields in each) */
+#define PEER_FIGURES(r, pr)                                                              \
+	((r)->wall_ns = (pr).wall_ns, (r)->cpu_ns = (pr).cpu_ns,                         \
+	 (r)->ctx_switches = (pr).ctx_switches, (r)->peak_rss_kb = (pr).peak_rss_kb)
+
 /* Run WEFT_GO_PEER with args (NULL-terminated, after argv[0]) and parse its
  * line. 0, or -1 with err set. */
 static int run_peer(char *const *args, uint64_t items, int64_t timeout_ns, struct peer_run *out,
@@ -134,10 +139,7 @@ static int go_run_stream(const struct pool_bench_case *c, uint64_t jobs, int64_t
 	snprintf(a_sleep, sizeof a_sleep, "%" PRId64, c->sleep_ns);
 	if (run_peer(args, jobs, timeout_ns, &pr, out->error, sizeof out->error) != 0)
 		return -1;
-	out->wall_ns = pr.wall_ns;
-	out->cpu_ns = pr.cpu_ns;
-	out->ctx_switches = pr.ctx_switches;
-	out->peak_rss_kb = pr.peak_rss_kb;
+	PEER_FIGURES(out, pr);
 	out->rss_per_run = 1; /* a fresh process per run */
 	return 0;
 }
@@ -169,10 +171,7 @@ int go_peer_chan_run(const struct chan_bench_case *c, uint64_t items, int64_t ti
 	if (run_peer(args, items, timeout_ns, &pr, r->error, sizeof r->error) != 0)
 		return -1;
 	r->items = items;
-	r->wall_ns = pr.wall_ns;
-	r->cpu_ns = pr.cpu_ns;
-	r->ctx_switches = pr.ctx_switches;
-	r->peak_rss_kb = pr.peak_rss_kb;
+	PEER_FIGURES(r, pr);
 	r->futex_calls = -1;
 	return 0;
 }
@@ -191,10 +190,7 @@ int go_peer_breaker_run(const struct breaker_bench_case *c, uint64_t items, int6
 	if (run_peer(args, items, timeout_ns, &pr, r->error, sizeof r->error) != 0)
 		return -1;
 	r->items = items;
-	r->wall_ns = pr.wall_ns;
-	r->cpu_ns = pr.cpu_ns;
-	r->ctx_switches = pr.ctx_switches;
-	r->peak_rss_kb = pr.peak_rss_kb;
+	PEER_FIGURES(r, pr);
 	r->has_latency = 0;
 	return 0;
 }

@@ -252,11 +252,7 @@ func runChan(producers, consumers, capacity, items uint64) {
 			}
 		}(&counts[c])
 	}
-	time.Sleep(10 * time.Millisecond) // every goroutine waits at the start
-	sp := startSpan()
-	close(start)
-	done.Wait()
-	sp.report(items)
+	timeRun(start, &done, items)
 	var n, sum uint64
 	for _, k := range counts {
 		n += k.n
@@ -265,6 +261,16 @@ func runChan(producers, consumers, capacity, items uint64) {
 	if want := sumTo(items + 1); n != items || sum != want {
 		fail("wrong items: %d received (want %d), sum %d (want %d)", n, items, sum, want)
 	}
+}
+
+// timeRun lets every goroutine reach <-start, then times from closing it
+// to done, and prints the result line.
+func timeRun(start chan struct{}, done *sync.WaitGroup, items uint64) {
+	time.Sleep(10 * time.Millisecond) // every goroutine waits at the start
+	sp := startSpan()
+	close(start)
+	done.Wait()
+	sp.report(items)
 }
 
 func generate(start <-chan struct{}, capacity, items uint64) <-chan uint64 {
@@ -600,11 +606,7 @@ func runBreaker(kind string, threads, items uint64) {
 			}
 		}(&ran[t])
 	}
-	time.Sleep(10 * time.Millisecond)
-	sp := startSpan()
-	close(start)
-	done.Wait()
-	sp.report(items)
+	timeRun(start, &done, items)
 	var n, bad uint64
 	for _, k := range ran {
 		n += k.n
