@@ -198,7 +198,7 @@ typedef struct weft_breaker_stats {
 				* (INT64_MAX when forced open); else 0 */
 	int64_t open_timeout;  /* the timeout of the current (open) or next opening */
 	uint32_t backoff_level; /* openings since the breaker last closed */
-	uint64_t opened;        /* transitions to open since creation */
+	uint64_t opened;        /* transitions to open since creation (forced ones too) */
 	uint64_t rejected;      /* calls refused since creation: rejected_open + rejected_half_open */
 	uint64_t rejected_open;      /* -EBUSY */
 	uint64_t rejected_half_open; /* -EAGAIN */
