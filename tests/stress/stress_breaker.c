@@ -17,8 +17,9 @@
  *   churn    4 threads call while a fifth forces the breaker open, closed,
  *            resets and disables it: every call returns 0 or -EBUSY,
  *            callbacks form one chain (each from is the previous to) and
- *            never overlap; after the last reset, quiescent calls count
- *            exactly (no stale result leaked into the new generation).
+ *            never overlap; the counts never hold more results than
+ *            requests (a result of an ended generation never lands in the
+ *            next); after the last reset, quiescent calls count exactly.
  *
  * Usage: stress_breaker [size]. size (default 1, may be fractional)
  * multiplies the rounds and calls; sanitizer builds divide them by 10.
@@ -289,6 +290,17 @@ static void *churner_main(void *arg)
 			fail("churn: allow gave %d", e);
 		c->calls++;
 		atomic_fetch_add_explicit(c->total, 1, memory_order_relaxed);
+		if (c->calls % 64 == 0) {
+			/* a result counts only in its request's generation: never
+			 * more results than requests (a stale one would show) */
+			weft_breaker_counts_t k;
+			CHECK_EQ(weft_breaker_counts(c->b, &k), 0);
+			if ((uint64_t)k.total_successes + k.total_failures + k.total_exclusions >
+			    k.requests)
+				fail("churn: %u results counted for %u requests",
+				     k.total_successes + k.total_failures + k.total_exclusions,
+				     k.requests);
+		}
 	}
 	return NULL;
 }

@@ -850,6 +850,39 @@ static void test_fast_overflow(void)
 	weft_breaker_destroy(b);
 }
 
+/* A success or exclusion reported on the lock-free path for a call of an
+ * ended generation is ignored, also when the new generation is lock-free
+ * too (reset, force_closed) and when the breaker went round through open. */
+static void test_stale_fast(void)
+{
+	struct fx f = { 0 };
+	weft_breaker_settings_t s = { .is_excluded = excluded_err, .clock = fake_clock, .user = &f };
+	weft_breaker_t *b = wmake(&s);
+	weft_breaker_ticket_t t, u;
+	CHECK_EQ(weft_breaker_allow(b, &t), 0);
+	CHECK_EQ(weft_breaker_allow(b, &u), 0);
+	CHECK_EQ(weft_breaker_reset(b), 0);
+	CHECK_EQ(weft_breaker_done(b, &t, 0), 0);
+	CHECK_EQ(weft_breaker_done(b, &u, ERR_EXCLUDED), 0);
+	ZERO_COUNTS(W, b);
+	CHECK_EQ(weft_breaker_allow(b, &t), 0);
+	CHECK_EQ(weft_breaker_force_closed(b), 0);
+	CHECK_EQ(weft_breaker_done(b, &t, 0), 0);
+	ZERO_COUNTS(W, b);
+	CHECK_EQ(weft_breaker_reset(b), 0);
+	CHECK_EQ(weft_breaker_allow(b, &t), 0);
+	for (int i = 0; i < 6; i++)
+		CHECK_EQ(fail(W, b), 0);
+	f.now += 60 * SEC + 1;
+	CHECK_EQ(succeed(W, b), 0); /* the probe closes it */
+	CHECK_EQ(weft_breaker_state(b), CL);
+	CHECK_EQ(weft_breaker_done(b, &t, 0), 0); /* three generations late */
+	ZERO_COUNTS(W, b);
+	CHECK_EQ(succeed(W, b), 0);
+	counts_are(W, b, 1, 1, 0, 0, 1, 0);
+	weft_breaker_destroy(b);
+}
+
 /* failure_rate over a count window of 10, at least 5 results */
 static void test_failure_rate_count(void)
 {
@@ -1242,6 +1275,7 @@ int main(void)
 	RUN(test_callbacks_across_breakers);
 	RUN(test_callbacks_see);
 	RUN(test_fast_overflow);
+	RUN(test_stale_fast);
 	RUN(test_failure_rate_count);
 	RUN(test_failure_rate_time);
 	RUN(test_slow_calls);
