@@ -39,8 +39,9 @@
  *   event at a time, outside `lock`: callbacks never run concurrently,
  *   come in order, and have run (by this thread or the one that held
  *   cb_lock) before the call that caused them returns. A call made from
- *   inside a callback (tl_in_cb) does not take cb_lock (it holds it): the
- *   outer delivery loop picks its events up when the callback returns.
+ *   inside a callback (cb_owner is its own caller_id(): a task or a
+ *   thread) does not take cb_lock (it holds it): the outer delivery loop
+ *   picks its events up when the callback returns.
  */
 #include <errno.h>
 #include <limits.h>
@@ -51,6 +52,7 @@
 
 #include "internal/atomic.h"
 #include "internal/park.h"
+#include "internal/sched.h"
 #include <weft/breaker.h>
 
 /* ---- the fast word ---- */
@@ -152,23 +154,18 @@ struct weft_breaker {
 	uint64_t ev_lost;
 
 	weft__mutex_t cb_lock; /* held while delivering events */
+	uint64_t cb_owner;     /* caller_id() of cb_lock's holder, or 0 */
 };
 
-/* the breakers whose callbacks this thread is inside, innermost first (a
- * callback of one breaker may call another, whose callback calls the
- * first: that one's delivery is the outer loop's) */
-struct cb_frame {
-	const struct weft_breaker *b;
-	const struct cb_frame *up;
-};
-static _Thread_local const struct cb_frame *tl_in_cb;
+/* Who is calling: the running weft task, or this thread. A task may
+ * resume on another carrier after any park (inside a callback too), so it
+ * is the task, not the thread, that holds a delivery. */
+static _Thread_local char tl_me;
 
-static bool in_callback_of(const struct weft_breaker *b)
+static uint64_t caller_id(void)
 {
-	for (const struct cb_frame *f = tl_in_cb; f; f = f->up)
-		if (f->b == b)
-			return true;
-	return false;
+	weft__task_t *t = weft__task_self();
+	return t ? (uint64_t)(uintptr_t)t : (uint64_t)(uintptr_t)&tl_me;
 }
 static _Thread_local unsigned tl_stripe = UINT_MAX;
 static uint32_t stripe_next;
@@ -444,10 +441,15 @@ static void ev_push(struct weft_breaker *b, int from, int to)
 static void unlock_and_deliver(struct weft_breaker *b)
 {
 	bool pending = b->ev_tail != b->ev_head;
+	uint64_t me = caller_id();
 	weft__mutex_unlock(&b->lock);
-	if (!pending || in_callback_of(b))
-		return; /* none made, or the outer delivery loop will */
+	/* relaxed: only this caller ever stores its own id there, so seeing
+	 * it means this call comes from inside one of b's callbacks (maybe
+	 * through another breaker's): the outer delivery loop will deliver */
+	if (!pending || weft__ld64_rlx(&b->cb_owner) == me)
+		return;
 	weft__mutex_lock(&b->cb_lock);
+	weft__st64_rlx(&b->cb_owner, me); /* relaxed: see above */
 	for (;;) {
 		weft__mutex_lock(&b->lock);
 		if (b->ev_head == b->ev_tail) {
@@ -457,11 +459,9 @@ static void unlock_and_deliver(struct weft_breaker *b)
 		}
 		struct event e = b->ev[b->ev_head++];
 		weft__mutex_unlock(&b->lock);
-		struct cb_frame f = { b, tl_in_cb };
-		tl_in_cb = &f;
 		b->on_state_change(b->name, e.from, e.to, b->user);
-		tl_in_cb = f.up;
 	}
+	weft__st64_rlx(&b->cb_owner, 0);
 	weft__mutex_unlock(&b->cb_lock);
 }
 

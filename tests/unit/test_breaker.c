@@ -22,6 +22,8 @@
 #include <string.h>
 
 #include <weft/breaker.h>
+#include <weft/sync.h>
+#include <weft/task.h>
 
 #include "baseline/breaker_mutex.h"
 #include "check.h"
@@ -790,6 +792,50 @@ static void test_callbacks_across_breakers(void)
 	weft_breaker_destroy(pair[1]);
 }
 
+/* The same from a weft task whose callback parks (and may resume on
+ * another carrier) before it calls the breaker: the delivery belongs to
+ * the task, not to the carrier thread it started on. */
+static void parking_change(const char *name, int from, int to, void *user)
+{
+	struct fx *f = user;
+	record_change(name, from, to, user);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(weft_sleep(100000), 0); /* 0.1 ms: parks the task */
+	if (to == OP)
+		CHECK_EQ(weft_breaker_reset(f->b), 0); /* delivered after this one */
+}
+
+struct task_case {
+	struct fx f;
+	weft_wg_t done;
+};
+
+static void callback_task(void *arg)
+{
+	struct task_case *tc = arg;
+	weft_breaker_settings_t s = { .name = "task", .on_state_change = parking_change,
+				      .clock = fake_clock, .user = &tc->f };
+	weft_breaker_t *b = wmake(&s);
+	tc->f.b = b;
+	for (int round = 0; round < 20; round++)
+		for (int i = 0; i < 6; i++)
+			CHECK_EQ(fail(W, b), 0);
+	CHECK_EQ(tc->f.nchanges, 40); /* opened and reset, 20 times, in order */
+	for (int i = 0; i < 40; i++)
+		CHECK_EQ(tc->f.ch[i].to, i % 2 ? CL : OP);
+	weft_breaker_destroy(b);
+	weft_wg_done(&tc->done);
+}
+
+static void test_callback_in_task(void)
+{
+	static struct task_case tc;
+	weft_wg_init(&tc.done);
+	weft_wg_add(&tc.done, 1);
+	CHECK_EQ(weft_go(callback_task, &tc), 0);
+	CHECK_EQ(weft_wg_wait(&tc.done), 0);
+}
+
 /* ready_to_trip sees the counts right after the failure, once per
  * failure while closed; is_successful / is_excluded may call the breaker */
 static bool counting_trip(const weft_breaker_counts_t *c, void *user)
@@ -1273,6 +1319,7 @@ int main(void)
 	fprintf(stderr, "weft only:\n");
 	RUN(test_callback_reentry);
 	RUN(test_callbacks_across_breakers);
+	RUN(test_callback_in_task);
 	RUN(test_callbacks_see);
 	RUN(test_fast_overflow);
 	RUN(test_stale_fast);
