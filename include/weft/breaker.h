@@ -38,10 +38,11 @@
  *     two threads at once, and from no lock: it may call this breaker
  *     (gobreaker calls it under its mutex, where that deadlocks). A call
  *     that causes a transition returns only after its callback has run,
- *     except a call made from inside on_state_change itself (also through
- *     another breaker's callback): its transitions are delivered by the
- *     outer delivery loop on this thread right after the current callback
- *     returns.
+ *     except a call made from inside on_state_change itself (by the task
+ *     or thread running it, also through another breaker's callback): its
+ *     transitions are delivered by that same delivery loop right after the
+ *     current callback returns. A callback may block (from a weft task it
+ *     parks the task); other calls that made transitions wait for it.
  *   - ready_to_trip runs under the breaker's lock, as in gobreaker: it
  *     must not call the breaker. is_successful and is_excluded run on the
  *     calling thread with no lock held (they may call the breaker).
