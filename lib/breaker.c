@@ -184,6 +184,13 @@ static int64_t sat_add(int64_t a, int64_t d)
 	return a + d;
 }
 
+/* b - a for a <= b, without overflow (clocks and tickets are the
+ * caller's: any int64 values) */
+static uint64_t span(int64_t a, int64_t b)
+{
+	return (uint64_t)b - (uint64_t)a;
+}
+
 static unsigned my_stripe(void)
 {
 	if (tl_stripe == UINT_MAX) /* once per thread; atomicity only */
@@ -362,7 +369,7 @@ static void win_advance(struct weft_breaker *b, int64_t now)
 {
 	if (!b->tb || now < b->tb_origin)
 		return;
-	int64_t e = (now - b->tb_origin) / b->tb_width;
+	int64_t e = (int64_t)(span(b->tb_origin, now) / (uint64_t)b->tb_width);
 	if (e <= b->tb_head)
 		return;
 	int64_t from = b->tb_head + 1;
@@ -567,7 +574,7 @@ static uint64_t age_at(const struct weft_breaker *b, int64_t now)
 {
 	if (b->bucket_period <= 0 || now <= b->start)
 		return 0;
-	return (uint64_t)((now - b->start) / b->bucket_period);
+	return span(b->start, now) / (uint64_t)b->bucket_period;
 }
 
 /* gobreaker's currentState: the due transitions */
@@ -685,7 +692,8 @@ int weft_breaker_create(weft_breaker_t **out, const weft_breaker_settings_t *s)
 			return -EINVAL;
 		nb = k;
 		period = s->bucket_period;
-		interval = (int64_t)k * period;
+		/* rounded up to whole buckets, saturating */
+		interval = (uint64_t)period > INT64_MAX / k ? INT64_MAX : (int64_t)k * period;
 	}
 
 	struct weft_breaker *b = aligned_alloc(WEFT__PAD, sizeof *b);
@@ -861,7 +869,8 @@ static __attribute__((noinline)) int done_slow(struct weft_breaker *b,
 	weft__mutex_lock(&b->lock);
 	current_state(b, now);
 	if (t->generation == b->gen_l && b->mode != WEFT_BREAKER_DISABLED) {
-		bool slow = b->slow_ns > 0 && now - t->start > b->slow_ns;
+		bool slow = b->slow_ns > 0 && now > t->start &&
+			    span(t->start, now) > (uint64_t)b->slow_ns;
 		if (weft__ld64_rlx(&b->word) & W_FAST) /* relaxed: as in new_generation */
 			fold(b);
 		on_result(b, k, t->age, slow, now);
@@ -1014,7 +1023,8 @@ int weft_breaker_stats(weft_breaker_t *b, weft_breaker_stats_t *out)
 	out->mode = b->mode;
 	out->generation = b->gen_l;
 	out->since = b->since;
-	out->time_in_state = now - b->since;
+	uint64_t in_state = now > b->since ? span(b->since, now) : 0;
+	out->time_in_state = in_state > INT64_MAX ? INT64_MAX : (int64_t)in_state;
 	out->open_until = b->state == WEFT_BREAKER_OPEN ? b->expiry : 0;
 	out->open_timeout = b->open_timeout;
 	out->backoff_level = b->level;

@@ -123,7 +123,7 @@ static void bring_up_to_date(mbreaker_t *b, int64_t now)
 		if (b->has_expiry && b->expiry < now) {
 			new_generation(b, now);
 		} else if (b->nbuckets >= 2 && now > b->start) {
-			uint64_t age = (uint64_t)((now - b->start) / b->period);
+			uint64_t age = ((uint64_t)now - (uint64_t)b->start) / (uint64_t)b->period;
 			if (age > b->age && age - b->age >= b->nbuckets) {
 				clear_all(b);
 				b->age = age;
@@ -151,14 +151,16 @@ int mbreaker_create(mbreaker_t **out, const weft_breaker_settings_t *s)
 	if (s->interval > 0) {
 		b->interval = b->period = s->interval;
 		if (s->bucket_period > 0) {
-			uint64_t n = (uint64_t)((s->interval + s->bucket_period - 1) / s->bucket_period);
+			uint64_t n = (uint64_t)(s->interval / s->bucket_period) +
+				     (s->interval % s->bucket_period != 0);
 			if (n > WEFT_BREAKER_MAX_WINDOW) {
 				free(b);
 				return -EINVAL;
 			}
 			b->nbuckets = (uint32_t)n;
 			b->period = s->bucket_period;
-			b->interval = (int64_t)n * s->bucket_period;
+			b->interval = (uint64_t)b->period > INT64_MAX / n ? INT64_MAX
+									 : (int64_t)n * b->period;
 		}
 	}
 	b->name = strdup(s->name ? s->name : "");

@@ -1280,6 +1280,22 @@ static void test_bad_settings(void)
 	CHECK_EQ(weft_breaker_state(b), OP); /* never past INT64_MAX */
 	weft_breaker_destroy(b);
 
+	/* extreme clocks, periods and tickets: no overflow (UBSan checks) */
+	f.now = INT64_MIN + 5;
+	s = (weft_breaker_settings_t){ .interval = INT64_MAX, .bucket_period = INT64_MAX - 1,
+				       .slow_call_duration = 1, .failure_rate = 1,
+				       .window_time = INT64_MAX, .clock = fake_clock, .user = &f };
+	b = wmake(&s); /* two buckets; the interval saturates */
+	CHECK_EQ(succeed(W, b), 0);
+	f.now = INT64_MAX;
+	CHECK_EQ(succeed(W, b), 0);
+	weft_breaker_ticket_t odd = { .generation = 1, .start = INT64_MIN };
+	CHECK_EQ(weft_breaker_done(b, &odd, 0), 0);
+	weft_breaker_stats_t st;
+	CHECK_EQ(weft_breaker_stats(b, &st), 0);
+	CHECK_EQ(st.time_in_state, INT64_MAX);
+	weft_breaker_destroy(b);
+
 	/* a ticket never seen: ignored */
 	b = wmake(NULL);
 	weft_breaker_ticket_t t = { .generation = 12345, .age = 99 };
