@@ -46,6 +46,10 @@
 // futex_wakes_per_item (where the strategy counts them); its latency case
 // reports the submit-to-start percentiles, its idle case idle_cpu_ns and
 // release_ns (shutdown) as the chan idle case.
+// The breaker family (bench/breaker.c: weft_breaker_t against the mutex
+// breaker written as gobreaker is, and gobreaker's algorithm in Go) counts
+// execute calls as items and reports the latency percentiles of one call
+// in 64 (weft and mutex; the Go peer has none).
 // Exit status: 1 if any run failed (lost items, an error from a strategy).
 #include <benchmark/benchmark.h>
 
@@ -60,6 +64,7 @@
 #include <string>
 #include <vector>
 
+#include "breaker.h"
 #include "chan.h"
 #include "sync.h"
 #include "pool.h"
@@ -475,6 +480,55 @@ void register_pool()
 	}
 }
 
+void run_breaker(benchmark::State &state, const breaker_bench_case *c, breaker_bench_impl impl,
+		 const std::string &name)
+{
+	totals t;
+	std::vector<bench_latency> lat;
+
+	progress(name);
+	for (auto _ : state) {
+		breaker_bench_result r;
+
+		if (breaker_bench_run(c, impl, params.base_items, params.timeout_ns, &r) != 0) {
+			any_failed = true;
+			state.SkipWithError(r.error);
+			break;
+		}
+		state.SetIterationTime(static_cast<double>(r.wall_ns) / 1e9);
+		t.add(r.wall_ns, r.cpu_ns, r.items, r.ctx_switches, r.peak_rss_kb);
+		if (r.has_latency)
+			lat.push_back(r.lat);
+	}
+	if (t.wall == 0)
+		return; // failed
+	t.report(state);
+	report_latency(state, lat);
+}
+
+// The breaker family: one benchmark per case x implementation (bench/breaker.c).
+void register_breaker()
+{
+	char name[160];
+
+	for (size_t i = 0; i < breaker_bench_ncases; i++) {
+		const breaker_bench_case *c = &breaker_bench_cases[i];
+
+		for (int impl = 0; impl < BREAKER_IMPL_COUNT; impl++) {
+			auto bi = static_cast<breaker_bench_impl>(impl);
+			if (!breaker_bench_supported(bi))
+				continue;
+			breaker_bench_name(name, sizeof name, c, bi);
+			prog.names.push_back(name);
+			benchmark::RegisterBenchmark(name, run_breaker, c, bi, std::string(name))
+				->Iterations(1)
+				->UseManualTime()
+				->MeasureProcessCPUTime()
+				->Unit(benchmark::kMillisecond);
+		}
+	}
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -482,6 +536,7 @@ int main(int argc, char **argv)
 	parse_flags(&argc, argv);
 	register_all();
 	register_pool();
+	register_breaker();
 	benchmark::Initialize(&argc, argv);
 	if (benchmark::ReportUnrecognizedArguments(argc, argv))
 		return 2;

@@ -1,6 +1,6 @@
 /* bench/peers/go_peer.c: the "go" strategy of the pool family (its
- * streaming cases, bench/pool.h) and of the channel family (its P x C
- * cases, bench/chan.h). It runs the case as Go's own program,
+ * streaming cases, bench/pool.h), of the channel family (its P x C
+ * cases, bench/chan.h) and of the breaker family (bench/breaker.h). It runs the case as Go's own program,
  * bench/peers/go_peer.go built into WEFT_GO_PEER by bench/meson.build, in a
  * child process, and reads back what that program measured over its own
  * timed span: wall, CPU and context switches (its getrusage), peak RSS
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../measure.h"
+#include "../breaker.h"
 #include "../chan.h"
 #include "../pool.h"
 
@@ -63,6 +64,11 @@ struct peer_run {
 	uint64_t items;
 	int64_t wall_ns, cpu_ns, ctx_switches, peak_rss_kb;
 };
+
+/* into any family's result (the same four fields in each) */
+#define PEER_FIGURES(r, pr)                                                              \
+	((r)->wall_ns = (pr).wall_ns, (r)->cpu_ns = (pr).cpu_ns,                         \
+	 (r)->ctx_switches = (pr).ctx_switches, (r)->peak_rss_kb = (pr).peak_rss_kb)
 
 /* Run WEFT_GO_PEER with args (NULL-terminated, after argv[0]) and parse its
  * line. 0, or -1 with err set. */
@@ -133,10 +139,7 @@ static int go_run_stream(const struct pool_bench_case *c, uint64_t jobs, int64_t
 	snprintf(a_sleep, sizeof a_sleep, "%" PRId64, c->sleep_ns);
 	if (run_peer(args, jobs, timeout_ns, &pr, out->error, sizeof out->error) != 0)
 		return -1;
-	out->wall_ns = pr.wall_ns;
-	out->cpu_ns = pr.cpu_ns;
-	out->ctx_switches = pr.ctx_switches;
-	out->peak_rss_kb = pr.peak_rss_kb;
+	PEER_FIGURES(out, pr);
 	out->rss_per_run = 1; /* a fresh process per run */
 	return 0;
 }
@@ -168,10 +171,26 @@ int go_peer_chan_run(const struct chan_bench_case *c, uint64_t items, int64_t ti
 	if (run_peer(args, items, timeout_ns, &pr, r->error, sizeof r->error) != 0)
 		return -1;
 	r->items = items;
-	r->wall_ns = pr.wall_ns;
-	r->cpu_ns = pr.cpu_ns;
-	r->ctx_switches = pr.ctx_switches;
-	r->peak_rss_kb = pr.peak_rss_kb;
+	PEER_FIGURES(r, pr);
 	r->futex_calls = -1;
+	return 0;
+}
+
+int go_peer_breaker_run(const struct breaker_bench_case *c, uint64_t items, int64_t timeout_ns,
+			struct breaker_bench_result *r)
+{
+	char a_threads[16], a_items[24];
+	static const char *const kinds[] = { "closed", "open", "half_open" };
+	char *args[] = { "breaker", (char *)kinds[c->kind], a_threads, a_items, NULL };
+	struct peer_run pr;
+
+	/* the same program in Go: breaker KIND THREADS ITEMS */
+	snprintf(a_threads, sizeof a_threads, "%u", c->threads);
+	snprintf(a_items, sizeof a_items, "%" PRIu64, items);
+	if (run_peer(args, items, timeout_ns, &pr, r->error, sizeof r->error) != 0)
+		return -1;
+	r->items = items;
+	PEER_FIGURES(r, pr);
+	r->has_latency = 0;
 	return 0;
 }

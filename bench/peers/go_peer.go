@@ -9,6 +9,7 @@
 //	weft-go-peer pipeline 1 3 CAP ITEMS
 //	weft-go-peer fanout WORKERS WORKERS CAP ITEMS
 //	weft-go-peer seedpool WORKERS 1 CAP ITEMS
+//	weft-go-peer breaker closed|open|half_open THREADS ITEMS
 //
 // pool: the pool family's streaming shape (bench/pool.h). WORKERS goroutines
 // range over a jobs channel of QUEUE slots (the pool's queue, its
@@ -33,6 +34,17 @@
 // closed once all are done, main drains. Values 0..ITEMS-1; checked by
 // count and sum as chan.c checks them.
 //
+// breaker: the breaker family (bench/breaker.h). sony/gobreaker is not
+// packaged for Debian, so breaker below is its algorithm (v2's
+// CircuitBreaker without the rolling buckets, which the benchmark does not
+// set, and with its panic recovery): one sync.Mutex taken in beforeRequest and again in afterRequest,
+// time.Now() in each, generations, lazy open -> half-open. THREADS
+// goroutines make ITEMS/THREADS Execute calls each of a function that
+// counts its calls; closed: default settings; open: tripped, timeout 1 h,
+// every call ErrOpenState; half_open: timeout 1 ms and MaxRequests
+// 2^32-1, every call a probe that never closes it. Checked: each call's
+// error, the function's count, the breaker's Requests and state.
+//
 // GOMAXPROCS is Go's default (the online cores). CPU and context switches
 // are this process's getrusage over the timed span. The results are checked
 // as the C scenarios check them (each item once: count and sum; pool: each
@@ -44,6 +56,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -150,6 +163,8 @@ func main() {
 		runFanout(arg(2), arg(4), arg(5))
 	case len(os.Args) == 6 && os.Args[1] == "seedpool":
 		runSeedPool(arg(2), arg(4), arg(5))
+	case len(os.Args) == 5 && os.Args[1] == "breaker":
+		runBreaker(os.Args[2], arg(3), arg(4))
 	default:
 		usage()
 	}
@@ -237,11 +252,7 @@ func runChan(producers, consumers, capacity, items uint64) {
 			}
 		}(&counts[c])
 	}
-	time.Sleep(10 * time.Millisecond) // every goroutine waits at the start
-	sp := startSpan()
-	close(start)
-	done.Wait()
-	sp.report(items)
+	timeRun(start, &done, items)
 	var n, sum uint64
 	for _, k := range counts {
 		n += k.n
@@ -250,6 +261,16 @@ func runChan(producers, consumers, capacity, items uint64) {
 	if want := sumTo(items + 1); n != items || sum != want {
 		fail("wrong items: %d received (want %d), sum %d (want %d)", n, items, sum, want)
 	}
+}
+
+// timeRun lets every goroutine reach <-start, then times from closing it
+// to done, and prints the result line.
+func timeRun(start chan struct{}, done *sync.WaitGroup, items uint64) {
+	time.Sleep(10 * time.Millisecond) // every goroutine waits at the start
+	sp := startSpan()
+	close(start)
+	done.Wait()
+	sp.report(items)
 }
 
 func generate(start <-chan struct{}, capacity, items uint64) <-chan uint64 {
@@ -382,5 +403,224 @@ func timeSquares(what string, start chan struct{}, out <-chan uint64, items uint
 	sp.report(items)
 	if want := squaresTo(items); n != items || sum != want {
 		fail("%s: drained %d (want %d), sum %d (want %d)", what, n, items, sum, want)
+	}
+}
+
+// ---- breaker: gobreaker's CircuitBreaker, as it is written ----
+
+type bState int
+
+const (
+	bClosed bState = iota
+	bHalfOpen
+	bOpen
+)
+
+var (
+	errOpenState       = errors.New("circuit breaker is open")
+	errTooManyRequests = errors.New("too many requests")
+)
+
+type bCounts struct {
+	Requests, TotalSuccesses, TotalFailures, TotalExclusions uint32
+	ConsecutiveSuccesses, ConsecutiveFailures               uint32
+}
+
+type breaker struct {
+	maxRequests uint32
+	interval    time.Duration
+	timeout     time.Duration
+	readyToTrip func(c bCounts) bool
+
+	mutex      sync.Mutex
+	state      bState
+	generation uint64
+	counts     bCounts
+	expiry     time.Time
+}
+
+func newBreaker(maxRequests uint32, interval, timeout time.Duration) *breaker {
+	if maxRequests == 0 {
+		maxRequests = 1
+	}
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	cb := &breaker{maxRequests: maxRequests, interval: interval, timeout: timeout,
+		readyToTrip: func(c bCounts) bool { return c.ConsecutiveFailures > 5 }}
+	cb.toNewGeneration(time.Now())
+	return cb
+}
+
+func (cb *breaker) Execute(req func() error) error {
+	generation, err := cb.beforeRequest()
+	if err != nil {
+		return err
+	}
+	defer func() { // as gobreaker: a panic counts as a failure
+		if e := recover(); e != nil {
+			cb.afterRequest(generation, false)
+			panic(e)
+		}
+	}()
+	err = req()
+	cb.afterRequest(generation, err == nil)
+	return err
+}
+
+func (cb *breaker) State() bState {
+	cb.mutex.Lock()
+	defer cb.mutex.Unlock()
+	state, _ := cb.currentState(time.Now())
+	return state
+}
+
+func (cb *breaker) beforeRequest() (uint64, error) {
+	cb.mutex.Lock()
+	defer cb.mutex.Unlock()
+	state, generation := cb.currentState(time.Now())
+	if state == bOpen {
+		return generation, errOpenState
+	} else if state == bHalfOpen && cb.counts.Requests-cb.counts.TotalExclusions >= cb.maxRequests {
+		return generation, errTooManyRequests
+	}
+	cb.counts.Requests++
+	return generation, nil
+}
+
+func (cb *breaker) afterRequest(before uint64, success bool) {
+	cb.mutex.Lock()
+	defer cb.mutex.Unlock()
+	now := time.Now()
+	state, generation := cb.currentState(now)
+	if generation != before {
+		return
+	}
+	c := &cb.counts
+	if success {
+		c.TotalSuccesses++
+		c.ConsecutiveSuccesses++
+		c.ConsecutiveFailures = 0
+		if state == bHalfOpen && c.ConsecutiveSuccesses >= cb.maxRequests {
+			cb.setState(bClosed, now)
+		}
+		return
+	}
+	c.TotalFailures++
+	c.ConsecutiveFailures++
+	c.ConsecutiveSuccesses = 0
+	if state == bHalfOpen || (state == bClosed && cb.readyToTrip(*c)) {
+		cb.setState(bOpen, now)
+	}
+}
+
+func (cb *breaker) currentState(now time.Time) (bState, uint64) {
+	switch cb.state {
+	case bClosed:
+		if !cb.expiry.IsZero() && cb.expiry.Before(now) {
+			cb.toNewGeneration(now)
+		}
+	case bOpen:
+		if cb.expiry.Before(now) {
+			cb.setState(bHalfOpen, now)
+		}
+	}
+	return cb.state, cb.generation
+}
+
+func (cb *breaker) setState(state bState, now time.Time) {
+	if cb.state == state {
+		return
+	}
+	cb.state = state
+	cb.toNewGeneration(now)
+}
+
+func (cb *breaker) toNewGeneration(now time.Time) {
+	cb.generation++
+	cb.counts = bCounts{}
+	var zero time.Time
+	switch cb.state {
+	case bClosed:
+		if cb.interval == 0 {
+			cb.expiry = zero
+		} else {
+			cb.expiry = now.Add(cb.interval)
+		}
+	case bOpen:
+		cb.expiry = now.Add(cb.timeout)
+	default:
+		cb.expiry = zero
+	}
+}
+
+func runBreaker(kind string, threads, items uint64) {
+	if threads == 0 || items%threads != 0 {
+		usage()
+	}
+	var cb *breaker
+	want, wantState := error(nil), bClosed
+	failing := func() error { return errors.New("failed") }
+	switch kind {
+	case "closed":
+		cb = newBreaker(0, 0, 0)
+	case "open":
+		cb = newBreaker(0, 0, time.Hour)
+		want, wantState = errOpenState, bOpen
+	case "half_open":
+		cb = newBreaker(^uint32(0), 0, time.Millisecond)
+		wantState = bHalfOpen
+	default:
+		usage()
+	}
+	if kind != "closed" {
+		for i := 0; i < 6; i++ {
+			_ = cb.Execute(failing)
+		}
+		if kind == "half_open" {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	if s := cb.State(); s != wantState {
+		fail("breaker %s: state %d before the run", kind, s)
+	}
+	start := make(chan struct{})
+	ran := make([]struct {
+		n, bad uint64
+		_      [48]byte // one line each
+	}, threads)
+	var done sync.WaitGroup
+	for t := range ran {
+		done.Add(1)
+		go func(k *struct {
+			n, bad uint64
+			_      [48]byte
+		}) {
+			defer done.Done()
+			count := func() error { k.n++; return nil }
+			<-start
+			for i := uint64(0); i < items/threads; i++ {
+				if cb.Execute(count) != want {
+					k.bad++
+				}
+			}
+		}(&ran[t])
+	}
+	timeRun(start, &done, items)
+	var n, bad uint64
+	for _, k := range ran {
+		n += k.n
+		bad += k.bad
+	}
+	admitted := items
+	if kind == "open" {
+		admitted = 0
+	}
+	cb.mutex.Lock()
+	requests := cb.counts.Requests
+	cb.mutex.Unlock()
+	if bad != 0 || n != admitted || uint64(requests) != admitted || cb.State() != wantState {
+		fail("breaker %s: %d wrong returns, fn ran %d, %d requests counted, %d admitted",
+			kind, bad, n, requests, admitted)
 	}
 }

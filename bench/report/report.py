@@ -11,7 +11,9 @@ chan/mpmc/cap:1024/threads:4x4/weft, and sync/<scenario>/<param:value>.../<impl>
 for the sync family (semaphore, errgroup, context, WaitGroup: one table,
 "sync"), e.g.
 sync/sem_contended/threads:4/mutex, and pool/<scenario>/<param:value>.../<strategy>
-for the pool family (its own table), e.g. pool/seed/workers:100/queue:200/weft.
+for the pool family (its own table), e.g. pool/seed/workers:100/queue:200/weft,
+and breaker/<scenario>/threads:T/<impl> for the circuit breaker family (its
+own table, one call an op), e.g. breaker/execute_closed/threads:2/weft.
 Repetitions of one benchmark are
 reduced to their median (max_ns: the worst); Google Benchmark's own
 aggregate rows are ignored, so any --benchmark_repetitions works.
@@ -49,7 +51,7 @@ METRICS += ("ctx_switches_per_item", "peak_rss_kb", "futex_wakes_per_item")
 METRICS += ("futex_per_item",)
 FAMILY_ORDER = ("floor", "seq", "spsc", "mpsc", "spmc", "mpmc", "select_rx", "select_both",
                 "select_try", "pingpong", "pipeline", "fanout", "seedpool", "idle", "scale", "sync",
-                "pool")
+                "pool", "breaker")
 REFERENCE = "weft"  # the "vs weft" column: a strategy's speed over weft's
 FLOOR = "hw_floor"
 # the latency columns, in order: (counter, header)
@@ -58,6 +60,8 @@ LATENCY = (("p50_ns", "p50"), ("p90_ns", "p90"), ("p99_ns", "p99"), ("p999_ns", 
 # the sync family's scenarios, in reading order
 SYNC_ORDER = ("sem_uncontended", "sem_contended", "errgroup", "ctx_with_cancel",
               "ctx_cancel_tree", "wg")
+# the breaker family's scenarios, in reading order
+BREAKER_ORDER = ("execute_closed", "execute_open", "execute_half_open")
 
 
 class Row:
@@ -101,6 +105,9 @@ def parse_name(name):
     if len(parts) >= 3 and parts[0] == "sync":
         # sync/sem_contended/threads:4/mutex -> (sync, sem_contended/threads:4, mutex)
         return "sync", "/".join(parts[1:-1]), parts[-1]
+    if len(parts) >= 3 and parts[0] == "breaker":
+        # breaker/execute_closed/threads:2/weft -> (breaker, execute_closed/threads:2, weft)
+        return "breaker", "/".join(parts[1:-1]), parts[-1]
     if len(parts) >= 3 and parts[0] == "pool":
         # pool/seed/workers:100/queue:200/weft -> (pool, seed/workers:100/queue:200, weft)
         return "pool", "/".join(parts[1:-1]), parts[-1]
@@ -116,12 +123,17 @@ def case_key(case):
     return (threads, int(params.get("cap", "0")))
 
 
-def sync_case_key(case):
-    """sync cases: by scenario (SYNC_ORDER), then threads and the other params"""
+def sync_case_key(case, order=SYNC_ORDER):
+    """sync (and breaker) cases: by scenario (the family's order), then
+    threads and the other params"""
     parts = case.split("/")
     scenario = parts[0]
-    rank = SYNC_ORDER.index(scenario) if scenario in SYNC_ORDER else len(SYNC_ORDER)
+    rank = order.index(scenario) if scenario in order else len(order)
     return (rank, scenario, case_key("/".join(parts[1:])), case)
+
+
+def breaker_case_key(case):
+    return sync_case_key(case, BREAKER_ORDER)
 
 
 def load(path):
@@ -151,7 +163,8 @@ def group(rows):
     for f in sorted(fam, key=lambda f: (order.get(f, len(order)), f)):
         cases = fam[f]
         out[f] = {}
-        for c in sorted(cases, key=sync_case_key if f == "sync" else case_key):
+        key = {"sync": sync_case_key, "breaker": breaker_case_key}.get(f, case_key)
+        for c in sorted(cases, key=key):
             strategies = cases[c]
             out[f][c] = dict(sorted(strategies.items(),
                                     key=lambda kv: (kv[0] != "weft", kv[0] != BASELINE, kv[0])))
@@ -217,7 +230,8 @@ def failure(case, s, r, notes):
 
 
 # what a row of a family counts: (one, many)
-UNITS = {"sync": ("op", "ops"), "pool": ("job", "jobs"), "select_try": ("call", "calls")}
+UNITS = {"sync": ("op", "ops"), "pool": ("job", "jobs"), "select_try": ("call", "calls"),
+         "breaker": ("call", "calls")}
 
 
 def f2(v):
@@ -344,6 +358,22 @@ POOL_NOTE = ("pool: a job is one submit from a producer thread, a few ns of arit
              % BASELINE)
 
 
+BREAKER_NOTE = ("breaker: a call is one execute of a function that only counts its calls, "
+                "so the figures are the breaker's own overhead; T threads share one breaker. "
+                "execute_closed: default settings (gobreaker's: no interval; weft's lock-free "
+                "path, one CAS to admit and one to count); execute_open: tripped, every call "
+                "rejected; execute_half_open: max_requests 2^32-1, every call a probe (the "
+                "locked path). Every implementation reads the real clock as gobreaker does "
+                "(weft: none while closed, the coarse clock while open). %s: the mutex "
+                "breaker written as gobreaker is (bench/baseline/breaker_mutex.c); go (where "
+                "golang-go is installed): gobreaker's algorithm with one sync.Mutex "
+                "(bench/peers/go_peer.go; gobreaker is not packaged), goroutines as the "
+                "threads, in a child process measured by itself (no latency samples). "
+                "Latency: one call in 64 timed alone, the clock cost subtracted. On 2 cores, "
+                "threads beyond 2 take turns: ns/call is wall time over all calls, CPU "
+                "ns/call the process's CPU." % BASELINE)
+
+
 SCALE_NOTE = ("scale: spsc at capacity 1024 with 0.1x, 1x and 10x the base items; the "
               "largest only for weft, the mutex baseline and ck_ring_spsc (the others "
               "would take minutes). ns/item and peak RSS should stay flat as items grow.")
@@ -389,7 +419,7 @@ def summary(groups):
     lines = {}
     ratios = []
     for family, cases in groups.items():
-        if family in ("idle", "sync", "pool", "floor", "scale"):  # sync, pool: their own column
+        if family in ("idle", "sync", "pool", "floor", "scale", "breaker"):  # their own tables
             continue
         for case, strategies in cases.items():
             params = dict(p.split(":", 1) for p in case.split("/") if ":" in p)
@@ -414,7 +444,7 @@ def comparison(groups):
     per strategy, ns per item (lower is better), and a last row with each
     strategy's geometric mean speed relative to weft over the cases both
     ran. (header, body)"""
-    skip = ("idle", "sync", "pool", "floor")
+    skip = ("idle", "sync", "pool", "floor", "breaker")
     strategies = []
     for f, cases in groups.items():
         if f in skip:
@@ -564,7 +594,7 @@ def plot(groups, path):
             if low:
                 ax.set_ylim(bottom=min(low) / 4)  # bars start well below the shortest
             ax.set_ylabel({"pingpong": "round trips/s", "sync": "ops/s",
-                           "pool": "jobs/s"}.get(f, "items/s"))
+                           "pool": "jobs/s", "breaker": "calls/s"}.get(f, "items/s"))
             ax.set_xticks(range(len(cases)))
             if wide:
                 ax.set_xticklabels([c.replace("/", " ") or f for c in cases], fontsize=7,
@@ -727,7 +757,7 @@ def main(argv=None):
     out = args.out or os.path.dirname(os.path.abspath(args.json))
     os.makedirs(out, exist_ok=True)
 
-    chan_only = all(r.family != "sync" for r in rows)
+    chan_only = all(r.family not in ("sync", "breaker") for r in rows)
     md = ["# weft channel benchmarks" if chan_only else "# weft benchmarks", ""]
     machine = machine_lines(context, args.machine)
     if machine:
@@ -786,6 +816,10 @@ def main(argv=None):
             print(POOL_NOTE)
             print()
             md += [POOL_NOTE, ""]
+        if family == "breaker":
+            print(BREAKER_NOTE)
+            print()
+            md += [BREAKER_NOTE, ""]
         if family == "sync":
             note = sync_note(cases)
             print(note)

@@ -11,7 +11,8 @@ sample.json was made with (quick, tiny, 3 repetitions so the median is used):
   weft-bench --weft_items=20000 --weft_idle_ms=50 --benchmark_repetitions=3 \
     --benchmark_filter='spsc|mpmc/cap:1024/threads:2x2|select_rx/cap:1024|pingpong|idle' \
     --benchmark_out=sample.json --benchmark_out_format=json
-sample2.json (newer counters) with RECORD2 below. If one is re-recorded,
+sample2.json (newer counters) with RECORD2 below; breaker.json (the
+breaker family) with RECORD_BREAKER. If one is re-recorded,
 update its EXPECTED list from the new report.md.
 """
 import os
@@ -255,6 +256,24 @@ def report(sample, expected, plots=(), cells=()):
     return 0
 
 
+# breaker.json: the breaker family, 3 repetitions, weft, mutex and go
+RECORD_BREAKER = """weft-bench --weft_items=20000 --benchmark_repetitions=3 \\
+  --benchmark_filter='breaker/execute_(closed|open)/threads:(1|2)/' \\
+  --benchmark_out=breaker.json --benchmark_out_format=json"""
+EXPECTED_BREAKER = [
+    "## breaker",
+    # its own table: calls as the unit, the latency block, vs weft / vs mutex
+    "| case | strategy | calls | calls/s | ns/call | spread | CPU ns/call | cores busy | p50 ns | "
+    "p90 ns | p99 ns | p99.9 ns | p99.99 ns | max ns | peak RSS | ctx sw/call | vs weft | vs mutex |",
+    # cases in reading order (closed before open), weft, mutex, then go
+    "| execute_closed/threads:1 | weft | 20.00k | 10.85M | 92.2 | ±43.9% | 24.4 | 0.21 | 20.0 | "
+    "20.0 | 21.0 | 732 | 732 | 1793 | 5.8 MB | 0.000 | 1.00x | 2.98x |",
+    "| execute_open/threads:2 | go | 20.00k | 11.92M | 83.9 | ±73.3% | 84.9 | 1.00 | - | - | - | "
+    "- | - | - | 1.7 MB | 0.000 | 0.19x | 3.39x |",
+    "breaker: a call is one execute of a function that only counts its calls",
+]
+
+
 def have_matplotlib():
     try:
         import matplotlib  # noqa: F401
@@ -289,6 +308,7 @@ def main():
     fails = report("sample.json", EXPECTED, PLOTS if mpl else ())
     fails += report("sample2.json", EXPECTED2, PLOTS2 if mpl else ())
     fails += report("sample3.json", EXPECTED3, PLOTS3 if mpl else (), CELLS3)
+    fails += report("breaker.json", EXPECTED_BREAKER)
     fails += medians_match()
     fails += compare()
     return 1 if fails else 0
