@@ -10,5 +10,6 @@
 #include <weft/group.h>
 #include <weft/pool.h>
 #include <weft/task.h>
+#include <weft/pipeline.h>
 
 #endif /* WEFT_H */
