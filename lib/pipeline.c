@@ -79,6 +79,7 @@ struct ord {
 	uint64_t next_seq; /* under the take token */
 	uint64_t next_out; /* the flusher's (relaxed: handed over by flushing) */
 	uint32_t flushing;
+	unsigned batch;    /* the most inputs a worker takes at once */
 };
 
 struct stage;
@@ -333,7 +334,7 @@ static int flush(weft_emit_t *e)
 		if (!weft__cas32(&o->flushing, &zero, 1))
 			return 0;
 		int rc = 0;
-		uint64_t next = weft__ld64_rlx(&o->next_out);
+		uint64_t next = weft__ld64_rlx(&o->next_out), freed = 0;
 		for (;;) {
 			struct oslot *s = &o->slots[next % o->window];
 			/* acquire: the filler's outputs before its done */
@@ -346,12 +347,14 @@ static int flush(weft_emit_t *e)
 			next++;
 			/* relaxed: the flusher's own; handed over by flushing */
 			weft__st64_rlx(&o->next_out, next);
-			/* the slot is free: a room token back (never blocks: at
-			 * most window tokens) */
-			weft_chan_try_send(o->room, NULL);
+			freed++;
 			if (rc)
 				break;
 		}
+		/* the slots are free: their room tokens back, in one call (never
+		 * blocks: at most window tokens) */
+		if (freed)
+			weft_chan_send_many(o->room, NULL, freed);
 		/* release: our slot updates before the next flusher's CAS */
 		weft__st32_rel(&o->flushing, 0);
 		if (rc)
@@ -364,9 +367,19 @@ static int flush(weft_emit_t *e)
 	}
 }
 
-/* One input of an ordered stage (with the room and take tokens). 0 to go
- * on, else the end (as take(), or fn's error). */
-static int ordered_one(weft_emit_t *e, weft_chan_t *in, void *buf)
+/* Ordered stages take inputs in batches of up to ORD_BATCH under one take
+ * token (the first waits, the others only while the input has one ready
+ * and a room token is free), so the token's hand-off between workers (a
+ * futex wake-up when they are threads) is paid once per batch; a worker
+ * whose items take longer than ORD_FAST_NS each takes one at a time, so
+ * slow items still spread over every worker. */
+#define ORD_BATCH 16
+#define ORD_FAST_NS 10000
+
+/* One batch of an ordered stage. 0 to go on, else the end (as take(), or
+ * fn's error). *kmax: the batch size to use (adapted here). */
+static int ordered_batch(weft_emit_t *e, weft_chan_t *in, unsigned char *bufs, size_t bs,
+			 unsigned *kmax)
 {
 	struct stage *st = e->st;
 	struct ord *o = st->ord;
@@ -378,23 +391,43 @@ static int ordered_one(weft_emit_t *e, weft_chan_t *in, void *buf)
 		weft_chan_try_send(o->room, NULL);
 		return rc;
 	}
-	rc = take(e, in, buf);
+	rc = take(e, in, bufs);
 	uint64_t seq = o->next_seq;
-	if (rc == 0)
-		o->next_seq = seq + 1;
+	unsigned k = 0;
+	if (rc == 0) {
+		k = 1;
+		while (k < *kmax && weft_chan_try_recv(o->room, NULL) == 0) {
+			if (weft_chan_try_recv(in, bufs + k * bs) != 0) {
+				weft_chan_try_send(o->room, NULL);
+				break;
+			}
+			k++;
+		}
+		o->next_seq = seq + k;
+	}
 	weft_chan_try_send(o->take, NULL); /* never blocks: the only token */
 	if (rc) {
 		weft_chan_try_send(o->room, NULL);
 		return rc;
 	}
-	cnt_add(&e->slot->in, 1);
-	struct oslot *s = &o->slots[seq % o->window];
-	e->held = s;
-	int frc = st->fn(e, buf, st->user);
-	e->held = NULL;
-	/* release: the outputs before done, for the flusher's acquire */
-	weft__st32_rel(&s->done, 1);
-	int flrc = flush(e);
+	cnt_add(&e->slot->in, k);
+	int64_t t0 = weft_now();
+	int frc = 0, flrc = 0;
+	for (unsigned i = 0; i < k; i++) {
+		struct oslot *s = &o->slots[(seq + i) % o->window];
+		if (frc == 0) {
+			e->held = s;
+			frc = st->fn(e, bufs + i * bs, st->user);
+			e->held = NULL;
+		}
+		/* (after a failure the rest go out empty, so the line of
+		 * numbers has no hole) release: the outputs before done, for
+		 * the flusher's acquire */
+		weft__st32_rel(&s->done, 1);
+		if (flrc == 0)
+			flrc = flush(e);
+	}
+	*kmax = (weft_now() - t0) / k < ORD_FAST_NS ? o->batch : 1;
 	return frc ? frc : flrc;
 }
 
@@ -405,14 +438,16 @@ static int run_inputs(weft_emit_t *e)
 	struct stage *st = e->st;
 	weft_chan_t *in = st->ins[0];
 	size_t bs = st->in_esize ? st->in_esize : 1;
+	size_t need = st->ord ? bs * ORD_BATCH : bs;
 	unsigned char small[256];
-	unsigned char *buf = bs <= sizeof small ? small : malloc(bs);
+	unsigned char *buf = need <= sizeof small ? small : malloc(need);
 	if (!buf)
 		return -ENOMEM;
 	int rc;
+	unsigned kmax = 1;
 	for (uint64_t n = 1;; n++) {
 		if (st->ord) {
-			rc = ordered_one(e, in, buf);
+			rc = ordered_batch(e, in, buf, bs, &kmax);
 		} else {
 			rc = take(e, in, buf);
 			if (rc == 0) {
@@ -480,6 +515,8 @@ static void worker_main(struct worker *w)
 	e->slot->used = 0;
 	weft__mutex_unlock(&st->lock);
 
+	weft_ctx_release(e->ctx);
+	e->ctx = NULL;
 	if (st->kind == WEFT_STAGE_FAN_OUT)
 		weft_chan_close(st->outs[e->idx]);
 	/* full RMW: see Ordering (live); a retiree was uncounted already */
@@ -549,7 +586,19 @@ static int spawn(struct stage *st, unsigned slot)
 	w->slot = slot;
 	w->e.st = st;
 	w->e.slot = ws;
-	w->e.ctx = p->ctx;
+	/* each worker watches a child of the pipeline's context: a blocked
+	 * receive or emit registers on its context under that context's
+	 * lock, and one shared lock for every worker was contended on every
+	 * hand-off (a carrier blocked on it, with tasks) */
+	int crc = weft_ctx_with_cancel(&w->e.ctx, p->ctx);
+	if (crc) {
+		weft__mutex_lock(&st->lock);
+		ws->used = 0;
+		weft__st64_rlx((uint64_t *)&ws->start, 0);
+		weft__mutex_unlock(&st->lock);
+		free(w);
+		return crc;
+	}
 	w->e.idx = slot;
 	w->e.out = st->nout == 0 ? NULL : st->outs[st->kind == WEFT_STAGE_FAN_OUT ? slot : 0];
 	w->is_task = p->tasks;
@@ -559,13 +608,16 @@ static int spawn(struct stage *st, unsigned slot)
 	reap_locked(p);
 	w->next = p->workers;
 	p->workers = w;
-	int rc;
+	int rc = 0;
 	char name[32];
 	snprintf(name, sizeof name, "%.10s/%u", st->name, slot);
 	if (w->is_task) {
 		weft_task_opts_t o = {.name = name};
 		rc = weft_go_opts(task_main, w, &o);
-	} else {
+		if (rc == -ENOSYS) /* no tasks on this CPU: a thread */
+			w->is_task = 0;
+	}
+	if (!w->is_task) {
 		rc = -pthread_create(&w->thr, NULL, thread_main, w);
 		if (rc == 0)
 			pthread_setname_np(w->thr, name);
@@ -578,6 +630,7 @@ static int spawn(struct stage *st, unsigned slot)
 		weft__st64_rlx((uint64_t *)&ws->start, 0);
 		weft__mutex_unlock(&st->lock);
 		weft_wg_done(&p->wg);
+		weft_ctx_release(w->e.ctx);
 		free(w);
 		return rc;
 	}
@@ -600,6 +653,7 @@ int weft_pipeline_create(weft_pipeline_t **out, weft_ctx_t *parent)
 		return rc;
 	}
 	p->stages_tail = &p->stages;
+	p->tasks = 1; /* the default: see pipeline.h */
 	weft_wg_init(&p->wg);
 	*out = p;
 	return 0;
@@ -660,11 +714,14 @@ static int make_ord(struct stage *st, const weft_stage_opts_t *o)
 		return -ENOMEM;
 	st->ord = od;
 	size_t win = o->window;
-	if (win == 0) {
-		win = 4 * (size_t)st->max_w;
-		if (win < 16)
-			win = 16;
-	}
+	if (win == 0)
+		win = 4 * ORD_BATCH * (size_t)st->max_w;
+	/* a batch at most a share of the window, so every worker can hold one */
+	od->batch = (unsigned)(win / (2 * (size_t)st->max_w));
+	if (od->batch > ORD_BATCH)
+		od->batch = ORD_BATCH;
+	if (od->batch == 0)
+		od->batch = 1;
 	od->window = win;
 	od->slots = calloc(win, sizeof *od->slots);
 	if (!od->slots || weft_chan_create(&od->take, 0, 1) ||
@@ -742,7 +799,10 @@ static int add_stage(weft_pipeline_t *p, int kind, weft_chan_t *const *ins, size
 	st->idle_ns = o->idle_ns ? o->idle_ns : WEFT_STAGE_IDLE_NS;
 	st->ins = calloc(nin ? nin : 1, sizeof *st->ins);
 	st->outs = calloc(nout ? nout : 1, sizeof *st->outs);
-	st->slots = calloc(mx, sizeof *st->slots);
+	/* padded counters: aligned as their type asks */
+	st->slots = aligned_alloc(_Alignof(struct wslot), mx * sizeof *st->slots);
+	if (st->slots)
+		memset(st->slots, 0, mx * sizeof *st->slots);
 	int rc = 0;
 	if (!st->ins || !st->outs || !st->slots)
 		rc = -ENOMEM;

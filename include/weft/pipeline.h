@@ -25,17 +25,26 @@
  * returns 0 (everything ran to its end), that first failure, or the
  * context's error (canceled or timed out before the end).
  *
- * Workers: threads by default (named after the stage, "name/i"), or tasks
- * (weft/task.h) after weft_pipeline_set_tasks(p, 1). The stage loop is the
- * same either way. Measured on the 2-core CI machine (bench `pipeline`
- * family): see README.md, "Pipelines".
+ * Workers: tasks (weft/task.h) by default, or threads (joinable, named
+ * "stage/i") after weft_pipeline_set_tasks(p, 0); the stage loop is the
+ * same either way. Chosen by measurement (bench `pipeline` family, 2-core
+ * VM): a hand-off between tasks is a switch in user space, between threads
+ * a futex sleep and wake-up, so the seed pipeline ran 15x (unbuffered) and
+ * 20x (capacity 64) faster as tasks, see README.md, "Pipelines". Use
+ * threads when fns block outside weft for long (blocking I/O, sleep(3)):
+ * a task doing so holds its carrier (the runtime's monitor then adds
+ * carriers, task.h). weft_sleep and every weft call park a task. Where
+ * tasks are not supported (weft_go: -ENOSYS) workers are threads.
  *
  * Ordered stages (opts.ordered): N workers, outputs in input order (the
  * outputs of one input together, in emit order). Reorder window: at most
- * `window` inputs (default 4 x the most workers, at least 16) between the
+ * `window` inputs (default 64 x the most workers: 512 for 8) between the
  * oldest whose outputs are not yet sent and the newest taken: when one
  * item is slow, the others go on until the window is full, then wait, so
- * memory stays bounded (window x the outputs of one input).
+ * memory stays bounded (window x the outputs of one input). Workers whose
+ * items are quick (under 10 us) take up to min(16, window / (2 x workers))
+ * inputs at a time (one hand-off of the numbering between workers per
+ * batch); slower items go one at a time.
  *
  * Scaling (opts.max_workers > workers): while the stage's buffered input
  * stays more than half full (two looks WEFT_STAGE_SCALE_NS apart), a worker
@@ -73,7 +82,9 @@ typedef struct weft_emit weft_emit_t; /* a worker's way to its output */
  * channel's stats). In an ordered stage the element is held until every
  * earlier input's outputs are sent. Only from the fn it was given to. */
 WEFT_API int weft_emit(weft_emit_t *e, const void *elem);
-/* The pipeline's context, for fn's own blocking calls. */
+/* A context for fn's own blocking calls: the worker's child of the
+ * pipeline's context (done when that is; its own, so that workers do not
+ * contend on one context's lock), valid while fn runs. */
 WEFT_API weft_ctx_t *weft_emit_ctx(const weft_emit_t *e);
 /* Which worker of its stage calls (0 .. workers-1; with scaling, up to
  * max_workers-1): lets a source with N workers split its work. */
@@ -108,8 +119,8 @@ typedef struct weft_stage_opts { /* zeroed fields take defaults */
  * Returns 0, -EINVAL (out NULL) or -ENOMEM. */
 WEFT_API int weft_pipeline_create(weft_pipeline_t **out, weft_ctx_t *parent);
 
-/* Workers of the stages added after this call are tasks (on nonzero) or
- * threads. 0, or -EINVAL (NULL). */
+/* Workers of the stages added after this call are tasks (on nonzero, the
+ * default) or threads. 0, or -EINVAL (NULL). */
 WEFT_API int weft_pipeline_set_tasks(weft_pipeline_t *p, int on);
 
 /* Done on the first failure, cancel, or the parent being done. Owned by
