@@ -75,13 +75,14 @@ void weft__spill_fini(struct weft__spill *sp)
 	sp->wbuf = sp->rbuf = NULL;
 }
 
-/* Write the full write block at woff: 0 or -errno (nothing changed). */
-static int write_block(struct weft__spill *sp)
+/* One block between buf and the file at off, whole (short transfers
+ * continued, EINTR retried): 0 or -errno (a short read at the end: -EIO). */
+static int block_io(int fd, unsigned char *buf, size_t len, uint64_t off, int write)
 {
 	size_t done = 0;
-	while (done < sp->bbytes) {
-		ssize_t k = pwrite(sp->fd, sp->wbuf + done, sp->bbytes - done,
-				   (off_t)(sp->woff + done));
+	while (done < len) {
+		ssize_t k = write ? pwrite(fd, buf + done, len - done, (off_t)(off + done))
+				  : pread(fd, buf + done, len - done, (off_t)(off + done));
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
@@ -91,6 +92,15 @@ static int write_block(struct weft__spill *sp)
 			return -EIO;
 		done += (size_t)k;
 	}
+	return 0;
+}
+
+/* Write the full write block at woff: 0 or -errno (nothing changed). */
+static int write_block(struct weft__spill *sp)
+{
+	int rc = block_io(sp->fd, sp->wbuf, sp->bbytes, sp->woff, 1);
+	if (rc)
+		return rc;
 	sp->woff += sp->bbytes;
 	if (sp->woff > sp->hiwater)
 		sp->hiwater = sp->woff;
@@ -126,19 +136,9 @@ int weft__spill_pop(struct weft__spill *sp, void *elem)
 {
 	if (sp->rr == sp->rn) {
 		if (sp->roff < sp->woff) {
-			size_t done = 0;
-			while (done < sp->bbytes) {
-				ssize_t k = pread(sp->fd, sp->rbuf + done, sp->bbytes - done,
-						  (off_t)(sp->roff + done));
-				if (k < 0) {
-					if (errno == EINTR)
-						continue;
-					return -errno;
-				}
-				if (k == 0)
-					return -EIO;
-				done += (size_t)k;
-			}
+			int rc = block_io(sp->fd, sp->rbuf, sp->bbytes, sp->roff, 0);
+			if (rc)
+				return rc;
 			sp->file_read += sp->bbytes;
 			sp->roff += sp->bbytes;
 			sp->rn = sp->per_block;

@@ -15,7 +15,6 @@
  * Usage: stress_chan_overflow [size] [tests]. size (default 1, may be
  * fractional) multiplies every count; sanitizer builds divide them by 10.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -32,6 +31,7 @@
 
 #include "check.h"
 #include "participant.h"
+#include "tmpdir.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -48,19 +48,6 @@ static uint64_t scaled(double base, uint64_t lo)
 {
 	double v = base * g_size / (SANITIZED ? 10 : 1);
 	return v < (double)lo ? lo : (uint64_t)v;
-}
-
-static int files_in(const char *dir)
-{
-	DIR *d = opendir(dir);
-	CHECK(d != NULL);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			n++;
-	closedir(d);
-	return n;
 }
 
 struct sender {
@@ -188,7 +175,7 @@ static void stress_spill(bool tasks)
 		weft_chan_stats_t st;
 		CHECK_EQ(weft_chan_stats(c, &st), 0);
 		uint64_t spilled = st.spilled, written = st.spill_file_written;
-		CHECK_EQ(files_in(g_dir), 0);
+		CHECK_EQ(dir_entries(g_dir), 0);
 		CHECK_EQ(weft_chan_close(c), 0);
 		for (int i = 0; i < 3; i++)
 			participant_join(tr[i]);
@@ -290,9 +277,7 @@ int main(int argc, char **argv)
 	const char *only = argc > 2 ? argv[2] : NULL;
 	test_watchdog((unsigned)(400 * (g_size < 1 ? 1 : g_size)));
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	const char *tmp = getenv("TMPDIR");
-	snprintf(g_dir, sizeof g_dir, "%s/weft-ovs-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	CHECK(mkdtemp(g_dir) != NULL);
+	make_temp_dir(g_dir, sizeof g_dir, "weft-ovs");
 	for (int tasks = 0; tasks < 2; tasks++) {
 		participants_tasks(tasks);
 		if (!only || strstr(only, "spill"))
@@ -300,7 +285,7 @@ int main(int argc, char **argv)
 		if (!only || strstr(only, "drop"))
 			stress_drop(tasks);
 	}
-	CHECK_EQ(files_in(g_dir), 0);
+	CHECK_EQ(dir_entries(g_dir), 0);
 	CHECK_EQ(rmdir(g_dir), 0);
 	return 0;
 }

@@ -20,7 +20,6 @@
  * Usage: stress_pipeline [size] [tests]. size (default 1, may be
  * fractional) multiplies every count; sanitizer builds divide them by 10.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -37,6 +36,7 @@
 #include <weft/task.h>
 
 #include "check.h"
+#include "tmpdir.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -59,19 +59,6 @@ static uint64_t rnd(uint64_t *s)
 	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
 	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
 	return x ^ (x >> 31);
-}
-
-static int count_threads(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	CHECK(d != NULL);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
 }
 
 static weft_pipeline_t *new_pipeline(weft_ctx_t *parent)

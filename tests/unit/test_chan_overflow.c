@@ -18,7 +18,6 @@
  * Usage: test_chan_overflow [items]   (default 200000; less under sanitizers)
  * No durations are asserted.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -38,6 +37,7 @@
 
 #include "check.h"
 #include "participant.h"
+#include "tmpdir.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -47,19 +47,6 @@
 
 static uint64_t g_items = 200000;
 static char g_dir[256];
-
-static int files_in(const char *dir)
-{
-	DIR *d = opendir(dir);
-	CHECK(d != NULL);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			n++;
-	closedir(d);
-	return n;
-}
 
 static weft_chan_t *mk(int policy, size_t esize, size_t cap)
 {
@@ -294,7 +281,7 @@ static void test_spill_fifo(void)
 {
 	const uint64_t n = g_items / 4;
 	weft_chan_t *c = mk(WEFT_OVERFLOW_SPILL, sizeof(struct big), 8);
-	CHECK_EQ(files_in(g_dir), 0);
+	CHECK_EQ(dir_entries(g_dir), 0);
 	struct big b = {0};
 	for (uint64_t i = 0; i < n; i++) {
 		b.seq = i;
@@ -310,7 +297,7 @@ static void test_spill_fifo(void)
 	CHECK_EQ(st.spill_bytes, (n - 8) * sizeof b);
 	CHECK(st.spill_file_written >= (n - 8 - 2 * 85) * sizeof b);
 	CHECK_EQ(st.overflow, WEFT_OVERFLOW_SPILL);
-	CHECK_EQ(files_in(g_dir), 0); /* the file has no name */
+	CHECK_EQ(dir_entries(g_dir), 0); /* the file has no name */
 	/* half out, then interleave sends and receives across the boundary */
 	uint64_t next = 0, sent = n;
 	for (; next < n / 2; next++) {
@@ -348,7 +335,7 @@ static void test_spill_fifo(void)
 	CHECK_EQ(st.len, 0);
 	CHECK(st.spill_file_read > 0);
 	weft_chan_destroy(c);
-	CHECK_EQ(files_in(g_dir), 0);
+	CHECK_EQ(dir_entries(g_dir), 0);
 }
 
 static void test_spill_max(void)
@@ -535,9 +522,7 @@ int main(int argc, char **argv)
 	else if (SANITIZED)
 		g_items = 20000;
 	test_watchdog(240);
-	const char *tmp = getenv("TMPDIR");
-	snprintf(g_dir, sizeof g_dir, "%s/weft-ovf-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	CHECK(mkdtemp(g_dir) != NULL);
+	make_temp_dir(g_dir, sizeof g_dir, "weft-ovf");
 	RUN(test_bad_input);
 	RUN(test_drop_newest);
 	RUN(test_drop_oldest);
@@ -548,7 +533,7 @@ int main(int argc, char **argv)
 	RUN(test_spill_concurrent_threads);
 	RUN(test_spill_concurrent_tasks);
 	RUN(test_spill_disk_error);
-	CHECK_EQ(files_in(g_dir), 0);
+	CHECK_EQ(dir_entries(g_dir), 0);
 	CHECK_EQ(rmdir(g_dir), 0);
 	printf("test_chan_overflow: passed\n");
 	return 0;

@@ -16,7 +16,6 @@
  * Usage: test_pipeline [items]   (default 200000; less under sanitizers)
  * No durations are asserted.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,6 +32,7 @@
 #include <weft/task.h>
 
 #include "check.h"
+#include "tmpdir.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -54,19 +54,6 @@ static weft_pipeline_t *new_pipeline(weft_ctx_t *parent)
 static void sleep_us(long us)
 {
 	weft_sleep((int64_t)us * 1000);
-}
-
-static int count_threads(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	CHECK(d != NULL);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
 }
 
 /* ---- the seed pipeline ---- */
