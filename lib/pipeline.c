@@ -424,7 +424,9 @@ static int ordered_batch(weft_emit_t *e, weft_chan_t *in, unsigned char *bufs, s
 		 * numbers has no hole) release: the outputs before done, for
 		 * the flusher's acquire */
 		weft__st32_rel(&s->done, 1);
-		if (flrc == 0)
+		/* quick items: one flush for the batch (a flush is a CAS on a
+		 * line every worker writes and a full fence); slow ones at once */
+		if (flrc == 0 && (*kmax == 1 || i + 1 == k))
 			flrc = flush(e);
 	}
 	*kmax = (weft_now() - t0) / k < ORD_FAST_NS ? o->batch : 1;
