@@ -41,9 +41,13 @@ const struct pl_bench_case pl_bench_cases[] = {
 	{"pipeline", "fanout", PL_FANOUT, 64, 8, "weft_threads", 100},
 	{"pipeline", "fanout", PL_FANOUT, 64, 8, "weft_tasks", 10},
 	{"pipeline", "fanout", PL_FANOUT, 64, 8, "go", 10},
-	{"spill", "producer_ahead", PL_SPILL, 1024, 1, "spill", 10},
-	{"spill", "producer_ahead", PL_SPILL, 1024, 1, "raw_write", 10},
-	{"spill", "producer_ahead", PL_SPILL, 1024, 1, "mem_chan", 10},
+	/* workers: the element size here */
+	{"spill", "producer_ahead", PL_SPILL, 1024, 64, "spill", 10},
+	{"spill", "producer_ahead", PL_SPILL, 1024, 64, "raw_write", 10},
+	{"spill", "producer_ahead", PL_SPILL, 1024, 64, "mem_chan", 10},
+	{"spill", "producer_ahead", PL_SPILL, 1024, 1024, "spill", 10},
+	{"spill", "producer_ahead", PL_SPILL, 1024, 1024, "raw_write", 10},
+	{"spill", "producer_ahead", PL_SPILL, 1024, 1024, "mem_chan", 10},
 	{"spill", "drop", PL_DROP, 1024, 1, "block", 1},
 	{"spill", "drop", PL_DROP, 1024, 1, "drop_newest", 1},
 	{"spill", "drop", PL_DROP, 1024, 1, "drop_oldest", 1},
@@ -79,7 +83,7 @@ char *pl_bench_name(char *buf, size_t size, const struct pl_bench_case *c)
 			 c->variant);
 		break;
 	case PL_SPILL:
-		snprintf(buf, size, "spill/producer_ahead/elem:64/%s", c->variant);
+		snprintf(buf, size, "spill/producer_ahead/elem:%u/%s", c->workers, c->variant);
 		break;
 	case PL_DROP:
 		snprintf(buf, size, "spill/drop/cap:%zu/%s", c->capacity, c->variant);
@@ -279,10 +283,7 @@ static int run_go(const struct pl_bench_case *c, uint64_t n, int64_t timeout_ns,
 
 /* ---- spill family ---- */
 
-struct elem64 {
-	uint64_t seq;
-	uint64_t pad[7];
-};
+#define MAX_ELEM 1024
 
 struct consumer {
 	weft_chan_t *c;
@@ -293,9 +294,9 @@ struct consumer {
 static void *consume(void *a)
 {
 	struct consumer *k = a;
-	struct elem64 e;
-	while (weft_chan_recv(k->c, &e) == 0) {
-		if (k->esize == sizeof e && e.seq != k->got)
+	uint64_t e[MAX_ELEM / 8];
+	while (weft_chan_recv(k->c, e) == 0) {
+		if (k->esize >= 16 && e[0] != k->got)
 			k->bad++;
 		k->got++;
 	}
@@ -311,8 +312,10 @@ static const char *tmpdir(void)
 static int run_spill(const struct pl_bench_case *c, uint64_t n, struct pl_bench_result *r)
 {
 	struct bench_meter m = {0};
-	struct elem64 e = {0};
-	uint64_t bytes = n * sizeof e;
+	size_t es = c->workers; /* (the element size, for this family) */
+	uint64_t e[MAX_ELEM / 8] = {0};
+	n = n * 64 / es; /* the same bytes whatever the element size */
+	uint64_t bytes = n * es;
 	bench_peak_rss_reset();
 	if (is(c, "raw_write")) {
 		int fd = open(tmpdir(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -345,22 +348,22 @@ static int run_spill(const struct pl_bench_case *c, uint64_t n, struct pl_bench_
 		close(fd);
 		free(buf);
 	} else {
-		weft_chan_opts_t o = {.elem_size = sizeof e, .capacity = c->capacity,
+		weft_chan_opts_t o = {.elem_size = es, .capacity = c->capacity,
 				      .overflow = is(c, "spill") ? WEFT_OVERFLOW_SPILL
 								 : WEFT_OVERFLOW_BLOCK};
 		weft_chan_t *ch;
 		int rc = weft_chan_create_opts(&ch, &o);
 		if (rc)
 			return fail(r, "create: %s", weft_strerror(rc));
-		struct consumer k = {ch, sizeof e, 0, 0};
+		struct consumer k = {ch, es, 0, 0};
 		pthread_t t;
 		int64_t t0 = bench_now_ns(), t1;
 		bench_meter_start(&m);
 		if (is(c, "mem_chan"))
 			pthread_create(&t, NULL, consume, &k);
 		for (uint64_t i = 0; i < n; i++) {
-			e.seq = i;
-			if ((rc = weft_chan_send(ch, &e)) != 0)
+			e[0] = i;
+			if ((rc = weft_chan_send(ch, e)) != 0)
 				break;
 		}
 		t1 = bench_now_ns();

@@ -21,8 +21,10 @@
  *   fanout:8/cap:C/V    source -> fan_out 8 squaring workers -> fan_in ->
  *                       the caller (the seed's fanOut + FanIn; go: runFanout),
  *                       C in 0 (B / 100) and 64 (B / 10; threads B / 100).
- * spill family (64-byte elements):
- *   producer_ahead/V    B / 10 elements (640 MB at B = 10M) sent by one
+ * spill family:
+ *   producer_ahead/elem:E/V
+ *                       64 B x B / 10 (640 MB at B = 10M) in elements of
+ *                       E = 64 or 1024 bytes, sent by one
  *                       producer with nobody receiving, then drained:
  *                       V = spill: a SPILL channel (ring 1024, 256 KiB
  *                       blocks, the file in $TMPDIR or /tmp); MB/s of the

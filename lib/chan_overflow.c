@@ -22,11 +22,12 @@
  *   found "closed, ring empty, spill empty" (it looks under the lock).
  *
  * Ordering (SPILL wake-ups, Dekker pairs as in chan.c):
- * - A spilling send appends (RMW on count), unlocks (full RMW), then
- *   loads the receivers' waiter count (weft__fence_rmw_load before it); a
- *   receiver registers (RMW on that count), fences, and re-tries, which
- *   reads count (acquire) and looks under the lock. One sees the other.
- * - A receive that took from the spill (RMW on count) wakes senders
+ * - A spilling send appends (count stored under sp_lock), unlocks (an
+ *   xchg: the full barrier), then loads the receivers' waiter count
+ *   (weft__fence_rmw_load before it); a receiver registers (RMW on that
+ *   count), fences, and re-tries, which reads count (acquire) and looks
+ *   under the lock. One sees the other.
+ * - A receive that took from the spill (count stored under sp_lock) wakes senders
  *   waiting at spill_max_bytes the same way; ring pops notify them through
  *   the ring path as for BLOCK (they then re-check the limit).
  */

@@ -1,6 +1,6 @@
 /* lib/spill.c: the SPILL policy's disk queue (see internal/spill.h).
  * Plain code under the owner's lock; `count` is also read lock-free by
- * chan_overflow.c, so it is written with an RMW (the owner's Dekker pairs
+ * chan_overflow.c, so it is stored with release (the owner's Dekker pairs
  * are described there). */
 #include "internal/spill.h"
 
@@ -127,8 +127,10 @@ int weft__spill_push(struct weft__spill *sp, const void *elem)
 	memcpy(sp->wbuf + sp->wn * sp->esize, elem, sp->esize);
 	sp->wn++;
 	sp->pushed++;
-	/* RMW: see chan_overflow.c (the Dekker pairs on count) */
-	weft__faa64(&sp->count, 1);
+	/* release: written under the owner's lock only; read lock-free with
+	 * acquire (chan_overflow.c), whose Dekker pairs get their store-load
+	 * fence from the lock's release (an xchg) */
+	weft__st64_rel(&sp->count, weft__ld64_rlx(&sp->count) + 1);
 	return 0;
 }
 
@@ -164,7 +166,7 @@ int weft__spill_pop(struct weft__spill *sp, void *elem)
 	sp->rr++;
 taken:
 	sp->popped++;
-	/* RMW: see chan_overflow.c */
-	weft__faa64(&sp->count, (uint64_t)-1);
+	/* release: as in push */
+	weft__st64_rel(&sp->count, weft__ld64_rlx(&sp->count) - 1);
 	return 0;
 }

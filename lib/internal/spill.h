@@ -28,8 +28,8 @@ struct weft__spill {
 	size_t rn, rr;    /* read block: elements in it, next to read */
 	uint64_t woff, roff; /* file: blocks on disk are [roff, woff) */
 	uint64_t hiwater;    /* the file's size, for truncation */
-	uint64_t count;      /* elements queued (written under the lock,
-			      * read lock-free: relaxed/RMW, see chan_overflow.c) */
+	uint64_t count;      /* elements queued (stored with release under
+			      * the lock, read lock-free: see chan_overflow.c) */
 	uint64_t pushed, popped;          /* ever (under the lock) */
 	uint64_t file_written, file_read; /* bytes, ever (under the lock) */
 };
