@@ -114,6 +114,7 @@ static int drop_oldest_send(weft_chan_t *ch, struct weft__overflow *ov, const vo
 		/* full: evict the oldest (if a receiver took it first, the
 		 * push simply tries again) */
 		if (weft__ring_pop(&ch->ring, ch->elem_size ? old : NULL) == 0) {
+			/* RMW: a counter for stats only, no data behind it */
 			weft__faa64(&ov->dropped, 1);
 			if (ov->on_drop)
 				ov->on_drop(old, ov->user);
@@ -138,6 +139,8 @@ static int spill_send(weft_chan_t *ch, struct weft__overflow *ov, const void *el
 		if (rc != -EAGAIN)
 			return rc;
 	}
+	/* count is read relaxed below: under sp_lock, which orders every
+	 * store to it */
 	weft__mutex_lock(&ov->sp_lock);
 	if (weft__ring_is_closed(&ch->ring)) {
 		rc = -EPIPE;
@@ -203,6 +206,7 @@ int weft__ov_try(weft_chan_t *ch, int op, void *elem)
 	if (rc == 0) {
 		notify(ch, &ch->recvq, 1);
 	} else if (rc == -EAGAIN) {
+		/* RMW: a counter for stats only, no data behind it */
 		weft__faa64(&ov->dropped, 1);
 		rc = -ENOBUFS;
 	}
@@ -255,6 +259,7 @@ size_t weft__ov_len(const weft_chan_t *ch)
 {
 	size_t n = weft__ring_len(&ch->ring);
 	if (ch->ov->policy == WEFT_OVERFLOW_SPILL)
+		/* relaxed: a snapshot (len) */
 		n += (size_t)weft__ld64_rlx(&ch->ov->sp.count);
 	return n;
 }
@@ -263,6 +268,7 @@ void weft__ov_stats(const weft_chan_t *ch, weft_chan_stats_t *out)
 {
 	struct weft__overflow *ov = ch->ov;
 	out->overflow = ov->policy;
+	/* relaxed: a counter for a snapshot */
 	out->dropped = weft__ld64_rlx(&ov->dropped);
 	if (ov->policy == WEFT_OVERFLOW_DROP_OLDEST) {
 		/* evictions are ring pops that nobody received */
@@ -273,6 +279,7 @@ void weft__ov_stats(const weft_chan_t *ch, weft_chan_stats_t *out)
 		out->spilled = ov->sp.pushed;
 		out->sent += ov->sp.pushed;
 		out->received += ov->sp.popped;
+		/* relaxed (here and above): counters for a snapshot */
 		out->spill_bytes = weft__ld64_rlx(&ov->sp.count) * ch->elem_size;
 		out->spill_file_written = ov->sp.file_written;
 		out->spill_file_read = ov->sp.file_read;

@@ -241,10 +241,12 @@ static int spawn(struct stage *st, unsigned slot);
 /* Retire if more than min_workers run: true if this worker is to go. */
 static bool try_retire(struct stage *st)
 {
+	/* relaxed: the CAS below decides */
 	uint32_t v = weft__ld32_rlx(&st->live);
 	while (v > st->min_w) {
 		/* full RMW: see Ordering (live) */
 		if (weft__cas32(&st->live, &v, v - 1)) {
+			/* RMW: a counter for stats only */
 			weft__faa64(&st->retired, 1);
 			return true;
 		}
@@ -259,10 +261,12 @@ static void maybe_scale(struct stage *st, weft_chan_t *in)
 	size_t cap = weft_chan_cap(in);
 	if (cap == 0 || weft_chan_len(in) * 2 <= cap) {
 		if (weft__ld64_rlx((uint64_t *)&st->backed_since))
+			/* relaxed: a hint */
 			weft__st64_rlx((uint64_t *)&st->backed_since, 0);
 		return;
 	}
 	uint64_t now = (uint64_t)weft_now();
+	/* relaxed: a hint shared by the stage's workers (the CASes decide) */
 	uint64_t bs = weft__ld64_rlx((uint64_t *)&st->backed_since);
 	if (bs == 0) {
 		/* relaxed: a hint shared by the stage's workers */
@@ -274,6 +278,7 @@ static void maybe_scale(struct stage *st, weft_chan_t *in)
 	/* one scaler per interval: the CAS winner */
 	if (!weft__cas64((uint64_t *)&st->backed_since, &bs, now))
 		return;
+	/* relaxed: the CAS below decides */
 	uint32_t v = weft__ld32_rlx(&st->live);
 	while (v < st->max_w) {
 		/* full RMW: counted before it starts (see Ordering, live) */
@@ -282,6 +287,7 @@ static void maybe_scale(struct stage *st, weft_chan_t *in)
 			 * without its addition */
 			weft__faa64(&st->added, 1);
 			if (spawn(st, UINT32_MAX) != 0) {
+				/* full RMWs: undo the counts (see Ordering, live) */
 				weft__faa64(&st->added, (uint64_t)-1);
 				weft__faa32(&st->live, (uint32_t)-1);
 			}
@@ -334,6 +340,7 @@ static int flush(weft_emit_t *e)
 		if (!weft__cas32(&o->flushing, &zero, 1))
 			return 0;
 		int rc = 0;
+		/* relaxed: ours while we hold the flag (acquired by the CAS above) */
 		uint64_t next = weft__ld64_rlx(&o->next_out), freed = 0;
 		for (;;) {
 			struct oslot *s = &o->slots[next % o->window];
@@ -343,6 +350,7 @@ static int flush(weft_emit_t *e)
 			for (size_t i = 0; i < s->n && rc == 0; i++)
 				rc = send_out(e, e->out, s->buf + i * es);
 			s->n = 0;
+			/* relaxed: the slot goes back with its room token (a channel op: release) */
 			weft__st32_rlx(&s->done, 0);
 			next++;
 			/* relaxed: the flusher's own; handed over by flushing */
@@ -361,6 +369,7 @@ static int flush(weft_emit_t *e)
 			return rc;
 		/* store-load: the flag cleared before looking at done again */
 		weft__fence_sc();
+		/* relaxed: next_out is written only by flushers, handed over by the flag */
 		struct oslot *s = &o->slots[weft__ld64_rlx(&o->next_out) % o->window];
 		if (!weft__ld32_acq(&s->done))
 			return 0;
@@ -512,6 +521,7 @@ static void worker_main(struct worker *w)
 	/* leave the slot: the occupant's time goes to the totals */
 	int64_t now = weft_now();
 	cnt_add(&e->slot->alive_ns, (uint64_t)(now - e->slot->start));
+	/* relaxed: stats' snapshot only */
 	weft__st64_rlx((uint64_t *)&e->slot->start, 0);
 	weft__mutex_lock(&st->lock);
 	e->slot->used = 0;
@@ -581,6 +591,7 @@ static int spawn(struct stage *st, unsigned slot)
 	}
 	struct wslot *ws = &st->slots[slot];
 	ws->used = 1;
+	/* relaxed: stats' snapshot only (the slot's hand-over is under st->lock) */
 	weft__st64_rlx((uint64_t *)&ws->start, (uint64_t)weft_now());
 	weft__mutex_unlock(&st->lock);
 
@@ -596,6 +607,7 @@ static int spawn(struct stage *st, unsigned slot)
 	if (crc) {
 		weft__mutex_lock(&st->lock);
 		ws->used = 0;
+		/* relaxed: stats' snapshot only */
 		weft__st64_rlx((uint64_t *)&ws->start, 0);
 		weft__mutex_unlock(&st->lock);
 		free(w);
@@ -629,6 +641,7 @@ static int spawn(struct stage *st, unsigned slot)
 		weft__mutex_unlock(&p->lock);
 		weft__mutex_lock(&st->lock);
 		ws->used = 0;
+		/* relaxed: stats' snapshot only */
 		weft__st64_rlx((uint64_t *)&ws->start, 0);
 		weft__mutex_unlock(&st->lock);
 		weft_wg_done(&p->wg);
@@ -922,6 +935,7 @@ int weft_pipeline_wait(weft_pipeline_t *p)
 	weft__mutex_unlock(&p->lock);
 	/* after weft_wg_wait: every worker's record and ctx_exit are seen */
 	int rc = (int)weft__ld32_rlx(&p->err);
+	/* relaxed: after weft_wg_wait, whose acquire orders every worker's store */
 	if (rc == 0 && weft__ld32_rlx(&p->ctx_exit)) {
 		rc = weft_ctx_err(p->ctx);
 		if (rc == 0)
@@ -974,6 +988,7 @@ long weft_pipeline_stats(weft_pipeline_t *p, weft_stage_stats_t *out, size_t n)
 		uint64_t alive = 0, wait = 0;
 		for (unsigned i = 0; i < st->max_w; i++) {
 			struct wslot *w = &st->slots[i];
+			/* relaxed: one writer (the occupant), a snapshot here */
 			s->in += weft__ld64_rlx(&w->in);
 			s->out += weft__ld64_rlx(&w->out);
 			s->failures += weft__ld64_rlx(&w->failures);
@@ -984,6 +999,7 @@ long weft_pipeline_stats(weft_pipeline_t *p, weft_stage_stats_t *out, size_t n)
 				alive += (uint64_t)(now - start);
 		}
 		s->busy_ns = alive > wait ? alive - wait : 0;
+		/* relaxed loads (here and below): a snapshot of counters, no data behind them */
 		s->workers = weft__ld32_rlx(&st->live);
 		s->min_workers = st->min_w;
 		s->max_workers = st->max_w;
