@@ -92,6 +92,7 @@ struct weft_emit {
 	unsigned idx;
 	struct oslot *held; /* ordered: this input's outputs go here */
 	bool retiring;      /* take() returned RETIRE */
+	uint32_t nwaits;    /* blocking waits so far (wait_begin) */
 };
 
 struct worker {
@@ -176,15 +177,32 @@ static void worker_failed(weft_emit_t *e, int rc)
 	record(p, rc);
 }
 
+/* Waiting time (for busy_ns) is sampled: one blocking wait in WAIT_SAMPLE
+ * is timed and counted WAIT_SAMPLE times. Two clock reads per wait were a
+ * quarter of the CPU of an unbuffered pipeline (perf stat, 500k items
+ * through 4 stages: ~320 ms against ~250 without them). */
+#define WAIT_SAMPLE 8
+
+static inline int64_t wait_begin(weft_emit_t *e)
+{
+	return ++e->nwaits % WAIT_SAMPLE == 0 ? weft_now() : 0;
+}
+
+static inline void wait_end(weft_emit_t *e, int64_t t0)
+{
+	if (t0)
+		cnt_add(&e->slot->wait_ns, WAIT_SAMPLE * (uint64_t)(weft_now() - t0));
+}
+
 /* Send to the worker's output, watching the context. 0 (sent, or dropped
  * by a DROP_NEWEST output), or an error. */
 static int send_out(weft_emit_t *e, weft_chan_t *out, const void *elem)
 {
 	int rc = weft_chan_try_send(out, elem);
 	if (rc == -EAGAIN) {
-		int64_t t0 = weft_now();
+		int64_t t0 = wait_begin(e);
 		rc = weft_chan_send_ctx(out, elem, e->ctx);
-		cnt_add(&e->slot->wait_ns, (uint64_t)(weft_now() - t0));
+		wait_end(e, t0);
 	}
 	if (rc == 0)
 		cnt_add(&e->slot->out, 1);
@@ -309,7 +327,7 @@ static int take(weft_emit_t *e, weft_chan_t *in, void *buf)
 	rc = weft_chan_try_recv(in, buf);
 	if (rc != -EAGAIN)
 		return rc;
-	int64_t t0 = weft_now();
+	int64_t t0 = wait_begin(e);
 	if (st->max_w > st->min_w) {
 		for (;;) {
 			rc = weft__chan_recv_until_ctx(in, buf, weft_now() + st->idle_ns, e->ctx);
@@ -324,7 +342,7 @@ static int take(weft_emit_t *e, weft_chan_t *in, void *buf)
 	} else {
 		rc = weft_chan_recv_ctx(in, buf, e->ctx);
 	}
-	cnt_add(&e->slot->wait_ns, (uint64_t)(weft_now() - t0));
+	wait_end(e, t0);
 	return rc;
 }
 

@@ -191,7 +191,8 @@ typedef struct weft_stage_stats {
 	uint64_t workers_added;   /* by scaling */
 	uint64_t workers_retired; /* by scaling */
 	uint64_t busy_ns;       /* summed over workers: time alive and not
-				 * waiting for input or for room in the output */
+				 * waiting for input or for room in the output
+				 * (an estimate: one blocking wait in 8 is timed) */
 	size_t in_len;          /* the input's weft_chan_len (fan_in: the sum) */
 	size_t out_len;         /* the output's (fan_out: the sum) */
 } weft_stage_stats_t;
