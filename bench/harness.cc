@@ -68,6 +68,7 @@
 #include "chan.h"
 #include "sync.h"
 #include "pool.h"
+#include "pipeline.h"
 
 namespace {
 
@@ -529,6 +530,60 @@ void register_breaker()
 	}
 }
 
+void run_pipeline(benchmark::State &state, const pl_bench_case *c, const std::string &name)
+{
+	totals t;
+	double bytes = 0, wr = 0, rd = 0;
+
+	progress(name);
+	for (auto _ : state) {
+		pl_bench_result r;
+
+		if (pl_bench_run(c, params.base_items, params.timeout_ns, &r) != 0) {
+			any_failed = true;
+			state.SkipWithError(r.error);
+			break;
+		}
+		state.SetIterationTime(static_cast<double>(r.wall_ns) / 1e9);
+		t.add(r.wall_ns, r.cpu_ns, r.items, r.ctx_switches, r.peak_rss_kb);
+		bytes += static_cast<double>(r.bytes);
+		wr += static_cast<double>(r.write_ns);
+		rd += static_cast<double>(r.read_ns);
+	}
+	if (t.wall == 0)
+		return; // failed
+	t.report(state);
+	auto &k = state.counters;
+	if (c->kind == PL_SPILL) {
+		// MB/s (10^6 bytes) of the send phase, the drain phase, overall
+		k["write_MBps"] = bytes / wr * 1e3;
+		k["read_MBps"] = bytes / rd * 1e3;
+		k["MBps"] = bytes / t.wall * 1e3;
+	} else if (c->kind == PL_DROP) {
+		k["dropped"] = bytes / static_cast<double>(state.iterations());
+	}
+}
+
+// The pipeline and spill families: one benchmark per case (bench/pipeline.c).
+void register_pipeline()
+{
+	char name[160];
+
+	for (size_t i = 0; i < pl_bench_ncases; i++) {
+		const pl_bench_case *c = &pl_bench_cases[i];
+
+		if (!pl_bench_supported(c))
+			continue;
+		pl_bench_name(name, sizeof name, c);
+		prog.names.push_back(name);
+		benchmark::RegisterBenchmark(name, run_pipeline, c, std::string(name))
+			->Iterations(1)
+			->UseManualTime()
+			->MeasureProcessCPUTime()
+			->Unit(benchmark::kMillisecond);
+	}
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -537,6 +592,7 @@ int main(int argc, char **argv)
 	register_all();
 	register_pool();
 	register_breaker();
+	register_pipeline();
 	benchmark::Initialize(&argc, argv);
 	if (benchmark::ReportUnrecognizedArguments(argc, argv))
 		return 2;

@@ -11,5 +11,6 @@
 #include <weft/pool.h>
 #include <weft/task.h>
 #include <weft/breaker.h>
+#include <weft/pipeline.h>
 
 #endif /* WEFT_H */

@@ -52,6 +52,30 @@ int weft_chan_create(weft_chan_t **out, size_t elem_size, size_t capacity)
 	}
 	ch->elem_size = elem_size;
 	ch->cap = capacity;
+	ch->quick_send = capacity;
+	ch->plain_buffered = capacity;
+	*out = ch;
+	return 0;
+}
+
+int weft_chan_create_opts(weft_chan_t **out, const weft_chan_opts_t *opts)
+{
+	if (!out || !opts)
+		return -EINVAL;
+	if (opts->overflow == WEFT_OVERFLOW_BLOCK)
+		return weft_chan_create(out, opts->elem_size, opts->capacity);
+	if (opts->overflow < WEFT_OVERFLOW_BLOCK || opts->overflow > WEFT_OVERFLOW_SPILL ||
+	    opts->capacity == 0 || (opts->overflow == WEFT_OVERFLOW_SPILL && opts->elem_size == 0))
+		return -EINVAL;
+	weft_chan_t *ch;
+	int rc = weft_chan_create(&ch, opts->elem_size, opts->capacity);
+	if (rc)
+		return rc;
+	rc = weft__ov_init(ch, opts);
+	if (rc) {
+		weft_chan_destroy(ch);
+		return rc;
+	}
 	*out = ch;
 	return 0;
 }
@@ -60,12 +84,15 @@ void weft_chan_destroy(weft_chan_t *ch)
 {
 	if (!ch)
 		return;
+	weft__ov_free(ch->ov);
 	weft__ring_fini(&ch->ring);
 	free(ch);
 }
 
 size_t weft_chan_len(const weft_chan_t *ch)
 {
+	if (ch && ch->ov)
+		return weft__ov_len(ch);
 	return ch ? weft__ring_len(&ch->ring) : 0;
 }
 
@@ -168,8 +195,9 @@ static int try_unbuffered(weft_chan_t *ch, int op, void *elem, const weft__waite
 int weft__chan_try(weft_chan_t *ch, int op, void *elem, const weft__waiter_t *self)
 {
 	int rc;
-	if (ch->cap == 0)
-		return try_unbuffered(ch, op, elem, self);
+	/* one test for both: unbuffered, or an overflow policy */
+	if (ch->plain_buffered == 0)
+		return ch->cap == 0 ? try_unbuffered(ch, op, elem, self) : weft__ov_try(ch, op, elem);
 	if (op == WEFT_SEND)
 		rc = weft__ring_push(&ch->ring, elem);
 	else
@@ -181,6 +209,8 @@ int weft__chan_try(weft_chan_t *ch, int op, void *elem, const weft__waiter_t *se
 
 bool weft__chan_ready(weft_chan_t *ch, int op)
 {
+	if (ch->ov)
+		return weft__ov_ready(ch, op);
 	if (ch->cap) {
 		return op == WEFT_RECV ? weft__ring_can_pop(&ch->ring)
 				       : weft__ring_can_push(&ch->ring);
@@ -203,6 +233,8 @@ void weft__chan_version(weft_chan_t *ch, int op, uint64_t v[2])
 
 bool weft__chan_ready_at(weft_chan_t *ch, int op, const uint64_t v[2])
 {
+	if (ch->ov && weft__ov_ready(ch, op))
+		return true;
 	if (ch->cap)
 		return weft__ring_ready_at(&ch->ring, v, op == WEFT_RECV);
 	if (v[0])
@@ -384,6 +416,35 @@ static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t de
 	}
 }
 
+/* Overflow policies: one attempt under the policy first (it never waits
+ * for room, except SPILL at its limit), then the common blocking loop. A
+ * context already done fails the call first, as in chan_block. */
+static __attribute__((noinline)) long ov_block(weft_chan_t *ch, int op, void *elem,
+					       int64_t deadline, weft_ctx_t *ctx)
+{
+	if (ctx) {
+		int e = weft_ctx_err(ctx);
+		if (e)
+			return e;
+	}
+	int rc = weft__ov_try(ch, op, elem);
+	if (rc != -EAGAIN)
+		return rc == 0 ? 1 : rc;
+	return chan_block(ch, op, elem, 0, deadline, ctx);
+}
+
+/* Bulk under a policy: the first as a single blocking call, then as many
+ * more as go without waiting. */
+static long ov_many(weft_chan_t *ch, int op, unsigned char *elems, size_t n)
+{
+	long rc = ov_block(ch, op, elems, WEFT_FOREVER, NULL);
+	if (rc < 0)
+		return rc;
+	if (n == 1)
+		return 1;
+	return 1 + (long)weft__ov_more(ch, op, elems ? elems + ch->elem_size : NULL, n - 1);
+}
+
 static inline int check_args(const weft_chan_t *ch, const void *elem)
 {
 	if (!ch || (!elem && ch->elem_size))
@@ -401,13 +462,15 @@ int weft_chan_send(weft_chan_t *ch, const void *elem)
 	int rc = check_args(ch, elem);
 	if (rc)
 		return rc;
-	if (__builtin_expect(ch->cap != 0, 1)) {
+	if (__builtin_expect(ch->quick_send != 0, 1)) {
 		if (weft__ring_push_quick(&ch->ring, elem) == 0) {
 			notify_other(ch, WEFT_SEND, 1);
 			return 0;
 		}
 	}
-	long r = chan_block(ch, WEFT_SEND, (void *)elem, 0, WEFT_FOREVER, NULL);
+	long r = __builtin_expect(ch->ov != NULL, 0)
+			 ? ov_block(ch, WEFT_SEND, (void *)elem, WEFT_FOREVER, NULL)
+			 : chan_block(ch, WEFT_SEND, (void *)elem, 0, WEFT_FOREVER, NULL);
 	return r > 0 ? 0 : (int)r;
 }
 
@@ -422,7 +485,9 @@ int weft_chan_recv(weft_chan_t *ch, void *elem)
 			return 0;
 		}
 	}
-	long r = chan_block(ch, WEFT_RECV, elem, 0, WEFT_FOREVER, NULL);
+	long r = __builtin_expect(ch->ov != NULL, 0)
+			 ? ov_block(ch, WEFT_RECV, elem, WEFT_FOREVER, NULL)
+			 : chan_block(ch, WEFT_RECV, elem, 0, WEFT_FOREVER, NULL);
 	return r > 0 ? 0 : (int)r;
 }
 
@@ -431,7 +496,8 @@ int weft_chan_send_until(weft_chan_t *ch, const void *elem, int64_t deadline)
 	int rc = check_args(ch, elem);
 	if (rc)
 		return rc;
-	long r = chan_block(ch, WEFT_SEND, (void *)elem, 0, deadline, NULL);
+	long r = ch->ov ? ov_block(ch, WEFT_SEND, (void *)elem, deadline, NULL)
+			: chan_block(ch, WEFT_SEND, (void *)elem, 0, deadline, NULL);
 	return r > 0 ? 0 : (int)r;
 }
 
@@ -440,7 +506,8 @@ int weft_chan_recv_until(weft_chan_t *ch, void *elem, int64_t deadline)
 	int rc = check_args(ch, elem);
 	if (rc)
 		return rc;
-	long r = chan_block(ch, WEFT_RECV, elem, 0, deadline, NULL);
+	long r = ch->ov ? ov_block(ch, WEFT_RECV, elem, deadline, NULL)
+			: chan_block(ch, WEFT_RECV, elem, 0, deadline, NULL);
 	return r > 0 ? 0 : (int)r;
 }
 
@@ -449,7 +516,8 @@ int weft_chan_send_ctx(weft_chan_t *ch, const void *elem, weft_ctx_t *ctx)
 	int rc = check_args(ch, elem);
 	if (rc || !ctx)
 		return -EINVAL;
-	long r = chan_block(ch, WEFT_SEND, (void *)elem, 0, WEFT_FOREVER, ctx);
+	long r = ch->ov ? ov_block(ch, WEFT_SEND, (void *)elem, WEFT_FOREVER, ctx)
+			: chan_block(ch, WEFT_SEND, (void *)elem, 0, WEFT_FOREVER, ctx);
 	return r > 0 ? 0 : (int)r;
 }
 
@@ -458,7 +526,8 @@ int weft_chan_recv_ctx(weft_chan_t *ch, void *elem, weft_ctx_t *ctx)
 	int rc = check_args(ch, elem);
 	if (rc || !ctx)
 		return -EINVAL;
-	long r = chan_block(ch, WEFT_RECV, elem, 0, WEFT_FOREVER, ctx);
+	long r = ch->ov ? ov_block(ch, WEFT_RECV, elem, WEFT_FOREVER, ctx)
+			: chan_block(ch, WEFT_RECV, elem, 0, WEFT_FOREVER, ctx);
 	return r > 0 ? 0 : (int)r;
 }
 
@@ -494,6 +563,8 @@ long weft_chan_send_many(weft_chan_t *ch, const void *elems, size_t n)
 		return -EINVAL;
 	if (ch->cap == 0)
 		return many_unbuffered(ch, WEFT_SEND, (unsigned char *)elems, n);
+	if (ch->ov)
+		return ov_many(ch, WEFT_SEND, (unsigned char *)elems, n);
 	return chan_block(ch, WEFT_SEND, (void *)elems, n, WEFT_FOREVER, NULL);
 }
 
@@ -504,6 +575,8 @@ long weft_chan_recv_many(weft_chan_t *ch, void *elems, size_t max)
 		return -EINVAL;
 	if (ch->cap == 0)
 		return many_unbuffered(ch, WEFT_RECV, elems, max);
+	if (ch->ov)
+		return ov_many(ch, WEFT_RECV, elems, max);
 	return chan_block(ch, WEFT_RECV, elems, max, WEFT_FOREVER, NULL);
 }
 
@@ -511,12 +584,47 @@ int weft_chan_close(weft_chan_t *ch)
 {
 	if (!ch)
 		return -EINVAL;
-	int rc = weft__ring_close(&ch->ring);
+	int rc = ch->ov ? weft__ov_close(ch) : weft__ring_close(&ch->ring);
 	if (rc)
 		return rc;
 	weft__mutex_lock(&ch->lock);
 	weft__waitq_notify_all(&ch->recvq);
 	weft__waitq_notify_all(&ch->sendq);
 	weft__mutex_unlock(&ch->lock);
+	return 0;
+}
+
+/* For compositions (pipeline.c): a receive that ends at the earlier of an
+ * absolute deadline and ctx being done (-ETIMEDOUT / ctx's error). */
+int weft__chan_recv_until_ctx(weft_chan_t *ch, void *elem, int64_t deadline, weft_ctx_t *ctx)
+{
+	int rc = check_args(ch, elem);
+	if (rc || !ctx)
+		return -EINVAL;
+	long r = chan_block(ch, WEFT_RECV, elem, 0, deadline, ctx);
+	return r > 0 ? 0 : (int)r;
+}
+
+/* Ring positions count operations: lap * cap + index. */
+static uint64_t ring_ops(const struct weft__ring *r, uint64_t pos)
+{
+	pos &= ~WEFT__RING_CLOSED;
+	return (pos / r->one_lap) * r->cap + (pos & (r->one_lap - 1));
+}
+
+int weft_chan_stats(const weft_chan_t *ch, weft_chan_stats_t *out)
+{
+	if (!ch || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof *out);
+	if (ch->cap) {
+		uint64_t pos[2];
+		weft__ring_positions(&ch->ring, pos);
+		out->sent = ring_ops(&ch->ring, pos[0]);
+		out->received = ring_ops(&ch->ring, pos[1]);
+	}
+	out->len = weft_chan_len(ch);
+	if (ch->ov)
+		weft__ov_stats(ch, out); /* adjusts sent/received for its policy */
 	return 0;
 }

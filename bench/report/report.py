@@ -49,6 +49,10 @@ METRICS = ("items_per_second", "ns_per_item", "cpu_ns_per_item", "cpu_util",
 METRICS += ("ctx_switches_per_item", "peak_rss_kb", "futex_wakes_per_item")
 # the channel family's: weft's futex syscalls per item (weft rows only)
 METRICS += ("futex_per_item",)
+# the pipeline and spill families (bench/pipeline.h): MB/s, dropped elements
+METRICS += ("write_MBps", "read_MBps", "MBps", "dropped")
+# their families in the report (their own panel, pipeline_panel())
+PL_FAMILIES = ("stages", "spill")
 FAMILY_ORDER = ("floor", "seq", "spsc", "mpsc", "spmc", "mpmc", "select_rx", "select_both",
                 "select_try", "pingpong", "pipeline", "fanout", "seedpool", "idle", "scale", "sync",
                 "pool", "breaker")
@@ -111,6 +115,10 @@ def parse_name(name):
     if len(parts) >= 3 and parts[0] == "pool":
         # pool/seed/workers:100/queue:200/weft -> (pool, seed/workers:100/queue:200, weft)
         return "pool", "/".join(parts[1:-1]), parts[-1]
+    if len(parts) >= 3 and parts[0] in ("pipeline", "spill"):
+        # pipeline/seed/cap:64/weft_tasks -> (stages, seed/cap:64, weft_tasks);
+        # "stages": not chan/pipeline (the hand-written seed pipeline)
+        return ("stages" if parts[0] == "pipeline" else "spill"), "/".join(parts[1:-1]), parts[-1]
     if len(parts) < 3 or parts[0] != "chan":
         return None
     return parts[1], "/".join(parts[2:-1]), parts[-1]
@@ -381,6 +389,61 @@ SCALE_NOTE = ("scale: spsc at capacity 1024 with 0.1x, 1x and 10x the base items
 
 # report-wide state the tables read (the groups, for the floor)
 groups_ctx = {}
+
+
+PIPELINE_NOTE = ("stages: the weft_pipeline library (bench/pipeline.h). seed: generate -> "
+                 "square -> keep even -> a drain sink, one worker each; fanout: source -> "
+                 "fan_out 8 squaring workers -> fan_in -> drain; go: Go's runtime on the same "
+                 "program in the same run; ordered: one stage of N workers, ~200 ns of "
+                 "arithmetic per item, workers as tasks (the default). Ratios are of ns/item "
+                 "measured in this run (lower is faster). spill: 64-byte elements sent by a "
+                 "producer with nobody receiving, then drained: MB/s of the send phase against "
+                 "pwrite of the same bytes in 256 KiB blocks to an unlinked file in the same "
+                 "directory (raw_write), and a BLOCK channel with both sides running "
+                 "(mem_chan). drop: one producer into a channel of 1024 with a consumer: ns per "
+                 "send, DROP_* against the plain ring (block).")
+
+
+def pipeline_panel(groups):
+    """the pipeline and spill families: (header, body) rows with the
+    within-run ratios the issue asks for, or None"""
+    st, sp = groups.get("stages", {}), groups.get("spill", {})
+    if not st and not sp:
+        return None
+    body = []
+
+    def nsi(case, strat, fam=st):
+        r = fam.get(case, {}).get(strat)
+        return r.get("ns_per_item") if r and not r.error else None
+
+    def rx(a, b):
+        return "%.2fx" % (a / b) if a and b else "-"
+
+    for case in [c for c in st if c.startswith("seed/") or c.startswith("fanout")]:
+        t, k, g = nsi(case, "weft_threads"), nsi(case, "weft_tasks"), nsi(case, "go")
+        body.append([case, "threads %s, tasks %s, go %s ns/item" % (ns(t), ns(k), ns(g)),
+                     "tasks/go %s, threads/go %s" % (rx(k, g), rx(t, g))])
+    for case in [c for c in st if c.startswith("ordered/")]:
+        u, o = nsi(case, "unordered"), nsi(case, "ordered")
+        body.append([case, "unordered %s, ordered %s ns/item" % (ns(u), ns(o)),
+                     "ordered/unordered %s" % rx(o, u)])
+    for case, rows in sp.items():
+        if case.startswith("producer_ahead"):
+            def m(strat, k):
+                r = rows.get(strat)
+                return r.get(k) if r and not r.error else None
+            w, raw = m("spill", "write_MBps"), m("raw_write", "write_MBps")
+            body.append([case, "spill: write %s, read %s, overall %s MB/s; raw_write %s; "
+                         "mem_chan %s MB/s" % (f2(w), f2(m("spill", "read_MBps")),
+                                               f2(m("spill", "MBps")), f2(raw),
+                                               f2(m("mem_chan", "MBps"))),
+                         "spill write/raw write %s" % (rx(w, raw))])
+        else:
+            b, n, o = (nsi(case, v, sp) for v in ("block", "drop_newest", "drop_oldest"))
+            body.append([case, "block %s, drop_newest %s, drop_oldest %s ns/send" %
+                         (ns(b), ns(n), ns(o)),
+                         "speed vs block: newest %s, oldest %s" % (rx(b, n), rx(b, o))])
+    return ["case", "figures", "ratio (same run)"], body
 
 
 def floor_table(groups):
@@ -795,6 +858,9 @@ def main(argv=None):
         print("== hardware floor")
         print(text_table(ft[0], ft[1], 1))
         print()
+    # the pipeline families have their own panel, not the matrices and plots
+    pl_groups = groups
+    groups = {f: c for f, c in groups.items() if f not in PL_FAMILIES}
     sh, sb, gmean, n = summary(groups)
     if sb:
         md += ["## Summary: weft speed / %s speed" % BASELINE, "", md_table(sh, sb, 1), ""]
@@ -803,8 +869,8 @@ def main(argv=None):
         print(text_table(sh, sb, 1))
         print("geometric mean: %s\n" % x(gmean))
     for family, cases in groups.items():
-        if family == "floor":
-            continue  # the table on top
+        if family == "floor" or family in PL_FAMILIES:
+            continue  # the table on top; the pipeline panel below
         header, body, notes = table(family, cases)
         print("== %s" % family)
         print(text_table(header, body))
@@ -828,6 +894,14 @@ def main(argv=None):
         md += ["FAILED: " + n + "  " for n in notes] + ([""] if notes else [])
     if "scale" in groups:
         md += [SCALE_NOTE, ""]
+    pp = pipeline_panel(pl_groups)
+    if pp and pp[1]:
+        md += ["## Pipelines, overflow policies", "", md_table(pp[0], pp[1], 3), "",
+               PIPELINE_NOTE, ""]
+        print("== pipelines, overflow policies")
+        print(text_table(pp[0], pp[1], 3))
+        print(PIPELINE_NOTE)
+        print()
     if not args.no_plot:
         for name, fn, title in (("throughput.png", plot, "throughput by strategy"),
                                 ("scaling.png", plot_scaling, "throughput against threads"),

@@ -103,7 +103,8 @@ WEFT_API long weft_chan_recv_many(weft_chan_t *ch, void *elems, size_t max);
 WEFT_API int weft_chan_close(weft_chan_t *ch);
 
 /* Elements buffered now (a snapshot; 0 for unbuffered channels, even while
- * senders wait; never more than cap). NULL: 0. */
+ * senders wait; never more than cap, except under SPILL, where it
+ * counts the disk too). NULL: 0. */
 WEFT_API size_t weft_chan_len(const weft_chan_t *ch);
 /* Capacity given at create. NULL: 0. */
 WEFT_API size_t weft_chan_cap(const weft_chan_t *ch);
@@ -111,6 +112,86 @@ WEFT_API size_t weft_chan_cap(const weft_chan_t *ch);
 WEFT_API size_t weft_chan_elem_size(const weft_chan_t *ch);
 /* Nonzero once closed (buffered elements may remain). NULL: 0. */
 WEFT_API int weft_chan_is_closed(const weft_chan_t *ch);
+
+/* ---- overflow policies ------------------------------------------------- *
+ *
+ * What a send does when a buffered channel is full. BLOCK is the plain
+ * channel above (it waits for room). The others never wait for room:
+ * - DROP_NEWEST: the element is not queued (it stays the caller's), is
+ *   counted in `dropped`, and the send returns -ENOBUFS: every send
+ *   variant (try, a passed deadline, a select SEND case, which is then
+ *   ready and reports err = -ENOBUFS).
+ * - DROP_OLDEST: the oldest buffered element is evicted (handed to
+ *   on_drop(elem, user) once, on the evicting sender's thread before its
+ *   send returns; on_drop must not call this channel), counted in
+ *   `dropped`, and the send returns 0. Elements still buffered at destroy
+ *   are not passed to on_drop.
+ * - SPILL: what does not fit in memory goes to a file and comes back in
+ *   FIFO order, exactly once, with any number of senders and receivers:
+ *   FIFO per sender, and across senders for sends ordered by
+ *   happens-before (one returned before the other began). The file is
+ *   created at weft_chan_create_opts in spill_dir (NULL: $TMPDIR, else
+ *   /tmp) with O_TMPFILE, or, where the file system lacks it, created
+ *   and unlinked at once: it never has a name while in use, a crash leaves
+ *   nothing, and destroy closes it. Spilled elements are buffered in two
+ *   blocks of spill_block_bytes (default 256 KiB) and written and read a
+ *   block at a time (one pwrite/pread per block, not per element); a short
+ *   overflow that fits in the write block never touches the disk. At
+ *   spill_max_bytes (elements spilled and not yet received x elem_size; 0:
+ *   no limit) a send waits for room as under BLOCK (try_send: -EAGAIN). A
+ *   disk error (ENOSPC, EIO, EFBIG from RLIMIT_FSIZE, which also sends
+ *   SIGXFSZ: ignore that signal to get the error) fails the send that
+ *   needed the write with that negative errno: its element was not
+ *   queued, and every element accepted before stays queued and is
+ *   delivered (the write is retried by the next send that needs it). A
+ *   read error fails the receive with its errno (nothing taken).
+ *   elem_size 0 is -EINVAL with SPILL.
+ * len counts the elements in memory and on disk (it may exceed cap under
+ * SPILL); cap is the memory capacity. Close, drain and -EPIPE are as for
+ * BLOCK, spilled elements included. */
+enum {
+	WEFT_OVERFLOW_BLOCK = 0,
+	WEFT_OVERFLOW_DROP_NEWEST = 1,
+	WEFT_OVERFLOW_DROP_OLDEST = 2,
+	WEFT_OVERFLOW_SPILL = 3
+};
+
+typedef struct weft_chan_opts { /* zeroed fields take defaults */
+	size_t elem_size;
+	size_t capacity;   /* in memory; must be > 0 for every policy but BLOCK */
+	int overflow;      /* WEFT_OVERFLOW_* */
+	void (*on_drop)(void *elem, void *user); /* DROP_OLDEST: each evicted element, once */
+	void *user;
+	const char *spill_dir;      /* SPILL: directory of the file; NULL: $TMPDIR or /tmp */
+	uint64_t spill_max_bytes;   /* SPILL: 0: no limit; at the limit sends block as BLOCK */
+	size_t spill_block_bytes;   /* SPILL: write/read unit; 0: 256 KiB (at least one element) */
+} weft_chan_opts_t;
+
+/* Create a channel as weft_chan_create, with a policy. Returns 0, -EINVAL
+ * (out or opts NULL; an unknown policy; a policy other than BLOCK with
+ * capacity 0; SPILL with elem_size 0), -ENOMEM, or the negative errno of
+ * creating the spill file (-ENOENT: no such spill_dir, -EACCES, ...).
+ * *out is set only on success. */
+WEFT_API int weft_chan_create_opts(weft_chan_t **out, const weft_chan_opts_t *opts);
+
+typedef struct weft_chan_stats {
+	uint64_t sent;      /* elements accepted (a DROP_NEWEST refusal is not sent) */
+	uint64_t received;  /* elements received (evictions are not received) */
+	uint64_t dropped;   /* DROP_NEWEST refusals, DROP_OLDEST evictions */
+	uint64_t spilled;   /* SPILL: elements that went past the memory ring */
+	size_t len;         /* in memory and on disk */
+	uint64_t spill_bytes;         /* spilled, not yet received, x elem_size */
+	uint64_t spill_file_written;  /* bytes written to the file, ever */
+	uint64_t spill_file_read;     /* bytes read back from it, ever */
+	int overflow;                 /* the policy */
+} weft_chan_stats_t;
+
+/* Fill *out with a snapshot (each counter read once, relaxed: they need
+ * not add up at one instant while others send and receive). sent and
+ * received are counted for buffered channels (unbuffered ones report 0;
+ * len as weft_chan_len). Never blocks (SPILL: takes the spill lock
+ * briefly). 0, or -EINVAL (NULL). */
+WEFT_API int weft_chan_stats(const weft_chan_t *ch, weft_chan_stats_t *out);
 
 /* ---- select ------------------------------------------------------------ */
 

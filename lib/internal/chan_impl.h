@@ -19,6 +19,14 @@ struct weft_chan {
 	weft__mutex_t lock;
 	size_t elem_size;
 	size_t cap;
+	/* nonzero: weft_chan_send may try the ring's quick path first (a
+	 * buffered channel whose policy is not SPILL: a spilling channel
+	 * must not let a send overtake what is on disk) */
+	size_t quick_send;
+	/* nonzero: buffered under BLOCK (weft__chan_try's one test) */
+	size_t plain_buffered;
+	/* overflow policy state (chan_overflow.c); NULL under BLOCK */
+	struct weft__overflow *ov;
 };
 
 /* One attempt, never sleeping: 0 | -EAGAIN | -EPIPE. self: the calling
@@ -63,5 +71,29 @@ void weft__chan_unregister(weft_chan_t *ch, int op, weft__wnode_t *n);
 
 /* Notify up to k waiters of q (after making room or adding elements). */
 void weft__chan_notify(weft_chan_t *ch, weft__waitq_t *q, size_t k);
+
+/* ---- overflow policies (chan_overflow.c, spill.c) ---- */
+
+/* Set up ch's policy from opts (ch created, ring ready): 0 or -errno. */
+int weft__ov_init(weft_chan_t *ch, const weft_chan_opts_t *opts);
+void weft__ov_free(struct weft__overflow *ov);
+/* One attempt under the policy, never waiting for room: 0, -EAGAIN
+ * (empty; SPILL at its limit), -EPIPE, -ENOBUFS (DROP_NEWEST), or a disk
+ * error (SPILL). Waiters on the other side are notified. */
+int weft__ov_try(weft_chan_t *ch, int op, void *elem);
+/* After the first element of a bulk call: as many more as go now, in
+ * order (a DROP_NEWEST refusal ends the batch uncounted: those elements
+ * were not sent and stay the caller's). Returns how many. */
+size_t weft__ov_more(weft_chan_t *ch, int op, unsigned char *elems, size_t n);
+/* Could op proceed now (a hint, as weft__chan_ready)? */
+bool weft__ov_ready(weft_chan_t *ch, int op);
+int weft__ov_close(weft_chan_t *ch);
+size_t weft__ov_len(const weft_chan_t *ch);
+void weft__ov_stats(const weft_chan_t *ch, weft_chan_stats_t *out);
+
+/* A receive bounded by both an absolute deadline and a context (either
+ * may be WEFT_FOREVER / never done): 0, -EPIPE, -ETIMEDOUT (the deadline),
+ * or ctx's error. For compositions that retire idle workers. */
+int weft__chan_recv_until_ctx(weft_chan_t *ch, void *elem, int64_t deadline, weft_ctx_t *ctx);
 
 #endif

@@ -1,0 +1,380 @@
+/* tests/stress/stress_pipeline.c: pipelines under load and cancellation.
+ *
+ * Sub-tests (every one with workers as threads, then as tasks):
+ *   exactly  2 source workers -> a 4-worker stage -> a scaling stage (1..4
+ *            workers, 0..2 outputs per input) -> an 8-worker ordered stage
+ *            -> fan_out 3 -> fan_in -> a 2-worker sink: every id arrives
+ *            exactly as often as the scaling stage emitted it, none
+ *            invented, and the sums agree; channel capacities vary by round
+ *            (0, 1, 64).
+ *   ordered  an 8-worker ordered stage with random per-item delays (spins,
+ *            yields, sleeps) and 1..3 outputs per input: the caller reads
+ *            them in input order.
+ *   cancel   round after round, a random line (2..4 stages, random
+ *            workers and capacities) is ended at a random moment by cancel,
+ *            by a failing fn (random stage, random item), or by the parent:
+ *            wait returns that failure / -ECANCELED; no thread of the
+ *            pipeline is left (counted in /proc/self/task); what the last
+ *            channel accepted and nobody took is still in it.
+ *
+ * Usage: stress_pipeline [size] [tests]. size (default 1, may be
+ * fractional) multiplies every count; sanitizer builds divide them by 10.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weft/chan.h>
+#include <weft/ctx.h>
+#include <weft/pipeline.h>
+#include <weft/task.h>
+
+#include "check.h"
+#include "tmpdir.h"
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+
+static double g_size = 1.0;
+static int g_tasks;
+
+static uint64_t scaled(double base, uint64_t lo)
+{
+	double v = base * g_size / (SANITIZED ? 10 : 1);
+	return v < (double)lo ? lo : (uint64_t)v;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t x = *s += 0x9E3779B97F4A7C15ULL;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+	return x ^ (x >> 31);
+}
+
+static weft_pipeline_t *new_pipeline(weft_ctx_t *parent)
+{
+	weft_pipeline_t *p;
+	CHECK_EQ(weft_pipeline_create(&p, parent), 0);
+	CHECK_EQ(weft_pipeline_set_tasks(p, g_tasks), 0);
+	return p;
+}
+
+/* ---- exactly ---- */
+
+struct item {
+	uint64_t id;
+	uint64_t val;
+};
+
+struct gen {
+	uint64_t n;
+	_Atomic uint64_t next;
+	int fail_at_stage; /* cancel sub-test: which stage fails (0: none) */
+	uint64_t fail_at;
+};
+
+static int gen_fn(weft_emit_t *out, void *user)
+{
+	struct gen *g = user;
+	for (;;) {
+		uint64_t id = atomic_fetch_add(&g->next, 1);
+		if (id >= g->n)
+			return 0;
+		if (g->fail_at_stage == 1 && id == g->fail_at)
+			return -EIO;
+		struct item it = {id, id * 3};
+		int rc = weft_emit(out, &it);
+		if (rc)
+			return rc;
+	}
+}
+
+static int triple_fn(weft_emit_t *out, const void *in, void *user)
+{
+	struct gen *g = user;
+	struct item it = *(const struct item *)in;
+	if (g && g->fail_at_stage == 2 && it.id == g->fail_at)
+		return -EBADMSG;
+	it.val = it.val + 1;
+	return weft_emit(out, &it);
+}
+
+/* 0, 1 or 2 copies by id */
+static int copies_fn(weft_emit_t *out, const void *in, void *user)
+{
+	(void)user;
+	const struct item *it = in;
+	for (uint64_t k = 0; k < it->id % 3; k++) {
+		int rc = weft_emit(out, it);
+		if (rc)
+			return rc;
+	}
+	if (it->id % 5000 == 0)
+		weft_sleep(200000); /* a slow one now and then: backs up the input */
+	return 0;
+}
+
+static int ord_pass_fn(weft_emit_t *out, const void *in, void *user)
+{
+	(void)user;
+	const struct item *it = in;
+	if (it->id % 97 == 0)
+		weft_yield();
+	return weft_emit(out, it);
+}
+
+struct tally {
+	_Atomic uint8_t *seen;
+	_Atomic uint64_t count, sum;
+};
+
+static int tally_fn(const void *in, void *user)
+{
+	struct tally *t = user;
+	const struct item *it = in;
+	CHECK_EQ(it->val, it->id * 3 + 1);
+	uint8_t prev = atomic_fetch_add(&t->seen[it->id], 1);
+	CHECK(prev < it->id % 3); /* never more than emitted */
+	atomic_fetch_add(&t->count, 1);
+	atomic_fetch_add(&t->sum, it->id);
+	return 0;
+}
+
+static void stress_exactly(void)
+{
+	size_t caps[] = {0, 1, 64};
+	for (int round = 0; round < 3; round++) {
+		/* threads: every hop that blocks is a futex sleep and wake
+		 * (5-20 us on a 2-core VM with ~26 threads), so fewer items
+		 * (tasks hand off in user space) */
+		uint64_t n = scaled(round == 0 ? 100000 : 400000, 2000) / (g_tasks ? 1 : 8);
+		if (!g_tasks && caps[round] == 1)
+			n /= 4;
+		struct gen g = {.n = n};
+		struct tally t = {0};
+		t.seen = calloc(n, 1);
+		CHECK(t.seen != NULL);
+		size_t cap = caps[round];
+		int64_t t0 = weft_now();
+		weft_pipeline_t *p = new_pipeline(NULL);
+		weft_chan_t *a, *b, *c, *d, *f[3], *m;
+		weft_stage_opts_t so = {.name = "gen", .workers = 2,
+					.out_elem_size = sizeof(struct item), .out_capacity = cap};
+		CHECK_EQ(weft_pipeline_source(p, &a, gen_fn, &g, &so), 0);
+		weft_stage_opts_t o1 = {.name = "triple", .workers = 4, .out_capacity = cap ? cap : 64};
+		CHECK_EQ(weft_pipeline_stage(p, a, &b, triple_fn, NULL, &o1), 0);
+		weft_stage_opts_t o2 = {.name = "copies", .workers = 1, .max_workers = 4,
+					.out_capacity = cap, .idle_ns = 2000000};
+		CHECK_EQ(weft_pipeline_stage(p, b, &c, copies_fn, NULL, &o2), 0);
+		weft_stage_opts_t o3 = {.name = "ordered", .workers = 8, .ordered = 1,
+					.out_capacity = cap};
+		CHECK_EQ(weft_pipeline_stage(p, c, &d, ord_pass_fn, NULL, &o3), 0);
+		weft_stage_opts_t o4 = {.name = "fan", .out_capacity = cap};
+		CHECK_EQ(weft_pipeline_fan_out(p, d, f, 3, ord_pass_fn, NULL, &o4), 0);
+		weft_stage_opts_t o5 = {.name = "merge", .out_capacity = cap};
+		CHECK_EQ(weft_pipeline_fan_in(p, f, 3, &m, &o5), 0);
+		weft_stage_opts_t o6 = {.name = "tally", .workers = 2};
+		CHECK_EQ(weft_pipeline_sink(p, m, tally_fn, &t, &o6), 0);
+		CHECK_EQ(weft_pipeline_wait(p), 0);
+		uint64_t want = 0, wsum = 0;
+		for (uint64_t i = 0; i < n; i++) {
+			CHECK_EQ(t.seen[i], i % 3);
+			want += i % 3;
+			wsum += i * (i % 3);
+		}
+		CHECK_EQ(t.count, want);
+		CHECK_EQ(t.sum, wsum);
+		weft_stage_stats_t st[7];
+		CHECK_EQ(weft_pipeline_stats(p, st, 7), 7);
+		CHECK_EQ(st[2].in, n);
+		CHECK_EQ(st[2].out, want);
+		CHECK_EQ(st[6].in, want);
+		printf("stress_pipeline: %-8s exactly cap %-3zu %8" PRIu64
+		       " items, copies workers added %" PRIu64 " retired %" PRIu64 ", %6.1f ms\n",
+		       g_tasks ? "tasks" : "threads", cap, n, st[2].workers_added,
+		       st[2].workers_retired, (double)(weft_now() - t0) / 1e6);
+		weft_pipeline_destroy(p);
+		free((void *)t.seen);
+	}
+}
+
+/* ---- ordered ---- */
+
+static int jitter_fn(weft_emit_t *out, const void *in, void *user)
+{
+	(void)user;
+	uint64_t v = *(const uint64_t *)in;
+	uint64_t s = v * 7919 + 1;
+	uint64_t r = rnd(&s) % 100;
+	if (r < 2)
+		weft_sleep((int64_t)(rnd(&s) % 200000));
+	else if (r < 10)
+		weft_yield();
+	else if (r < 30)
+		for (volatile int i = 0; i < 2000; i++)
+			;
+	for (uint64_t k = 0; k < 1 + v % 3; k++) {
+		uint64_t o = v * 4 + k;
+		int rc = weft_emit(out, &o);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int count_fn(weft_emit_t *out, void *user)
+{
+	uint64_t n = *(uint64_t *)user;
+	for (uint64_t v = 0; v < n; v++) {
+		int rc = weft_emit(out, &v);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void stress_ordered(void)
+{
+	uint64_t n = scaled(50000, 1000);
+	int64_t t0 = weft_now();
+	weft_pipeline_t *p = new_pipeline(NULL);
+	weft_chan_t *a, *b;
+	weft_stage_opts_t so = {.out_elem_size = 8, .out_capacity = 256};
+	CHECK_EQ(weft_pipeline_source(p, &a, count_fn, &n, &so), 0);
+	weft_stage_opts_t oo = {.workers = 8, .ordered = 1, .out_capacity = 16, .window = 32};
+	CHECK_EQ(weft_pipeline_stage(p, a, &b, jitter_fn, NULL, &oo), 0);
+	uint64_t v, in = 0, k = 0, got = 0;
+	while (weft_chan_recv(b, &v) == 0) {
+		CHECK_EQ(v, in * 4 + k);
+		got++;
+		if (++k == 1 + in % 3) {
+			k = 0;
+			in++;
+		}
+	}
+	CHECK_EQ(in, n);
+	CHECK_EQ(weft_pipeline_wait(p), 0);
+	printf("stress_pipeline: %-8s ordered %" PRIu64 " inputs, %" PRIu64
+	       " outputs in order, %6.1f ms\n",
+	       g_tasks ? "tasks" : "threads", n, got, (double)(weft_now() - t0) / 1e6);
+	weft_pipeline_destroy(p);
+}
+
+/* ---- cancel ---- */
+
+static int fwd_fn(weft_emit_t *out, const void *in, void *user)
+{
+	return triple_fn(out, in, user);
+}
+
+static void stress_cancel(void)
+{
+	unsigned rounds = (unsigned)scaled(g_tasks ? 150 : 60, 20);
+	uint64_t seed = 12345;
+	unsigned how_n[3] = {0};
+	int threads_before = count_threads();
+	int64_t t0 = weft_now();
+	for (unsigned r = 0; r < rounds; r++) {
+		int how = (int)(rnd(&seed) % 3); /* 0 cancel, 1 fail, 2 parent */
+		how_n[how]++;
+		weft_ctx_t *parent;
+		CHECK_EQ(weft_ctx_with_cancel(&parent, weft_ctx_background()), 0);
+		struct gen g = {.n = UINT64_MAX};
+		if (how == 1) {
+			g.fail_at_stage = 1 + (int)(rnd(&seed) % 2);
+			g.fail_at = rnd(&seed) % 5000;
+		}
+		weft_pipeline_t *p = new_pipeline(parent);
+		size_t caps[] = {0, 1, 8, 64};
+		weft_chan_t *ch;
+		weft_stage_opts_t so = {.workers = 1 + (unsigned)(rnd(&seed) % 3),
+					.out_elem_size = sizeof(struct item),
+					.out_capacity = caps[rnd(&seed) % 4]};
+		CHECK_EQ(weft_pipeline_source(p, &ch, gen_fn, &g, &so), 0);
+		int nst = 1 + (int)(rnd(&seed) % 3);
+		for (int s = 0; s < nst; s++) {
+			weft_stage_opts_t o = {.workers = 1 + (unsigned)(rnd(&seed) % 4),
+					       .out_capacity = caps[rnd(&seed) % 4],
+					       .ordered = rnd(&seed) % 4 == 0};
+			if (rnd(&seed) % 4 == 0)
+				o.max_workers = o.workers + 2;
+			weft_chan_t *next;
+			CHECK_EQ(weft_pipeline_stage(p, ch, &next, fwd_fn, s == 0 ? &g : NULL, &o),
+				 0);
+			ch = next;
+		}
+		/* the caller reads the last channel for a while */
+		uint64_t taken = 0, k = rnd(&seed) % 2000;
+		struct item it;
+		for (uint64_t i = 0; i < k; i++) {
+			if (weft_chan_recv_ctx(ch, &it, weft_pipeline_ctx(p)))
+				break;
+			taken++;
+		}
+		if (how == 0)
+			weft_pipeline_cancel(p);
+		else if (how == 2)
+			weft_ctx_cancel(parent);
+		else if (taken == k)
+			/* let the failure come: keep reading until it does */
+			while (weft_chan_recv_ctx(ch, &it, weft_pipeline_ctx(p)) == 0)
+				taken++;
+		int rc = weft_pipeline_wait(p);
+		if (how == 1)
+			CHECK(rc == (g.fail_at_stage == 1 ? -EIO : -EBADMSG));
+		else
+			CHECK(rc == -ECANCELED || rc == -EIO || rc == -EBADMSG);
+		if (how != 1)
+			CHECK_EQ(rc, -ECANCELED);
+		CHECK_EQ(weft_ctx_cause(weft_pipeline_ctx(p)), how == 2 ? -ECANCELED : rc);
+		if (!g_tasks)
+			CHECK(count_threads() <= threads_before);
+		long ns = weft_pipeline_stats(p, NULL, 0);
+		weft_stage_stats_t st[8];
+		CHECK_EQ(weft_pipeline_stats(p, st, 8), ns);
+		for (long i = 0; i < ns; i++)
+			CHECK_EQ(st[i].workers, 0);
+		/* accepted by the last channel and not taken: still there */
+		CHECK_EQ(st[ns - 1].out - taken, weft_chan_len(ch));
+		uint64_t left = 0;
+		while (weft_chan_try_recv(ch, &it) == 0) {
+			CHECK_EQ(it.val, it.id * 3 + (uint64_t)nst);
+			left++;
+		}
+		CHECK_EQ(left, st[ns - 1].out - taken);
+		weft_pipeline_destroy(p);
+		weft_ctx_release(parent);
+	}
+	printf("stress_pipeline: %-8s cancel %u rounds (%u cancel, %u failure, %u parent), "
+	       "%6.1f ms\n",
+	       g_tasks ? "tasks" : "threads", rounds, how_n[0], how_n[1], how_n[2],
+	       (double)(weft_now() - t0) / 1e6);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && atof(argv[1]) > 0)
+		g_size = atof(argv[1]);
+	const char *only = argc > 2 ? argv[2] : NULL;
+	test_watchdog((unsigned)(400 * (g_size < 1 ? 1 : g_size)));
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (g_tasks = 0; g_tasks < 2; g_tasks++) {
+		if (!only || strstr(only, "exactly"))
+			stress_exactly();
+		if (!only || strstr(only, "ordered"))
+			stress_ordered();
+		if (!only || strstr(only, "cancel"))
+			stress_cancel();
+	}
+	return 0;
+}
