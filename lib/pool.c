@@ -301,8 +301,8 @@ static void wake_all(weft_pool_t *p)
  * The watch goes idle (mon_parked) while there is nothing to decide (no
  * queued job, or a searcher awake, or nobody parked) after lingering about
  * 20 ms; a capped wake kicks it. Its ticks start at MON_TICK_MIN_NS and
- * double while it finds nothing to do (to MON_TICK_MAX_NS). Pools with no more workers than cores have
- * no monitor (the cap never binds).
+ * double while it finds nothing to do (to MON_TICK_MAX_NS). Pools with no
+ * more workers than cores are not watched (the cap never binds).
  *
  * Ordering (kick vs. park, Dekker): the monitor sets mon_parked with an
  * RMW, fences, then re-checks mon_needed; a kicker made its change (the
@@ -351,9 +351,8 @@ static void wake_capped(weft_pool_t *p)
 
 /* One look at the workers running a job; wakes parked workers for the
  * stuck ones. Returns how many it woke. */
-static unsigned mon_look(weft_pool_t *p, struct mon_slot *ms)
+static unsigned mon_look(weft_pool_t *p, struct mon_slot *ms, int64_t now)
 {
-	int64_t now = weft_now();
 	unsigned healthy = 0, stuck = 0, probes = 0;
 
 	for (unsigned i = 0; i < p->max_workers && healthy < p->ncpu; i++) {
@@ -416,7 +415,6 @@ static unsigned mon_look(weft_pool_t *p, struct mon_slot *ms)
 static int64_t mon_watch(weft__watch_t *w, int64_t now)
 {
 	weft_pool_t *p = (weft_pool_t *)((char *)w - offsetof(weft_pool_t, watch));
-	(void)now;
 	/* acquire: shutdown's store (it then removes the watch) */
 	if (weft__ld32_acq(&p->closing))
 		return WEFT__WATCH_IDLE;
@@ -434,7 +432,7 @@ static int64_t mon_watch(weft__watch_t *w, int64_t now)
 		weft__st32_rlx(&p->mon_parked, 0);
 		needed = true;
 	}
-	if (needed && mon_look(p, p->mon_slots))
+	if (needed && mon_look(p, p->mon_slots, now))
 		p->mon_tick_ns = MON_TICK_MIN_NS;
 	else if ((p->mon_tick_ns *= 2) > MON_TICK_MAX_NS)
 		p->mon_tick_ns = MON_TICK_MAX_NS;
