@@ -71,6 +71,13 @@
 #define W_DELTAS (((uint64_t)1 << W_TAG_SHIFT) - 1)
 #define ST_DISABLED 3
 
+/* the generation of a ticket whose call was not counted (disabled,
+ * rejected): generations start at 1, so done never counts its result. It
+ * must not be the generation read from `gen`: that load can be newer than
+ * the word it follows, and a later generation would count a result it
+ * never admitted (seen as more results than requests under churn). */
+#define UNCOUNTED 0
+
 #define TAG_OF(gen) (((uint64_t)(gen) << W_TAG_SHIFT) & W_TAG_MASK)
 
 #define DEFAULT_TIMEOUT (60LL * 1000000000LL)
@@ -809,7 +816,7 @@ static __attribute__((noinline)) int allow_slow(struct weft_breaker *b, weft_bre
 			fold(b);
 		r_request(&b->rc);
 	}
-	t->generation = b->gen_l;
+	t->generation = rc == 0 && b->mode != WEFT_BREAKER_DISABLED ? b->gen_l : UNCOUNTED;
 	t->age = b->rc.age;
 	t->start = b->slow_ns ? now : 0;
 	unlock_and_deliver(b);
@@ -840,13 +847,13 @@ int weft_breaker_allow(weft_breaker_t *b, weft_breaker_ticket_t *t)
 		/* relaxed loads of gen and open_until below: after the
 		 * acquire of word (see publish) */
 		if ((w & W_ST_MASK) == ((uint64_t)ST_DISABLED << W_ST_SHIFT)) {
-			*t = (weft_breaker_ticket_t){ weft__ld64_rlx(&b->gen), 0, 0 };
+			*t = (weft_breaker_ticket_t){ UNCOUNTED, 0, 0 };
 			return 0; /* nothing counted; done ignores it */
 		}
 		if ((w & W_ST_MASK) == ((uint64_t)WEFT_BREAKER_OPEN << W_ST_SHIFT) &&
 		    before(b, (int64_t)weft__ld64_rlx((uint64_t *)&b->open_until))) {
 			count_rejected(b);
-			*t = (weft_breaker_ticket_t){ weft__ld64_rlx(&b->gen), 0, 0 };
+			*t = (weft_breaker_ticket_t){ UNCOUNTED, 0, 0 };
 			return -EBUSY;
 		}
 		break;

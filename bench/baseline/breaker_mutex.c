@@ -202,7 +202,9 @@ int mbreaker_allow(mbreaker_t *b, weft_breaker_ticket_t *t)
 		apply(&b->total, REQUEST);
 		apply(&b->buckets[b->age % b->nbuckets], REQUEST);
 	}
-	*t = (weft_breaker_ticket_t){ b->generation, b->age, 0 };
+	/* a rejected call's ticket names no generation (they start at 1):
+	 * reporting it counts nothing */
+	*t = (weft_breaker_ticket_t){ rc ? 0 : b->generation, b->age, 0 };
 	pthread_mutex_unlock(&b->mu);
 	return rc;
 }

@@ -669,6 +669,27 @@ static void conf_bad_handles(const struct impl *im)
 	im->destroy(b);
 }
 
+/* The ticket of a call rejected while half-open counts nothing when it is
+ * reported anyway: it is no probe, and never more results than requests. */
+static void conf_rejected_ticket(const struct impl *im)
+{
+	struct fx f = { 0 };
+	weft_breaker_settings_t s = { .clock = fake_clock, .user = &f };
+	void *b = make(im, &s);
+	weft_breaker_ticket_t probe, extra;
+	for (int i = 0; i < 6; i++)
+		CHECK_EQ(fail(im, b), 0);
+	f.now += 60 * SEC + 1;
+	CHECK_EQ(im->allow(b, &probe), 0); /* max_requests 1 */
+	CHECK_EQ(im->allow(b, &extra), -EAGAIN);
+	CHECK_EQ(im->done(b, &extra, 0), 0);
+	CHECK_EQ(im->state(b), WEFT_BREAKER_HALF_OPEN);
+	counts_are(im, b, 1, 0, 0, 0, 0, 0);
+	CHECK_EQ(im->done(b, &probe, 0), 0);
+	CHECK_EQ(im->state(b), WEFT_BREAKER_CLOSED);
+	im->destroy(b);
+}
+
 static void run_conformance(const struct impl *im)
 {
 	fprintf(stderr, "conformance on %s:\n", im->name);
@@ -683,6 +704,7 @@ static void run_conformance(const struct impl *im)
 	RUN_ON(conf_rolling);
 	RUN_ON(conf_rolling_late);
 	RUN_ON(conf_generation);
+	RUN_ON(conf_rejected_ticket);
 	RUN_ON(conf_is_successful);
 	RUN_ON(conf_excluded_and_successful);
 	RUN_ON(conf_two_step);
@@ -926,6 +948,20 @@ static void test_stale_fast(void)
 	ZERO_COUNTS(W, b);
 	CHECK_EQ(succeed(W, b), 0);
 	counts_are(W, b, 1, 1, 0, 0, 1, 0);
+	weft_breaker_destroy(b);
+}
+
+/* A ticket made while disabled counts nothing when reported after the
+ * breaker is enabled again (never more results than requests). */
+static void test_uncounted_tickets(void)
+{
+	weft_breaker_t *b = wmake(NULL);
+	weft_breaker_ticket_t off;
+	CHECK_EQ(weft_breaker_disable(b), 0);
+	CHECK_EQ(weft_breaker_allow(b, &off), 0);
+	CHECK_EQ(weft_breaker_reset(b), 0);
+	CHECK_EQ(weft_breaker_done(b, &off, 0), 0);
+	ZERO_COUNTS(W, b);
 	weft_breaker_destroy(b);
 }
 
@@ -1339,6 +1375,7 @@ int main(void)
 	RUN(test_callbacks_see);
 	RUN(test_fast_overflow);
 	RUN(test_stale_fast);
+	RUN(test_uncounted_tickets);
 	RUN(test_failure_rate_count);
 	RUN(test_failure_rate_time);
 	RUN(test_slow_calls);
