@@ -10,5 +10,6 @@
 #include <weft/group.h>
 #include <weft/pool.h>
 #include <weft/task.h>
+#include <weft/map.h>
 
 #endif /* WEFT_H */
