@@ -23,7 +23,9 @@
  *   thread. A pin reads the epoch G, adds 1 to lock[G & 1] (relaxed store),
  *   then a store-load fence (light: a compiler barrier when membarrier is
  *   available; the reclaimer's membarrier is the heavy side of the Dekker
- *   pair) before it reads the map; unpin adds 1 to unlock[p] with release
+ *   pair), then reads G again: if it moved, the pin may have counted on a
+ *   parity already checked (the reader was delayed between its two
+ *   steps), so it undoes and retries; unpin adds 1 to unlock[p] with release
  *   (everything read in the pin before it). A task that parks inside a pin
  *   may unpin on another carrier: only the sums over all records matter.
  *   Retiring: the unlink is an RMW (CAS, exchange), then
@@ -31,10 +33,12 @@
  *   from g to g+1: heavy fence, then parity (g-1)&1 must be quiescent:
  *   sum(unlock[q]) read first (acquire), then sum(lock[q]) (acquire): equal
  *   means nobody who pinned q is still inside (an unlock seen implies its
- *   lock is seen). An object stamped e is freed once G >= e + 2: the
- *   advance to e + 2 checked parity e after every reader that could have
- *   seen the object had counted itself (a reader whose count the heavy
- *   fence did not reveal reads the map only after the unlink).
+ *   lock is seen). An object stamped e is freed once G >= e + 2. A reader
+ *   that validated G == g holds only objects stamped e >= g, and G cannot
+ *   pass g + 1 -> g + 2 while it is pinned: that advance checks parity g
+ *   after G left g, and then the reader's count is visible (membarrier: its
+ *   count was stored before the fence, or its re-read of G would have seen
+ *   the change).
  * - get_or_compute/flight calls: state word RUNNING -> (WAITERS) -> DONE;
  *   the finisher writes err and value, then exchanges DONE (release), and
  *   wakes only if a waiter set WAITERS (its CAS, then it parks on the word:
@@ -186,13 +190,24 @@ static inline void light_fence(void)
 
 static inline uint32_t pin_on(struct rec *r)
 {
-	/* relaxed: G only picks the parity; any value is safe (see Ordering) */
-	uint32_t p = (uint32_t)weft__ld64_rlx(&g_epoch) & 1;
-	/* relaxed store by the only writer; the fence below orders it before
-	 * our reads of the map (pairs with the reclaimer's heavy fence) */
-	weft__st64_rlx(&r->lock[p], r->lock[p] + 1);
-	light_fence();
-	return p;
+	for (;;) {
+		/* relaxed: validated below */
+		uint64_t g = weft__ld64_rlx(&g_epoch);
+		uint32_t p = (uint32_t)g & 1;
+		/* relaxed store by the only writer; the fence below orders it
+		 * before our later loads (pairs with the reclaimer's heavy
+		 * fence) */
+		weft__st64_rlx(&r->lock[p], r->lock[p] + 1);
+		light_fence();
+		/* G unchanged after our count is visible: no check of parity p
+		 * made after G left g can miss us, so nothing we may see is
+		 * freed before we unpin. Changed: we may have counted on a
+		 * parity already checked (a stale G); count again. */
+		if (__builtin_expect(weft__ld64_rlx(&g_epoch) == g, 1))
+			return p;
+		/* release: as unpin */
+		weft__st64_rel(&r->unlock[p], r->unlock[p] + 1);
+	}
 }
 
 static inline void unpin_on(struct rec *r, uint32_t p)
@@ -547,7 +562,8 @@ static int put_locked(weft_map_t *m, struct shard *sh, uint64_t h, const void *k
 {
 	struct node *n = find(sh->tab, h, key, klen);
 	if (n) {
-		void *cur = weft__ldp_rlx(&n->value);
+		/* acquire: a live value may be handed to the caller (loaded) */
+		void *cur = val_of(n);
 		for (;;) {
 			if (cur == TOMB) {
 				/* full RMW: count before it can be deleted */

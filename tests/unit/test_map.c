@@ -37,6 +37,7 @@
 
 #include "check.h"
 #include "map_mutex.h"
+#include "map_vals.h"
 #include "participant.h"
 
 /* ---- the implementations ------------------------------------------------ */
@@ -120,84 +121,6 @@ static const struct mimpl impls[] = {
 #define NIMPL (sizeof impls / sizeof impls[0])
 
 static const struct mimpl *I;
-
-/* ---- values that know whether they were freed ----------------------------- */
-
-#define LIVE 0x11fe11fe11fe11feULL
-#define DEAD 0xdeaddeaddeaddeadULL
-
-struct val {
-	_Atomic uint64_t magic;
-	uint32_t id;
-};
-
-/* value_free: poison, count, and keep the memory until vals_reset (so a
- * reader that still holds one finds DEAD instead of reused memory) */
-static struct vals {
-	pthread_mutex_t mu;
-	struct val **kept;
-	size_t n, cap;
-	_Atomic uint32_t *freed; /* per id */
-	uint32_t nid;
-	atomic_long total;
-} V = { .mu = PTHREAD_MUTEX_INITIALIZER };
-
-static void vals_reset(uint32_t nid)
-{
-	for (size_t i = 0; i < V.n; i++)
-		free(V.kept[i]);
-	free(V.kept);
-	free(V.freed);
-	V.kept = NULL;
-	V.n = V.cap = 0;
-	V.freed = calloc(nid ? nid : 1, sizeof *V.freed);
-	V.nid = nid;
-	atomic_store(&V.total, 0);
-}
-
-static struct val *val_new(uint32_t id)
-{
-	struct val *v = malloc(sizeof *v);
-	CHECK(v != NULL);
-	atomic_store(&v->magic, LIVE);
-	v->id = id;
-	return v;
-}
-
-static void val_keep(struct val *v);
-
-static void val_free(void *p, void *user)
-{
-	struct val *v = p;
-	CHECK(user == &V);
-	CHECK(atomic_load(&v->magic) == LIVE); /* freed twice? */
-	atomic_store(&v->magic, DEAD);
-	CHECK(v->id < V.nid);
-	atomic_fetch_add(&V.freed[v->id], 1);
-	atomic_fetch_add(&V.total, 1);
-	val_keep(v);
-}
-
-/* keep v (not freed) until vals_reset: a value handed back to us that a
- * reader in a section may still hold */
-static void val_keep(struct val *v)
-{
-	pthread_mutex_lock(&V.mu);
-	if (V.n == V.cap) {
-		V.cap = V.cap ? V.cap * 2 : 1024;
-		V.kept = realloc(V.kept, V.cap * sizeof *V.kept);
-		CHECK(V.kept != NULL);
-	}
-	V.kept[V.n++] = v;
-	pthread_mutex_unlock(&V.mu);
-}
-
-/* the caller got a value back (load_and_delete, swap): it is ours */
-static void val_drop(struct val *v)
-{
-	CHECK(atomic_load(&v->magic) == LIVE);
-	free(v);
-}
 
 static const weft_map_opts_t vopts = { .value_free = val_free, .user = &V };
 
