@@ -46,6 +46,10 @@
 // futex_wakes_per_item (where the strategy counts them); its latency case
 // reports the submit-to-start percentiles, its idle case idle_cpu_ns and
 // release_ns (shutdown) as the chan idle case.
+// The map family (bench/map.c: weft's map against the mutex and rwlock
+// maps, ck_ht, TBB, libcuckoo and Go's sync.Map) counts map calls as items
+// and adds rss_bytes_per_key (RSS growth while filling the keys, per key)
+// and, in the herd case, computes_per_key.
 // Exit status: 1 if any run failed (lost items, an error from a strategy).
 #include <benchmark/benchmark.h>
 
@@ -62,6 +66,7 @@
 
 #include "chan.h"
 #include "sync.h"
+#include "map.h"
 #include "pool.h"
 
 namespace {
@@ -453,6 +458,89 @@ void run_pool(benchmark::State &state, const pool_bench_case *c, const pool_stra
 	report_latency(state, lat);
 }
 
+// The map family (bench/map.c): impl NULL is the Go peer (go_sf: with
+// singleflight).
+void run_map(benchmark::State &state, const map_bench_case *c, const map_impl *impl, bool go_sf,
+	     const std::string &name)
+{
+	map_bench_params mp = { params.base_items, params.timeout_ns };
+	totals t;
+	double rss_per_key = -1, computes = -1;
+
+	progress(name);
+	for (auto _ : state) {
+		map_bench_result r;
+		int rc;
+
+		if (impl) {
+			rc = map_bench_run(c, impl, &mp, &r);
+		} else {
+#ifdef WEFT_GO_PEER
+			uint64_t keys = std::max<uint64_t>(params.base_items / 10, 1000);
+			uint64_t ops = c->kind == MAP_BENCH_HERD ? uint64_t(c->threads) * 64
+								 : keys / c->threads * c->threads;
+			std::memset(&r, 0, sizeof r);
+			rc = go_peer_map_run(c, keys, ops, go_sf, mp.timeout_ns ? mp.timeout_ns
+									 : 120000000000LL, &r);
+#else
+			rc = -1;
+			std::snprintf(r.error, sizeof r.error, "go peer not built");
+#endif
+		}
+		if (rc != 0) {
+			any_failed = true;
+			state.SkipWithError(r.error);
+			break;
+		}
+		state.SetIterationTime(static_cast<double>(r.wall_ns) / 1e9);
+		t.add(r.wall_ns, r.cpu_ns, r.items, r.ctx_switches, r.peak_rss_kb);
+		rss_per_key = r.rss_bytes_per_key;
+		computes = r.computes_per_key;
+	}
+	if (t.wall == 0)
+		return; // failed
+	t.report(state);
+	if (rss_per_key >= 0)
+		state.counters["rss_bytes_per_key"] = rss_per_key;
+	if (computes >= 0)
+		state.counters["computes_per_key"] = computes;
+}
+
+// One implementation's cases together (map.c keeps its filled map between
+// them); the Go peer fills its own each run.
+void register_map()
+{
+	char name[160];
+	struct entry {
+		const map_impl *impl;
+		const char *name;
+		bool sf;
+	};
+	std::vector<entry> impls;
+	for (const map_impl *const *m = map_impls; *m; m++)
+		impls.push_back({ *m, (*m)->name, false });
+#ifdef WEFT_GO_PEER
+	impls.push_back({ nullptr, "go", false });
+#ifdef WEFT_GO_SF
+	impls.push_back({ nullptr, "go_sf", true });
+#endif
+#endif
+	for (const entry &e : impls) {
+		for (size_t i = 0; i < map_bench_ncases; i++) {
+			const map_bench_case *c = &map_bench_cases[i];
+			if (!map_bench_supported(c, e.impl) || (e.sf && c->kind != MAP_BENCH_HERD))
+				continue;
+			map_bench_name(name, sizeof name, c, e.name);
+			prog.names.push_back(name);
+			benchmark::RegisterBenchmark(name, run_map, c, e.impl, e.sf, std::string(name))
+				->Iterations(1)
+				->UseManualTime()
+				->MeasureProcessCPUTime()
+				->Unit(benchmark::kMillisecond);
+		}
+	}
+}
+
 // The pool family: one benchmark per case x pool strategy (bench/pool.c).
 void register_pool()
 {
@@ -482,6 +570,7 @@ int main(int argc, char **argv)
 	parse_flags(&argc, argv);
 	register_all();
 	register_pool();
+	register_map();
 	benchmark::Initialize(&argc, argv);
 	if (benchmark::ReportUnrecognizedArguments(argc, argv))
 		return 2;
@@ -499,12 +588,25 @@ int main(int argc, char **argv)
 		skipped += (skipped.empty() ? "" : "; ") + std::string(*s);
 	for (const char *const *s = pool_strategies_skipped; *s; s++)
 		skipped += (skipped.empty() ? "" : "; ") + std::string(*s);
+	for (const char *const *s = map_impls_skipped; *s; s++)
+		skipped += (skipped.empty() ? "" : "; ") + std::string(*s);
 	benchmark::AddCustomContext("weft_strategies", built);
 	benchmark::AddCustomContext("weft_skipped", skipped.empty() ? "none" : skipped);
 	std::string pools;
 	for (const pool_strategy *const *s = pool_strategies; *s; s++)
 		pools += (pools.empty() ? "" : " ") + std::string((*s)->name);
 	benchmark::AddCustomContext("weft_pool_strategies", pools);
+	std::string maps;
+	for (const map_impl *const *m = map_impls; *m; m++)
+		maps += (maps.empty() ? "" : " ") + std::string((*m)->name);
+#ifdef WEFT_GO_PEER
+	maps += " go";
+#ifdef WEFT_GO_SF
+	maps += " go_sf(herd)";
+#endif
+#endif
+	benchmark::AddCustomContext("weft_map_impls", maps);
+	std::fprintf(stderr, "weft-bench: map implementations: %s\n", maps.c_str());
 	std::fprintf(stderr, "weft-bench: channel strategies: %s\n", built.c_str());
 	std::fprintf(stderr, "weft-bench: pool strategies: %s\n", pools.c_str());
 	std::fprintf(stderr, "weft-bench: skipped: %s\n", skipped.empty() ? "none" : skipped.c_str());

@@ -712,6 +712,31 @@ static void call_wait(struct call *c)
 	}
 }
 
+/* lock held (the one guarding the list c is in): join c, the call in
+ * flight for the caller's key, drop the lock and wait for it; *value its
+ * value, *shared (if not NULL) 1. Returns its result, or -EDEADLK (lock
+ * dropped, nothing joined, *value NULL) when the caller is the one
+ * computing it. */
+static int call_join(struct call *c, weft__mutex_t *lock, void **value, int *shared)
+{
+	if (c->owner == self_id()) {
+		weft__mutex_unlock(lock);
+		*value = NULL;
+		return -EDEADLK;
+	}
+	c->nwait++;
+	/* full RMW: our reference before the lock is dropped */
+	weft__faa32(&c->refs, 1);
+	weft__mutex_unlock(lock);
+	call_wait(c);
+	int err = c->err;
+	*value = c->value;
+	if (shared)
+		*shared = 1;
+	call_put(c);
+	return err;
+}
+
 /* ---- public: map --------------------------------------------------------- */
 
 static inline bool bad_key(const void *key, size_t klen)
@@ -1117,20 +1142,9 @@ int weft_map_get_or_compute(weft_map_t *m, const void *key, size_t klen,
 	}
 	struct call **pp = call_find(&sh->calls, h, key, klen);
 	if (pp) {
-		struct call *c = *pp;
-		if (c->owner == self_id()) {
-			weft__mutex_unlock(&sh->lock);
+		int err = call_join(*pp, &sh->lock, value, NULL);
+		if (err)
 			*value = NULL;
-			return -EDEADLK;
-		}
-		c->nwait++;
-		/* full RMW: our reference before the lock is dropped */
-		weft__faa32(&c->refs, 1);
-		weft__mutex_unlock(&sh->lock);
-		call_wait(c);
-		int err = c->err;
-		*value = err ? NULL : c->value;
-		call_put(c);
 		return err ? err : 1;
 	}
 	struct call *c = call_new(h, key, klen);
@@ -1293,25 +1307,8 @@ int weft_flight_do(weft_flight_t *f, const void *key, size_t klen,
 	struct call **head = &f->b[h % FLIGHT_BUCKETS];
 	weft__mutex_lock(&f->lock);
 	struct call **pp = call_find(head, h, key, klen);
-	if (pp) {
-		struct call *c = *pp;
-		if (c->owner == self_id()) {
-			weft__mutex_unlock(&f->lock);
-			*value = NULL;
-			return -EDEADLK;
-		}
-		c->nwait++;
-		/* full RMW: our reference before the lock is dropped */
-		weft__faa32(&c->refs, 1);
-		weft__mutex_unlock(&f->lock);
-		call_wait(c);
-		int err = c->err;
-		*value = c->value;
-		if (shared)
-			*shared = 1;
-		call_put(c);
-		return err;
-	}
+	if (pp)
+		return call_join(*pp, &f->lock, value, shared);
 	struct call *c = call_new(h, key, klen);
 	if (!c) {
 		weft__mutex_unlock(&f->lock);

@@ -43,34 +43,7 @@
 #include "check.h"
 #include "map_vals.h"
 #include "participant.h"
-
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define STRESS_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define STRESS_SANITIZED 1
-#endif
-#endif
-#ifndef STRESS_SANITIZED
-#define STRESS_SANITIZED 0
-#endif
-
-static double g_size = 1.0;
-static const char *g_only;
-
-static uint64_t scaled(double base, uint64_t lo)
-{
-	double v = base * g_size / (STRESS_SANITIZED ? 10 : 1);
-	return v < (double)lo ? lo : (uint64_t)v;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 2685821657736338717ULL;
-}
+#include "stress.h" /* g_size, scaled(), rnd(), want() (argv[2] here) */
 
 static void run_all(int n, void *(*fn)(void *), void *args, size_t argsz)
 {
@@ -620,11 +593,6 @@ static void run_sections(void)
 	vals_reset(0);
 }
 
-static bool want(const char *t)
-{
-	return !g_only || strstr(g_only, t) != NULL;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc > 1) {
@@ -635,7 +603,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (argc > 2)
-		g_only = argv[2];
+		g_only_tests = argv[2];
 	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size)));
 	for (int tasks = 0; tasks < 2; tasks++) {
 		participants_tasks(tasks);
