@@ -38,6 +38,8 @@
 //   --weft_times_out=F  write this run's seconds per benchmark there (with
 //                       the entries of --weft_estimates it did not run)
 //   --weft_no_progress  no progress lines
+//   --weft_map_full     the map family's whole matrix (default: a subset,
+//                       see register_map)
 // The sync family (bench/sync.c: semaphore, errgroup, context, WaitGroup)
 // reports the same counters with an op (acquire+release pair, task,
 // context, fork-join round) as the item, plus threads_created (errgroup:
@@ -335,6 +337,8 @@ bool flag(const char *arg, const char *name, double *out)
 }
 
 // Take our flags out of argv; leave the rest to Google Benchmark.
+bool map_full = false; // --weft_map_full
+
 void parse_flags(int *argc, char **argv)
 {
 	if (const char *e = std::getenv("WEFT_BENCH_ITEMS"))
@@ -354,6 +358,8 @@ void parse_flags(int *argc, char **argv)
 			prog.times_out = argv[i] + 17;
 		else if (!std::strcmp(argv[i], "--weft_no_progress"))
 			prog.on = false;
+		else if (!std::strcmp(argv[i], "--weft_map_full"))
+			map_full = true;
 		else {
 			if (!std::strncmp(argv[i], "--benchmark_repetitions=", 24))
 				prog.reps = std::max(1, std::atoi(argv[i] + 24));
@@ -507,7 +513,19 @@ void run_map(benchmark::State &state, const map_bench_case *c, const map_impl *i
 }
 
 // One implementation's cases together (map.c keeps its filled map between
-// them); the Go peer fills its own each run.
+// them); the Go peer fills its own each run. By default a subset (the full
+// matrix takes about 5 minutes on 2 cores, mostly refilling Go's map in
+// every child process): uniform keys at 1, 2 and 8 threads, Zipf at 2, the
+// Go peer at 2 threads and in the herd. --weft_map_full: every case.
+bool map_default_case(const map_bench_case *c, bool go)
+{
+	if (c->kind == MAP_BENCH_HERD)
+		return true;
+	if (go || c->dist == MAP_DIST_ZIPF)
+		return c->threads == 2;
+	return c->threads != 4;
+}
+
 void register_map()
 {
 	char name[160];
@@ -529,6 +547,8 @@ void register_map()
 		for (size_t i = 0; i < map_bench_ncases; i++) {
 			const map_bench_case *c = &map_bench_cases[i];
 			if (!map_bench_supported(c, e.impl) || (e.sf && c->kind != MAP_BENCH_HERD))
+				continue;
+			if (!map_full && !map_default_case(c, e.impl == nullptr))
 				continue;
 			map_bench_name(name, sizeof name, c, e.name);
 			prog.names.push_back(name);
@@ -567,6 +587,8 @@ void register_pool()
 
 int main(int argc, char **argv)
 {
+	if (argc == 2 && !std::strncmp(argv[1], "--weft_map_rss=", 15))
+		return map_bench_rss_child(argv[1] + 15); // bench/map.c's child
 	parse_flags(&argc, argv);
 	register_all();
 	register_pool();

@@ -7,8 +7,8 @@
  * peak RSS over the run. The prefilled map of one implementation is kept
  * between its runs (the mix cases only replace values; the harness runs
  * one implementation's cases together), so the 1M-key fill is paid once
- * per implementation; the per-key RSS is measured in a forked child that
- * fills a fresh map (see rss_per_key).
+ * per implementation; the per-key RSS is measured in a fresh process (this
+ * program exec'd with --weft_map_rss) that fills a map (see rss_per_key).
  */
 #include "map.h"
 
@@ -380,9 +380,33 @@ static int64_t rss_kb_now(void)
 	return rss < 0 ? -1 : rss * 4;
 }
 
-/* RSS growth per key while a fresh process fills a map of keys keys:
- * measured once per implementation in a forked child (in this process the
- * allocator would reuse what earlier implementations freed). */
+/* weft-bench --weft_map_rss=IMPL:KEYS (a fresh process, exec'd by
+ * rss_per_key): fill IMPL with KEYS keys, print the RSS growth per key. */
+int map_bench_rss_child(const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+	if (!colon)
+		return 2;
+	uint64_t keys = strtoull(colon + 1, NULL, 10);
+	for (const struct map_impl *const *i = map_impls; *i; i++) {
+		if (strncmp((*i)->name, arg, (size_t)(colon - arg)) || (*i)->name[colon - arg])
+			continue;
+		int64_t before = rss_kb_now();
+		void *m = (*i)->create(keys);
+		for (uint64_t k = 0; m && k < keys; k++)
+			(*i)->store(m, k, k + 1);
+		int64_t after = rss_kb_now();
+		if (!m || before < 0 || after < 0 || !keys)
+			return 1;
+		printf("%.1f\n", (double)(after - before) * 1024 / (double)keys);
+		return 0;
+	}
+	return 2;
+}
+
+/* RSS growth per key while a fresh process (this program exec'd again:
+ * a fork would share this heap's free pages) fills a map of keys keys;
+ * once per implementation. -1 if unknown. */
 static double rss_per_key(const struct map_impl *impl, uint64_t keys)
 {
 	static struct {
@@ -395,26 +419,27 @@ static double rss_per_key(const struct map_impl *impl, uint64_t keys)
 			return cache[i].v;
 	int fds[2];
 	double v = -1;
+	char arg[96], buf[64];
+	snprintf(arg, sizeof arg, "--weft_map_rss=%s:%llu", impl->name, (unsigned long long)keys);
 	if (pipe(fds) != 0)
 		return -1;
 	pid_t pid = fork();
 	if (pid == 0) {
+		dup2(fds[1], STDOUT_FILENO);
 		close(fds[0]);
-		int64_t before = rss_kb_now();
-		void *m = impl->create(keys);
-		for (uint64_t k = 0; m && k < keys; k++)
-			impl->store(m, k, k + 1);
-		int64_t after = rss_kb_now();
-		double r = !m || before < 0 || after < 0 ? -1 : (double)(after - before) * 1024 / keys;
-		if (write(fds[1], &r, sizeof r) != sizeof r)
-			_exit(1);
-		_exit(0);
+		close(fds[1]);
+		execl("/proc/self/exe", "weft-bench", arg, (char *)NULL);
+		_exit(127);
 	}
 	close(fds[1]);
 	if (pid > 0) {
-		if (read(fds[0], &v, sizeof v) != sizeof v)
-			v = -1;
-		waitpid(pid, NULL, 0);
+		ssize_t n = read(fds[0], buf, sizeof buf - 1);
+		int status = 0;
+		waitpid(pid, &status, 0);
+		if (n > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+			buf[n] = '\0';
+			v = strtod(buf, NULL);
+		}
 	}
 	close(fds[0]);
 	for (int i = 0; i < 16; i++)

@@ -43,8 +43,9 @@
  *             key (1 means waiters shared the compute) and CPU per op
  *             (waiters parked, not spinning).
  * Counters: ns/op, CPU ns/op (process, every thread), peak RSS, and
- * rss_bytes_per_key: RSS growth while filling K keys, per key (the fill of
- * that implementation; the Go peer measures its own). */
+ * rss_bytes_per_key: RSS growth while a fresh process fills K keys, per
+ * key (weft-bench exec'd again with --weft_map_rss; the Go peer measures
+ * its own). */
 #ifndef WEFT_BENCH_MAP_H
 #define WEFT_BENCH_MAP_H
 
@@ -104,6 +105,10 @@ int map_bench_supported(const struct map_bench_case *c, const struct map_impl *i
 char *map_bench_name(char *buf, size_t size, const struct map_bench_case *c, const char *impl);
 int map_bench_run(const struct map_bench_case *c, const struct map_impl *impl,
 		  const struct map_bench_params *p, struct map_bench_result *r);
+
+/* weft-bench --weft_map_rss=IMPL:KEYS: the child that measures the RSS
+ * per key (prints it); returns the exit status. */
+int map_bench_rss_child(const char *arg);
 
 /* The Go peer (bench/peers/go_peer.c): sync.Map; go_sf: singleflight. */
 int go_peer_map_run(const struct map_bench_case *c, uint64_t keys, uint64_t ops, int go_sf,

@@ -350,6 +350,17 @@ static inline struct shard *shard_of(weft_map_t *m, uint64_t h)
 	return &m->sh[h >> (64 - m->shard_bits)];
 }
 
+/* Is the node's key the klen bytes at key? (8-byte keys, the common
+ * integer case, without a call to memcmp.) */
+static inline bool key_eq(const struct node *n, const void *key, size_t klen)
+{
+	if (node_klen(n) != klen)
+		return false;
+	if (klen == 8)
+		return rd64(n->key) == rd64(key);
+	return !klen || memcmp(n->key, key, klen) == 0;
+}
+
 static inline struct node *find(struct table *t, uint64_t h, const void *key, size_t klen)
 {
 	uint64_t tag = TAG(h), i = h & t->mask;
@@ -361,7 +372,7 @@ static inline struct node *find(struct table *t, uint64_t h, const void *key, si
 			return NULL;
 		if ((s & ~PTR_MASK) == tag) {
 			struct node *n = SLOT_NODE(s);
-			if (node_klen(n) == klen && (!klen || memcmp(n->key, key, klen) == 0))
+			if (key_eq(n, key, klen))
 				return n;
 		}
 		i = (i + 1) & t->mask;
