@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include <weft/map.h>
+#include <weft/sync.h>
+#include <weft/task.h>
 
 #include "baseline/map_mutex.h"
 #include "measure.h"
@@ -91,7 +93,9 @@ static uintptr_t weft_goc(void *m, uint64_t k, uintptr_t (*compute)(uint64_t))
 }
 
 static const struct map_impl impl_weft = { "weft", weft_create, weft_destroy, weft_load,
-					   weft_store, weft_goc };
+					   weft_store, weft_goc, 0 };
+static const struct map_impl impl_weft_tasks = { "weft_tasks", weft_create, weft_destroy,
+						 weft_load, weft_store, weft_goc, 1 };
 
 /* ---- the baselines --------------------------------------------------------- */
 
@@ -133,9 +137,9 @@ static uintptr_t lmap_goc(void *m, uint64_t k, uintptr_t (*compute)(uint64_t))
 }
 
 static const struct map_impl impl_mutex = { "mutex", mutex_create, lmap_destroy_, lmap_load_,
-					    lmap_store_, lmap_goc };
+					    lmap_store_, lmap_goc, 0 };
 static const struct map_impl impl_rwlock = { "rwlock", rwlock_create, lmap_destroy_, lmap_load_,
-					     lmap_store_, lmap_goc };
+					     lmap_store_, lmap_goc, 0 };
 
 /* ---- ck_ht behind a writer lock ---------------------------------------------- */
 
@@ -220,7 +224,7 @@ static void ckht_store(void *m, uint64_t k, uintptr_t v)
 }
 
 static const struct map_impl impl_ckht = { "ck_ht", ckht_create, ckht_destroy, ckht_load,
-					   ckht_store, NULL };
+					   ckht_store, NULL, 0 };
 #endif
 
 /* ---- the list ------------------------------------------------------------------ */
@@ -233,6 +237,7 @@ WEFT_MAP_PEERS
 
 const struct map_impl *const map_impls[] = {
 	&impl_weft,
+	&impl_weft_tasks,
 	&impl_mutex,
 	&impl_rwlock,
 #ifndef WEFT_NO_CK_HT
@@ -257,7 +262,7 @@ int map_bench_supported(const struct map_bench_case *c, const struct map_impl *i
 {
 	if (c->kind == MAP_BENCH_HERD)
 		return !impl || impl->get_or_compute != NULL;
-	return 1;
+	return !impl || !impl->tasks;
 }
 
 char *map_bench_name(char *buf, size_t size, const struct map_bench_case *c, const char *impl)
@@ -513,12 +518,30 @@ static void *mix_main(void *p)
 }
 
 static atomic_ulong herd_computes;
+static int herd_in_tasks; /* the compute's sleep parks the task */
 
 static uintptr_t herd_compute(uint64_t key)
 {
 	atomic_fetch_add(&herd_computes, 1);
-	bench_sleep_ns(HERD_COMPUTE_NS);
+	if (herd_in_tasks)
+		weft_sleep(HERD_COMPUTE_NS);
+	else
+		bench_sleep_ns(HERD_COMPUTE_NS);
 	return (uintptr_t)(key * 3 + 1);
+}
+
+/* The herd's callers as tasks: started together, counted down by wg. */
+static weft_wg_t herd_wg;
+
+static void herd_task(void *p)
+{
+	struct worker *w = p;
+	for (uint64_t i = 0; i < HERD_KEYS; i++) {
+		uint64_t k = w->herd_first + i;
+		if (w->impl->get_or_compute(w->m, k, herd_compute) != (uintptr_t)(k * 3 + 1))
+			w->bad++;
+	}
+	weft_wg_done(&herd_wg);
 }
 
 static void *herd_main(void *p)
@@ -577,7 +600,19 @@ int map_bench_run(const struct map_bench_case *c, const struct map_impl *impl,
 		pthread_barrier_init(&go, NULL, HERD_THREADS + 1);
 		for (unsigned i = 0; i < HERD_THREADS; i++)
 			w[i] = (struct worker){ .impl = impl, .m = m, .go = &go, .herd_first = 1000 };
-		run_threads(w, HERD_THREADS, herd_main, &go, &mt);
+		herd_in_tasks = impl->tasks;
+		if (impl->tasks) {
+			weft_wg_init(&herd_wg);
+			weft_wg_add(&herd_wg, HERD_THREADS);
+			bench_meter_start(&mt);
+			for (unsigned i = 0; i < HERD_THREADS; i++)
+				if (weft_go(herd_task, &w[i]) != 0)
+					abort();
+			weft_wg_wait(&herd_wg);
+			bench_meter_stop(&mt);
+		} else {
+			run_threads(w, HERD_THREADS, herd_main, &go, &mt);
+		}
 		pthread_barrier_destroy(&go);
 		impl->destroy(m);
 		uint64_t bad = 0;

@@ -4,6 +4,9 @@
  *
  * Implementations (struct map_impl, bench/map.c and bench/map_peers.cc):
  *   weft      weft_map_t
+ *   weft_tasks  weft_map_t in the herd case with the 64 callers as weft
+ *             tasks (weft/task.h): waiting callers and the compute's sleep
+ *             park tasks, not threads
  *   mutex     the baseline: chained hash table under one pthread mutex
  *             (bench/baseline/map_mutex.h)
  *   rwlock    the same under a pthread rwlock (loads share it)
@@ -67,6 +70,7 @@ struct map_impl {
 	/* the herd: get the key's value, computing with compute(key) if
 	 * absent; NULL: the implementation has no get-or-compute */
 	uintptr_t (*get_or_compute)(void *m, uint64_t key, uintptr_t (*compute)(uint64_t key));
+	int tasks; /* herd only: the callers are weft tasks (compute parks them) */
 };
 
 enum map_bench_kind { MAP_BENCH_MIX, MAP_BENCH_HERD };

@@ -44,7 +44,7 @@ void tbb_store(void *m, uint64_t k, uintptr_t v)
 } // namespace
 
 extern "C" const struct map_impl map_impl_tbb = { "tbb", tbb_create, tbb_destroy, tbb_load,
-						  tbb_store, nullptr };
+						  tbb_store, nullptr, 0 };
 #endif
 
 #ifdef WEFT_MAP_CUCKOO
@@ -72,5 +72,5 @@ void cuckoo_store(void *m, uint64_t k, uintptr_t v)
 } // namespace
 
 extern "C" const struct map_impl map_impl_cuckoo = { "cuckoo", cuckoo_create, cuckoo_destroy,
-						     cuckoo_load, cuckoo_store, nullptr };
+						     cuckoo_load, cuckoo_store, nullptr, 0 };
 #endif

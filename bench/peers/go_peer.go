@@ -79,7 +79,9 @@ type result struct{ id, val uint64 }
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: weft-go-peer pool JOBS WORKERS QUEUE RESULTS SLEEP_NS\n"+
-		"       weft-go-peer chan PRODUCERS CONSUMERS CAP ITEMS")
+		"       weft-go-peer chan PRODUCERS CONSUMERS CAP ITEMS\n"+
+		"       weft-go-peer map KEYS THREADS READ_PCT ZIPF 0\n"+
+		"       weft-go-peer herd THREADS KEYS COMPUTE_NS SINGLEFLIGHT")
 	os.Exit(2)
 }
 

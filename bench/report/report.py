@@ -548,7 +548,7 @@ def plot(groups, path):
 MAP_NOTE = ("map: an op is one map call on a map of 1M 8-byte keys (filled untimed); "
             "read:R is the percentage of loads, the rest stores over existing keys; "
             "dist: uniform keys or Zipf (s = 0.99, ranks scrambled); threads:T share the "
-            "ops. herd: 64 threads ask for the same 64 fresh keys, compute sleeps 200 us; "
+            "ops. herd: 64 threads (weft_tasks: 64 weft tasks) ask for the same 64 fresh keys, compute sleeps 200 us; "
             "computes/key 1 means the waiters shared it (go: the seed's getOrCompute, "
             "Load + compute + LoadOrStore; go_sf: with x/sync singleflight). RSS B/key: RSS "
             "growth while a fresh process fills the keys. %s: one pthread mutex over a "
@@ -560,7 +560,7 @@ MAP_NOTE = ("map: an op is one map call on a map of 1M 8-byte keys (filled untim
 def map_panel(cases):
     """the map family at a glance: ns/op per implementation, one row per mix
     and thread count, then the herd; (header, body)"""
-    order = ("weft", "mutex", "rwlock", "ck_ht", "tbb", "cuckoo", "go", "go_sf")
+    order = ("weft", "weft_tasks", "mutex", "rwlock", "ck_ht", "tbb", "cuckoo", "go", "go_sf")
     impls = sorted({s for strategies in cases.values() for s in strategies},
                    key=lambda s: (order.index(s) if s in order else len(order), s))
     header = ["case"] + impls + ["weft vs mutex", "weft vs rwlock"]
