@@ -120,8 +120,11 @@ struct rec {
 	struct rec *next; /* the registry; never unlinked */
 };
 
-static struct rec *rec_head;   /* registry (push: CAS) */
-static uint64_t g_epoch = 2;    /* G */
+static struct rec *rec_head; /* registry (push: CAS) */
+/* G: read by every pin, written once per advance; its own line, so that
+ * no often-written neighbour (of this or another module) makes every
+ * pin miss */
+static WEFT__ALIGNED uint64_t g_epoch = 2;
 static pthread_key_t rec_key;
 static pthread_once_t rec_key_once = PTHREAD_ONCE_INIT;
 static _Thread_local struct rec *tl_rec;
