@@ -38,6 +38,8 @@
 //   --weft_times_out=F  write this run's seconds per benchmark there (with
 //                       the entries of --weft_estimates it did not run)
 //   --weft_no_progress  no progress lines
+//   --weft_map_full     the map family's whole matrix (default: a subset,
+//                       see register_map)
 // The sync family (bench/sync.c: semaphore, errgroup, context, WaitGroup)
 // reports the same counters with an op (acquire+release pair, task,
 // context, fork-join round) as the item, plus threads_created (errgroup:
@@ -50,6 +52,10 @@
 // breaker written as gobreaker is, and gobreaker's algorithm in Go) counts
 // execute calls as items and reports the latency percentiles of one call
 // in 64 (weft and mutex; the Go peer has none).
+// The map family (bench/map.c: weft's map against the mutex and rwlock
+// maps, ck_ht, TBB, libcuckoo and Go's sync.Map) counts map calls as items
+// and adds rss_bytes_per_key (RSS growth while filling the keys, per key)
+// and, in the herd case, computes_per_key.
 // Exit status: 1 if any run failed (lost items, an error from a strategy).
 #include <benchmark/benchmark.h>
 
@@ -67,6 +73,7 @@
 #include "breaker.h"
 #include "chan.h"
 #include "sync.h"
+#include "map.h"
 #include "pool.h"
 #include "pipeline.h"
 
@@ -336,6 +343,8 @@ bool flag(const char *arg, const char *name, double *out)
 }
 
 // Take our flags out of argv; leave the rest to Google Benchmark.
+bool map_full = false; // --weft_map_full
+
 void parse_flags(int *argc, char **argv)
 {
 	if (const char *e = std::getenv("WEFT_BENCH_ITEMS"))
@@ -355,6 +364,8 @@ void parse_flags(int *argc, char **argv)
 			prog.times_out = argv[i] + 17;
 		else if (!std::strcmp(argv[i], "--weft_no_progress"))
 			prog.on = false;
+		else if (!std::strcmp(argv[i], "--weft_map_full"))
+			map_full = true;
 		else {
 			if (!std::strncmp(argv[i], "--benchmark_repetitions=", 24))
 				prog.reps = std::max(1, std::atoi(argv[i] + 24));
@@ -457,6 +468,103 @@ void run_pool(benchmark::State &state, const pool_bench_case *c, const pool_stra
 	if (have_wakes)
 		k["futex_wakes_per_item"] = wakes / t.items;
 	report_latency(state, lat);
+}
+
+// The map family (bench/map.c): impl NULL is the Go peer (go_sf: with
+// singleflight).
+void run_map(benchmark::State &state, const map_bench_case *c, const map_impl *impl, bool go_sf,
+	     const std::string &name)
+{
+	map_bench_params mp = { params.base_items, params.timeout_ns };
+	totals t;
+	double rss_per_key = -1, computes = -1;
+
+	progress(name);
+	for (auto _ : state) {
+		map_bench_result r;
+		int rc;
+
+		if (impl) {
+			rc = map_bench_run(c, impl, &mp, &r);
+		} else {
+#ifdef WEFT_GO_PEER
+			uint64_t keys = std::max<uint64_t>(params.base_items / 10, 1000);
+			uint64_t ops = c->kind == MAP_BENCH_HERD ? uint64_t(c->threads) * 64
+								 : keys / c->threads * c->threads;
+			std::memset(&r, 0, sizeof r);
+			rc = go_peer_map_run(c, keys, ops, go_sf, mp.timeout_ns ? mp.timeout_ns
+									 : 120000000000LL, &r);
+#else
+			rc = -1;
+			std::snprintf(r.error, sizeof r.error, "go peer not built");
+#endif
+		}
+		if (rc != 0) {
+			any_failed = true;
+			state.SkipWithError(r.error);
+			break;
+		}
+		state.SetIterationTime(static_cast<double>(r.wall_ns) / 1e9);
+		t.add(r.wall_ns, r.cpu_ns, r.items, r.ctx_switches, r.peak_rss_kb);
+		rss_per_key = r.rss_bytes_per_key;
+		computes = r.computes_per_key;
+	}
+	if (t.wall == 0)
+		return; // failed
+	t.report(state);
+	if (rss_per_key >= 0)
+		state.counters["rss_bytes_per_key"] = rss_per_key;
+	if (computes >= 0)
+		state.counters["computes_per_key"] = computes;
+}
+
+// One implementation's cases together (map.c keeps its filled map between
+// them); the Go peer fills its own each run. By default a subset (the full
+// matrix takes about 5 minutes on 2 cores, mostly refilling Go's map in
+// every child process): uniform keys at 1, 2 and 8 threads, Zipf at 2, the
+// Go peer at 2 threads and in the herd. --weft_map_full: every case.
+bool map_default_case(const map_bench_case *c, bool go)
+{
+	if (c->kind == MAP_BENCH_HERD)
+		return true;
+	if (go || c->dist == MAP_DIST_ZIPF)
+		return c->threads == 2;
+	return c->threads != 4;
+}
+
+void register_map()
+{
+	char name[160];
+	struct entry {
+		const map_impl *impl;
+		const char *name;
+		bool sf;
+	};
+	std::vector<entry> impls;
+	for (const map_impl *const *m = map_impls; *m; m++)
+		impls.push_back({ *m, (*m)->name, false });
+#ifdef WEFT_GO_PEER
+	impls.push_back({ nullptr, "go", false });
+#ifdef WEFT_GO_SF
+	impls.push_back({ nullptr, "go_sf", true });
+#endif
+#endif
+	for (const entry &e : impls) {
+		for (size_t i = 0; i < map_bench_ncases; i++) {
+			const map_bench_case *c = &map_bench_cases[i];
+			if (!map_bench_supported(c, e.impl) || (e.sf && c->kind != MAP_BENCH_HERD))
+				continue;
+			if (!map_full && !map_default_case(c, e.impl == nullptr))
+				continue;
+			map_bench_name(name, sizeof name, c, e.name);
+			prog.names.push_back(name);
+			benchmark::RegisterBenchmark(name, run_map, c, e.impl, e.sf, std::string(name))
+				->Iterations(1)
+				->UseManualTime()
+				->MeasureProcessCPUTime()
+				->Unit(benchmark::kMillisecond);
+		}
+	}
 }
 
 // The pool family: one benchmark per case x pool strategy (bench/pool.c).
@@ -588,11 +696,14 @@ void register_pipeline()
 
 int main(int argc, char **argv)
 {
+	if (argc == 2 && !std::strncmp(argv[1], "--weft_map_rss=", 15))
+		return map_bench_rss_child(argv[1] + 15); // bench/map.c's child
 	parse_flags(&argc, argv);
 	register_all();
 	register_pool();
 	register_breaker();
 	register_pipeline();
+	register_map();
 	benchmark::Initialize(&argc, argv);
 	if (benchmark::ReportUnrecognizedArguments(argc, argv))
 		return 2;
@@ -610,12 +721,25 @@ int main(int argc, char **argv)
 		skipped += (skipped.empty() ? "" : "; ") + std::string(*s);
 	for (const char *const *s = pool_strategies_skipped; *s; s++)
 		skipped += (skipped.empty() ? "" : "; ") + std::string(*s);
+	for (const char *const *s = map_impls_skipped; *s; s++)
+		skipped += (skipped.empty() ? "" : "; ") + std::string(*s);
 	benchmark::AddCustomContext("weft_strategies", built);
 	benchmark::AddCustomContext("weft_skipped", skipped.empty() ? "none" : skipped);
 	std::string pools;
 	for (const pool_strategy *const *s = pool_strategies; *s; s++)
 		pools += (pools.empty() ? "" : " ") + std::string((*s)->name);
 	benchmark::AddCustomContext("weft_pool_strategies", pools);
+	std::string maps;
+	for (const map_impl *const *m = map_impls; *m; m++)
+		maps += (maps.empty() ? "" : " ") + std::string((*m)->name);
+#ifdef WEFT_GO_PEER
+	maps += " go";
+#ifdef WEFT_GO_SF
+	maps += " go_sf(herd)";
+#endif
+#endif
+	benchmark::AddCustomContext("weft_map_impls", maps);
+	std::fprintf(stderr, "weft-bench: map implementations: %s\n", maps.c_str());
 	std::fprintf(stderr, "weft-bench: channel strategies: %s\n", built.c_str());
 	std::fprintf(stderr, "weft-bench: pool strategies: %s\n", pools.c_str());
 	std::fprintf(stderr, "weft-bench: skipped: %s\n", skipped.empty() ? "none" : skipped.c_str());

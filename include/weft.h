@@ -12,5 +12,6 @@
 #include <weft/task.h>
 #include <weft/breaker.h>
 #include <weft/pipeline.h>
+#include <weft/map.h>
 
 #endif /* WEFT_H */

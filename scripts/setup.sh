@@ -6,7 +6,8 @@ pkgs=(meson ninja-build pkg-config gcc g++ libck-dev libjemalloc-dev libbenchmar
 if [[ "${1:-}" == "--bench" ]]; then
 	pkgs+=(python3 python3-matplotlib python3-scipy libbenchmark-tools)
 	# optional peers: installed when the archive has them, skipped otherwise
-	optional=(libconcurrentqueue-dev libtbb-dev libboost-fiber-dev)
+	optional=(libconcurrentqueue-dev libtbb-dev libboost-fiber-dev libcuckoo-dev
+		golang-golang-x-sync-dev)
 else
 	optional=()
 fi

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "../measure.h"
 #include "../breaker.h"
 #include "../chan.h"
+#include "../map.h"
 #include "../pool.h"
 
 extern char **environ;
@@ -58,6 +60,9 @@ static ssize_t read_until(int fd, char *buf, size_t size, int64_t deadline)
 	buf[n] = '\0';
 	return (ssize_t)n;
 }
+
+/* The last line a peer printed (the map family reads its extra fields). */
+static char last_line[512];
 
 /* What the peer measured over its timed span. */
 struct peer_run {
@@ -99,6 +104,8 @@ static int run_peer(char *const *args, uint64_t items, int64_t timeout_ns, struc
 	}
 	ssize_t n = read_until(fds[0], line, sizeof line, bench_now_ns() + timeout_ns);
 	close(fds[0]);
+	if (n >= 0)
+		memcpy(last_line, line, sizeof line);
 	if (n < 0)
 		kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -192,5 +199,42 @@ int go_peer_breaker_run(const struct breaker_bench_case *c, uint64_t items, int6
 	r->items = items;
 	PEER_FIGURES(r, pr);
 	r->has_latency = 0;
+	return 0;
+}
+
+int go_peer_map_run(const struct map_bench_case *c, uint64_t keys, uint64_t ops, int go_sf,
+		    int64_t timeout_ns, struct map_bench_result *r)
+{
+	char a1[24], a2[24], a3[24], a4[24], a5[24];
+	char *args[] = { "map", a1, a2, a3, a4, a5, NULL };
+	struct peer_run pr;
+	const char *x;
+
+	if (c->kind == MAP_BENCH_HERD) {
+		/* herd THREADS KEYS COMPUTE_NS SINGLEFLIGHT */
+		args[0] = "herd";
+		args[5] = NULL;
+		snprintf(a1, sizeof a1, "%u", c->threads);
+		snprintf(a2, sizeof a2, "%" PRIu64, ops / c->threads);
+		snprintf(a3, sizeof a3, "%d", 200000);
+		snprintf(a4, sizeof a4, "%d", go_sf ? 1 : 0);
+	} else {
+		/* map KEYS THREADS READ_PCT ZIPF 0 */
+		snprintf(a1, sizeof a1, "%" PRIu64, keys);
+		snprintf(a2, sizeof a2, "%u", c->threads);
+		snprintf(a3, sizeof a3, "%u", c->read_pct);
+		snprintf(a4, sizeof a4, "%d", c->dist == MAP_DIST_ZIPF);
+		snprintf(a5, sizeof a5, "0");
+	}
+	if (run_peer(args, ops, timeout_ns, &pr, r->error, sizeof r->error) != 0)
+		return -1;
+	r->items = ops;
+	PEER_FIGURES(r, pr);
+	r->rss_bytes_per_key = -1;
+	r->computes_per_key = -1;
+	if ((x = strstr(last_line, "rss_bytes_per_key=")))
+		r->rss_bytes_per_key = strtod(x + 18, NULL);
+	if ((x = strstr(last_line, "computes=")))
+		r->computes_per_key = strtod(x + 9, NULL) / (double)(ops / c->threads);
 	return 0;
 }

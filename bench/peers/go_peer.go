@@ -10,6 +10,8 @@
 //	weft-go-peer fanout WORKERS WORKERS CAP ITEMS
 //	weft-go-peer seedpool WORKERS 1 CAP ITEMS
 //	weft-go-peer breaker closed|open|half_open THREADS ITEMS
+//	weft-go-peer map KEYS THREADS READ_PCT ZIPF(0|1) 0
+//	weft-go-peer herd THREADS KEYS COMPUTE_NS SINGLEFLIGHT(0|1)
 //
 // pool: the pool family's streaming shape (bench/pool.h). WORKERS goroutines
 // range over a jobs channel of QUEUE slots (the pool's queue, its
@@ -45,6 +47,16 @@
 // 2^32-1, every call a probe that never closes it. Checked: each call's
 // error, the function's count, the breaker's Requests and state.
 //
+// map: the map family's mix case (bench/map.h) on a sync.Map of KEYS
+// uint64 keys (filled untimed; its RSS growth per key is reported as
+// rss_bytes_per_key): THREADS goroutines do KEYS ops in total, a Load with
+// probability READ_PCT %, else a Store over an existing key, keys uniform or
+// Zipf (the same generator and sequence as bench/map.c). herd: THREADS
+// goroutines ask for the same KEYS fresh keys in order through the seed's
+// getOrCompute (Load, compute, LoadOrStore), or (SINGLEFLIGHT 1) through
+// x/sync's singleflight around the compute; compute sleeps COMPUTE_NS; the
+// line adds computes= (how many ran).
+//
 // GOMAXPROCS is Go's default (the online cores). CPU and context switches
 // are this process's getrusage over the timed span. The results are checked
 // as the C scenarios check them (each item once: count and sum; pool: each
@@ -58,7 +70,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,7 +92,9 @@ type result struct{ id, val uint64 }
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: weft-go-peer pool JOBS WORKERS QUEUE RESULTS SLEEP_NS\n"+
-		"       weft-go-peer chan PRODUCERS CONSUMERS CAP ITEMS")
+		"       weft-go-peer chan PRODUCERS CONSUMERS CAP ITEMS\n"+
+		"       weft-go-peer map KEYS THREADS READ_PCT ZIPF 0\n"+
+		"       weft-go-peer herd THREADS KEYS COMPUTE_NS SINGLEFLIGHT")
 	os.Exit(2)
 }
 
@@ -132,10 +148,15 @@ func startSpan() span {
 }
 
 func (s span) report(items uint64) {
+	s.reportWith(items, "")
+}
+
+// reportWith adds extra (" name=value" pairs) to the line.
+func (s span) reportWith(items uint64, extra string) {
 	wall := time.Since(s.t0)
 	cpu, sw := rusage()
-	fmt.Printf("items=%d wall_ns=%d cpu_ns=%d ctx_switches=%d peak_rss_kb=%d\n",
-		items, wall.Nanoseconds(), (cpu - s.cpu).Nanoseconds(), sw-s.sw, peakRSSKb())
+	fmt.Printf("items=%d wall_ns=%d cpu_ns=%d ctx_switches=%d peak_rss_kb=%d%s\n",
+		items, wall.Nanoseconds(), (cpu - s.cpu).Nanoseconds(), sw-s.sw, peakRSSKb(), extra)
 }
 
 func fail(format string, a ...interface{}) {
@@ -165,6 +186,10 @@ func main() {
 		runSeedPool(arg(2), arg(4), arg(5))
 	case len(os.Args) == 5 && os.Args[1] == "breaker":
 		runBreaker(os.Args[2], arg(3), arg(4))
+	case len(os.Args) == 7 && os.Args[1] == "map":
+		runMap(arg(2), arg(3), arg(4), arg(5), arg(6))
+	case len(os.Args) == 6 && os.Args[1] == "herd":
+		runHerd(arg(2), arg(3), arg(4), arg(5))
 	default:
 		usage()
 	}
@@ -423,7 +448,7 @@ var (
 
 type bCounts struct {
 	Requests, TotalSuccesses, TotalFailures, TotalExclusions uint32
-	ConsecutiveSuccesses, ConsecutiveFailures               uint32
+	ConsecutiveSuccesses, ConsecutiveFailures                uint32
 }
 
 type breaker struct {
@@ -622,5 +647,188 @@ func runBreaker(kind string, threads, items uint64) {
 	if bad != 0 || n != admitted || uint64(requests) != admitted || cb.State() != wantState {
 		fail("breaker %s: %d wrong returns, fn ran %d, %d requests counted, %d admitted",
 			kind, bad, n, requests, admitted)
+	}
+}
+
+// ---- the map family ----
+
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// the key sequence of bench/map.c (seq_get): key | writeBit
+const writeBit = uint64(1) << 63
+
+func mapSeq(keys, ops, readPct uint64, zipf bool) []uint64 {
+	seq := make([]uint64, ops)
+	var theta, alpha, zetan, eta, half float64
+	if zipf {
+		theta = 0.99
+		alpha = 1 / (1 - theta)
+		for i := uint64(1); i <= keys; i++ {
+			zetan += 1 / math.Pow(float64(i), theta)
+		}
+		zeta2 := 1 + math.Pow(0.5, theta)
+		eta = (1 - math.Pow(2/float64(keys), 1-theta)) / (1 - zeta2/zetan)
+		half = 1 + math.Pow(0.5, theta)
+	}
+	r := uint64(42)
+	for i := range seq {
+		var k uint64
+		if zipf {
+			r = splitmix(r)
+			u := float64(r>>11) / float64(uint64(1)<<53)
+			uz := u * zetan
+			var rank uint64
+			switch {
+			case uz < 1:
+				rank = 0
+			case uz < half:
+				rank = 1
+			default:
+				rank = uint64(float64(keys) * math.Pow(eta*u-eta+1, alpha))
+			}
+			if rank >= keys {
+				rank = keys - 1
+			}
+			k = splitmix(rank^0x5bd1e995) % keys
+		} else {
+			r = splitmix(r)
+			k = r % keys
+		}
+		r = splitmix(r)
+		if r%100 >= readPct {
+			k |= writeBit
+		}
+		seq[i] = k
+	}
+	return seq
+}
+
+func rssKb() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	v, _ := strconv.ParseInt(f[1], 10, 64)
+	return v * 4
+}
+
+func runMap(keys, threads, readPct, zipf, _ uint64) {
+	if keys == 0 || threads == 0 {
+		usage()
+	}
+	runtime.GC()
+	before := rssKb()
+	var m sync.Map
+	for k := uint64(0); k < keys; k++ {
+		m.Store(k, k+1)
+	}
+	runtime.GC()
+	after := rssKb()
+	seq := mapSeq(keys, keys, readPct, zipf == 1)
+	per := keys / threads
+	var wg sync.WaitGroup
+	var missing, bad atomic.Uint64
+	start := make(chan struct{})
+	for t := uint64(0); t < threads; t++ {
+		wg.Add(1)
+		go func(s []uint64) {
+			defer wg.Done()
+			<-start
+			var miss, wrong uint64
+			for i, e := range s {
+				k := e &^ writeBit
+				if e&writeBit != 0 {
+					m.Store(k, k+1+uint64(i)<<20)
+				} else if v, ok := m.Load(k); !ok {
+					miss++
+				} else if v.(uint64)&0xfffff != (k+1)&0xfffff {
+					wrong++
+				}
+			}
+			missing.Add(miss)
+			bad.Add(wrong)
+		}(seq[t*per : (t+1)*per])
+	}
+	time.Sleep(10 * time.Millisecond)
+	sp := startSpan()
+	close(start)
+	wg.Wait()
+	sp.reportWith(per*threads, fmt.Sprintf(" rss_bytes_per_key=%.1f",
+		float64(after-before)*1024/float64(keys)))
+	if missing.Load() != 0 || bad.Load() != 0 {
+		fail("map: %d loads missed, %d wrong values", missing.Load(), bad.Load())
+	}
+}
+
+// singleflightDo is set by go_peer_sf.go when x/sync is available.
+var singleflightDo func(key string, fn func() (interface{}, error)) (interface{}, error, bool)
+
+func runHerd(threads, keys, computeNs, sf uint64) {
+	if sf == 1 && singleflightDo == nil {
+		fail("herd: built without golang.org/x/sync (golang-golang-x-sync-dev)")
+	}
+	var m sync.Map
+	var computes atomic.Uint64
+	compute := func(key uint64) uint64 {
+		computes.Add(1)
+		time.Sleep(time.Duration(computeNs))
+		return key*3 + 1
+	}
+	// the seed's getOrCompute, as written
+	getOrCompute := func(key uint64) uint64 {
+		if v, ok := m.Load(key); ok {
+			return v.(uint64)
+		}
+		v := compute(key)
+		actual, _ := m.LoadOrStore(key, v)
+		return actual.(uint64)
+	}
+	// with singleflight around the compute
+	getOrComputeSF := func(key uint64) uint64 {
+		if v, ok := m.Load(key); ok {
+			return v.(uint64)
+		}
+		v, _, _ := singleflightDo(strconv.FormatUint(key, 10), func() (interface{}, error) {
+			if v, ok := m.Load(key); ok {
+				return v, nil
+			}
+			v := compute(key)
+			m.Store(key, v)
+			return v, nil
+		})
+		return v.(uint64)
+	}
+	get := getOrCompute
+	if sf == 1 {
+		get = getOrComputeSF
+	}
+	var wg sync.WaitGroup
+	var bad atomic.Uint64
+	start := make(chan struct{})
+	for t := uint64(0); t < threads; t++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for k := uint64(1000); k < 1000+keys; k++ {
+				if get(k) != k*3+1 {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(10 * time.Millisecond)
+	sp := startSpan()
+	close(start)
+	wg.Wait()
+	sp.reportWith(threads*keys, fmt.Sprintf(" computes=%d", computes.Load()))
+	if bad.Load() != 0 {
+		fail("herd: %d wrong values", bad.Load())
 	}
 }

@@ -53,9 +53,11 @@ METRICS += ("futex_per_item",)
 METRICS += ("write_MBps", "read_MBps", "MBps", "dropped")
 # their families in the report (their own panel, pipeline_panel())
 PL_FAMILIES = ("stages", "spill")
+# the map family's: RSS growth per key while filling, computes per key (herd)
+METRICS += ("rss_bytes_per_key", "computes_per_key")
 FAMILY_ORDER = ("floor", "seq", "spsc", "mpsc", "spmc", "mpmc", "select_rx", "select_both",
                 "select_try", "pingpong", "pipeline", "fanout", "seedpool", "idle", "scale", "sync",
-                "pool", "breaker")
+                "pool", "breaker", "map")
 REFERENCE = "weft"  # the "vs weft" column: a strategy's speed over weft's
 FLOOR = "hw_floor"
 # the latency columns, in order: (counter, header)
@@ -112,6 +114,9 @@ def parse_name(name):
     if len(parts) >= 3 and parts[0] == "breaker":
         # breaker/execute_closed/threads:2/weft -> (breaker, execute_closed/threads:2, weft)
         return "breaker", "/".join(parts[1:-1]), parts[-1]
+    if len(parts) >= 3 and parts[0] == "map":
+        # map/mix/read:99/dist:zipf/threads:2/weft -> (map, mix/read:99/dist:zipf/threads:2, weft)
+        return "map", "/".join(parts[1:-1]), parts[-1]
     if len(parts) >= 3 and parts[0] == "pool":
         # pool/seed/workers:100/queue:200/weft -> (pool, seed/workers:100/queue:200, weft)
         return "pool", "/".join(parts[1:-1]), parts[-1]
@@ -239,7 +244,7 @@ def failure(case, s, r, notes):
 
 # what a row of a family counts: (one, many)
 UNITS = {"sync": ("op", "ops"), "pool": ("job", "jobs"), "select_try": ("call", "calls"),
-         "breaker": ("call", "calls")}
+         "breaker": ("call", "calls"), "map": ("op", "ops")}
 
 
 def f2(v):
@@ -290,6 +295,9 @@ def columns(family):
              ("futex/" + one, get("futex_per_item", f3), has("futex_per_item")),
              ("futex wakes/" + one, get("futex_wakes_per_item", f3), has("futex_wakes_per_item")),
              ("ctx sw/" + one, get("ctx_switches_per_item", f3), has("ctx_switches_per_item")),
+             ("RSS B/key", get("rss_bytes_per_key", lambda v: "-" if v is None else "%.0f" % v),
+              has("rss_bytes_per_key")),
+             ("computes/key", get("computes_per_key", f2), has("computes_per_key")),
              ("vs " + REFERENCE, lambda r, case_rows: x(ratio(r, case_rows, REFERENCE)), always),
              ("vs " + BASELINE, lambda r, case_rows: x(ratio(r, case_rows)), always)]
     return cols
@@ -482,7 +490,7 @@ def summary(groups):
     lines = {}
     ratios = []
     for family, cases in groups.items():
-        if family in ("idle", "sync", "pool", "floor", "scale", "breaker"):  # their own tables
+        if family in ("idle", "sync", "pool", "floor", "scale", "breaker", "map"):  # their own tables
             continue
         for case, strategies in cases.items():
             params = dict(p.split(":", 1) for p in case.split("/") if ":" in p)
@@ -507,7 +515,7 @@ def comparison(groups):
     per strategy, ns per item (lower is better), and a last row with each
     strategy's geometric mean speed relative to weft over the cases both
     ran. (header, body)"""
-    skip = ("idle", "sync", "pool", "floor", "breaker")
+    skip = ("idle", "sync", "pool", "floor", "breaker", "map")  # map: its own panel
     strategies = []
     for f, cases in groups.items():
         if f in skip:
@@ -616,7 +624,7 @@ def plot(groups, path):
         print("matplotlib not available: no chart", file=sys.stderr)
         return False
     from matplotlib.patches import Patch
-    fams = [f for f in groups if f != "idle"]
+    fams = [f for f in groups if f not in ("idle", "map")]  # map: map.png
     if not fams:
         return False
     everyone = by_strategy({s for f in fams for c in groups[f].values() for s in c})
@@ -672,6 +680,79 @@ def plot(groups, path):
                loc="upper center", ncol=min(len(everyone), 9), fontsize=9, frameon=False,
                bbox_to_anchor=(0.5, 1 - 0.45 / height))
     return save_plot(plt, fig, path, dpi=110, rect=(0, 0, 1, 1 - top / height))
+
+
+MAP_NOTE = ("map: an op is one map call on a map of 1M 8-byte keys (filled untimed); "
+            "read:R is the percentage of loads, the rest stores over existing keys; "
+            "dist: uniform keys or Zipf (s = 0.99, ranks scrambled); threads:T share the "
+            "ops. herd: 64 threads (weft_tasks: 64 weft tasks) ask for the same 64 fresh keys, compute sleeps 200 us; "
+            "computes/key 1 means the waiters shared it (go: the seed's getOrCompute, "
+            "Load + compute + LoadOrStore; go_sf: with x/sync singleflight). RSS B/key: RSS "
+            "growth while a fresh process fills the keys. %s: one pthread mutex over a "
+            "chained table; rwlock: the same under a pthread rwlock "
+            "(bench/baseline/map_mutex.c); ck_ht: loads lock-free, stores under one writer "
+            "mutex; tbb, cuckoo and the Go peer take integer keys (no key copy)." % BASELINE)
+
+
+def map_panel(cases):
+    """the map family at a glance: ns/op per implementation, one row per mix
+    and thread count, then the herd; (header, body)"""
+    order = ("weft", "weft_tasks", "mutex", "rwlock", "ck_ht", "tbb", "cuckoo", "go", "go_sf")
+    impls = sorted({s for strategies in cases.values() for s in strategies},
+                   key=lambda s: (order.index(s) if s in order else len(order), s))
+    header = ["case"] + impls + ["weft vs mutex", "weft vs rwlock"]
+    body = []
+    for case, strategies in cases.items():
+        row = [case]
+        for s in impls:
+            r = strategies.get(s)
+            cell = "-" if not r else ("FAILED" if r.error else ns(r.get("ns_per_item")))
+            if r and not r.error and r.get("computes_per_key") is not None:
+                cell += " (%s)" % f2(r.get("computes_per_key"))
+            row.append(cell)
+        w = strategies.get("weft")
+        row += [x(ratio(w, strategies, "mutex")) if w else "-",
+                x(ratio(w, strategies, "rwlock")) if w else "-"]
+        body.append(row)
+    return header, body
+
+
+def plot_map(groups, path):
+    """the map family: ns/op against threads per implementation, one panel
+    per mix (uniform keys), and the herd's CPU per op"""
+    cases = groups.get("map")
+    if not cases:
+        return False
+    plt = _plt()
+    if not plt:
+        return False
+    mixes = [m for m in ("read:100", "read:99", "read:90", "read:50")
+             if any(c.startswith("mix/" + m + "/dist:uniform") for c in cases)]
+    if not mixes:
+        return False
+    fig, axes = plt.subplots(1, len(mixes), figsize=(4.2 * len(mixes), 3.6), squeeze=False)
+    impls = sorted({s for c in cases.values() for s in c},
+                   key=lambda s: (s != "weft", s != BASELINE, s))
+    for ax, m in zip(axes.flat, mixes):
+        for s in impls:
+            pts = []
+            for c, strategies in cases.items():
+                if not c.startswith("mix/" + m + "/dist:uniform"):
+                    continue
+                r = strategies.get(s)
+                if r and not r.error and r.get("ns_per_item"):
+                    pts.append((threads_of(c)[0], r.get("ns_per_item")))
+            if pts:
+                pts.sort()
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=s)
+        ax.set_title("map " + m + " (uniform)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("threads")
+        ax.set_ylabel("ns/op (lower is better)")
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    return save_plot(plt, fig, path, dpi=110)
 
 
 def _plt():
@@ -878,6 +959,14 @@ def main(argv=None):
             print("FAILED: " + n)
         print()
         md += ["## %s" % family, "", md_table(header, body), ""]
+        if family == "map":
+            ph, pb = map_panel(cases)
+            print("== map at a glance: ns/op (herd: computes per key)")
+            print(text_table(ph, pb, 1))
+            print(MAP_NOTE)
+            print()
+            md += ["### map at a glance: ns/op (herd: computes per key)", "",
+                   md_table(ph, pb, 1), "", MAP_NOTE, ""]
         if family == "pool":
             print(POOL_NOTE)
             print()
@@ -906,7 +995,8 @@ def main(argv=None):
         for name, fn, title in (("throughput.png", plot, "throughput by strategy"),
                                 ("scaling.png", plot_scaling, "throughput against threads"),
                                 ("latency.png", plot_latency, "latency percentiles"),
-                                ("scale.png", plot_scale, "scaling with items")):
+                                ("scale.png", plot_scale, "scaling with items"),
+                                ("map.png", plot_map, "map: ns/op against threads")):
             png = os.path.join(out, name)
             if fn(groups, png):
                 md += ["![%s](%s)" % (title, name), ""]
