@@ -41,6 +41,9 @@
  * - Wake-up of idle carriers is a Dekker pair: a producer pushes, then
  *   weft__fence_sc, then reads nidle/nspinning; an idler's faa on nidle
  *   (an RMW) precedes its last look at every queue. One sees the other.
+ *   The wake-up itself is a CAS ASLEEP -> WOKEN on the carrier's wake
+ *   word, which the carrier swaps back to AWAKE (a full RMW) before it
+ *   looks again (see WAKE_ASLEEP).
  * - A task's wait: the task writes w->task, then the commit (after the
  *   switch) CASes PARKED into w->state; a waker that clears PARKED
  *   (weft__waiter_end, a full RMW) reads w->task after it and readies the
@@ -187,8 +190,7 @@ struct carrier {
 	weft__task_t **heap;
 	uint64_t next_when; /* heap[0]->when, or INT64_MAX; read lock-free */
 	/* idling */
-	WEFT__ALIGNED uint32_t wake; /* futex word: 1 when woken */
-	uint32_t sleeping;
+	WEFT__ALIGNED uint32_t wake; /* futex word: WAKE_AWAKE / ASLEEP / WOKEN */
 	uint32_t ktid; /* its kernel thread id (the monitor's probe) */
 	void *altstack; /* its signal stack (the overflow message) */
 	pthread_t thread;
@@ -534,6 +536,31 @@ static void ctx_switch(struct ctx *from, struct ctx *to, bool from_exits)
 /* ---- run queues ---- */
 
 static void wake_idle(void);
+
+/* A carrier's wake word. It is ASLEEP from before its last look at the
+ * queues until it is awake again, and only a waker's CAS ASLEEP -> WOKEN
+ * counts as a wake-up: a carrier that has left its sleep (a poll timeout,
+ * a spurious return) swaps AWAKE in, so a waker either sees AWAKE and
+ * wakes another, or its CAS comes first and the carrier's swap reads
+ * WOKEN, after the waker's push (so its next look finds that work). A
+ * separate "sleeping" flag checked before a CAS on the word lost wake-ups:
+ * the waker could read a stale flag and spend its one wake on a carrier
+ * that had just looked and gone on to run a task for good. */
+#define WAKE_AWAKE 0u
+#define WAKE_ASLEEP 1u
+#define WAKE_WOKEN 2u
+
+/* Wake v if it sleeps; true if this call woke it. */
+static bool wake_carrier(struct carrier *v)
+{
+	uint32_t asleep = WAKE_ASLEEP;
+	/* full RMW: after the caller's push and fence; the carrier's swap
+	 * to AWAKE reads what we wrote, and so sees the push */
+	if (!weft__cas32(&v->wake, &asleep, WAKE_WOKEN))
+		return false;
+	weft__futex_wake(&v->wake, 1);
+	return true;
+}
 
 static void global_push(weft__task_t *first, weft__task_t *last, uint32_t n)
 {
@@ -1101,11 +1128,8 @@ static void wake_idle(void)
 	uint32_t started = weft__ld32_acq(&rt.started), procs = weft__ld32_rlx(&rt.nactive);
 	for (uint32_t i = 0; i < started && i < procs; i++) {
 		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
-		uint32_t z = 0;
-		if (v && weft__ld32_acq(&v->sleeping) && weft__cas32(&v->wake, &z, 1)) {
-			weft__futex_wake(&v->wake, 1);
+		if (v && wake_carrier(v))
 			return;
-		}
 	}
 }
 
@@ -1154,12 +1178,16 @@ static weft__task_t *idle(struct carrier *c)
 	if (!c->poll_ns)
 		c->poll_ns = POLL_MIN_NS;
 	for (;;) {
-		weft__st32_rel(&c->sleeping, 1);
+		/* full RMW: from here a waker may take us (see WAKE_ASLEEP) */
+		weft__fas32(&c->wake, WAKE_ASLEEP);
 		/* RMW: registered as idle before the last look (Ordering) */
 		uint32_t idle_now = weft__faa32(&rt.nidle, 1) + 1;
+		/* retired, but active again (kick_carriers: its store of
+		 * nactive, then its CAS on wake; ours the other way round) */
+		bool back = retired && c->id < weft__ld32_rlx(&rt.nactive);
 		t = retired ? NULL : find_work(c);
 		bool poller = false;
-		if (!t) {
+		if (!t && !back) {
 			int64_t until = retired ? WEFT_FOREVER : earliest_timer();
 			uint32_t z = 0;
 			if (!retired && idle_now < weft__ld32_acq(&rt.started) &&
@@ -1169,13 +1197,14 @@ static weft__task_t *idle(struct carrier *c)
 				if (p < until)
 					until = p;
 			}
-			weft__futex_wait(&c->wake, 0, until);
+			weft__futex_wait(&c->wake, WAKE_ASLEEP, until);
 			if (poller)
 				weft__st32_rel(&rt.npolling, 0);
 		}
 		weft__faa32(&rt.nidle, (uint32_t)-1);
-		weft__st32_rlx(&c->sleeping, 0);
-		weft__st32_rlx(&c->wake, 0);
+		/* full RMW: awake before the look below; reading WOKEN means a
+		 * waker's push is visible to it */
+		weft__fas32(&c->wake, WAKE_AWAKE);
 		if (t || retired || (t = find_work(c)) != NULL) {
 			c->poll_ns = POLL_MIN_NS;
 			if (t)
@@ -1219,25 +1248,23 @@ static bool wake_one(uint32_t active)
 	uint32_t started = weft__ld32_acq(&rt.started);
 	for (uint32_t i = 0; i < started && i < active; i++) {
 		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
-		uint32_t z = 0;
-		if (v && weft__ld32_acq(&v->sleeping) && weft__cas32(&v->wake, &z, 1)) {
-			weft__futex_wake(&v->wake, 1);
+		if (v && wake_carrier(v))
 			return true;
-		}
 	}
 	return false;
 }
 
-/* After nactive changed: wake every carrier, so one that was retired and
- * asleep for good runs again, and one retired now hands its queue back. */
+/* After nactive changed: wake every sleeping carrier, so one that was
+ * retired and asleep for good runs again, and one retired now hands its
+ * queue back. One that is awake reads nactive again before it sleeps
+ * (idle, carrier_main). */
 static void kick_carriers(void)
 {
 	uint32_t started = weft__ld32_acq(&rt.started);
 	for (uint32_t i = 0; i < started; i++) {
 		struct carrier *v = weft__ldp_acq((void **)&rt.car[i]);
-		uint32_t z = 0;
-		if (v && weft__cas32(&v->wake, &z, 1))
-			weft__futex_wake(&v->wake, 1);
+		if (v)
+			wake_carrier(v);
 	}
 }
 
@@ -1274,7 +1301,7 @@ static int64_t monitor_look(weft__watch_t *w, int64_t now)
 		if (!v)
 			continue;
 		uint32_t sw = weft__ld32_rlx(&v->nswitch);
-		bool asleep = weft__ld32_acq(&v->sleeping) != 0;
+		bool asleep = weft__ld32_rlx(&v->wake) != WAKE_AWAKE;
 		sleeping += asleep && i < active;
 		uint32_t head = weft__ld32_acq(&v->head);
 		bool still = !asleep && sw == mon.seen[i] && i < active;
@@ -1322,6 +1349,10 @@ static int64_t monitor_look(weft__watch_t *w, int64_t now)
 			if (kick)
 				kick_carriers();
 		}
+	} else if (global_waits && sleeping && wake_one(active)) {
+		/* work has waited a whole tick while a carrier sleeps: a
+		 * safety net (wake_idle wakes one whenever work is queued) */
+		mon.calm = 0;
 	} else if (++mon.calm >= MON_RETIRE_TICKS && weft__ld32_rlx(&rt.nextra)) {
 		mon.calm = 0;
 		spin_lock(&rt.startlock);
@@ -1366,7 +1397,7 @@ void weft__runtime_dump(int fd)
 		weft__task_t *cur = weft__ldp_rlx((void **)&v->current);
 		uint32_t q = weft__ld32_acq(&v->tail) - weft__ld32_acq(&v->head);
 		dprintf(fd, "carrier %u: %s, task %llu, %u queued%s, %u switches\n", i,
-			weft__ld32_rlx(&v->sleeping) ? "asleep" : cur ? "running" : "looking for work",
+ weft__ld32_rlx(&v->wake) != WAKE_AWAKE ? "asleep" : cur ? "running" : "looking for work",
 			cur ? (unsigned long long)cur->id : 0ull, q,
 			weft__ldp_rlx((void **)&v->runnext) ? " + next" : "",
 			weft__ld32_rlx(&v->nswitch));
