@@ -177,9 +177,18 @@ static inline struct rec *my_rec(void)
 }
 
 /* The record of the thread running now, read anew: for an unpin after a
- * call that may have parked a task (it may resume on another carrier). */
-static __attribute__((noinline, noipa)) struct rec *my_rec_fresh(void)
+ * call that may have parked a task (it may resume on another carrier).
+ * gcc's noipa keeps callers from assuming anything about the call; clang
+ * has no noipa (it warns), and there the asm's memory clobber keeps the
+ * call from being judged pure and merged with an earlier one. */
+#ifdef __clang__
+#define NOIPA noinline
+#else
+#define NOIPA noinline, noipa
+#endif
+static __attribute__((NOIPA)) struct rec *my_rec_fresh(void)
 {
+	__asm__ __volatile__("" ::: "memory");
 	return my_rec();
 }
 
