@@ -893,7 +893,10 @@ static int put(weft_map_t *m, const void *key, size_t klen, void *value, bool ha
 		weft__mutex_unlock(&sh->lock);
 	}
 	unpin(p);
-	if (rc == 1 && !handback) {
+	/* a store of the value the key already holds leaves nothing: the
+	 * value is still in the map (fuzz_map: store(k, v) twice sent v to
+	 * value_free while the map kept it, and again at destroy) */
+	if (rc == 1 && !handback && cur != value) {
 		want |= retire_value(sh, vr, cur);
 		vr = NULL;
 	}
@@ -1036,7 +1039,7 @@ int weft_map_compare_and_swap(weft_map_t *m, const void *key, size_t klen, void 
 	}
 	unpin(p);
 	bool want = false;
-	if (rc) {
+	if (rc && old != value) { /* old == value: nothing left, as in put */
 		want = retire_value(sh, vr, old);
 		vr = NULL;
 	}
@@ -1195,7 +1198,8 @@ int weft_map_get_or_compute(weft_map_t *m, const void *key, size_t klen,
 		res = rc == 1 ? cur : cv;
 	}
 	weft__mutex_unlock(&sh->lock);
-	if (!err && rc != 0 && cv && m->value_free)
+	/* the loser is freed, unless it is the very value that stands */
+	if (!err && rc != 0 && cv && cv != res && m->value_free)
 		m->value_free(cv, m->user); /* never visible to anyone */
 	if (err)
 		rc = err;
