@@ -755,10 +755,14 @@ static int make_ord(struct stage *st, const weft_stage_opts_t *o)
 		od->batch = ORD_BATCH;
 	if (od->batch == 0)
 		od->batch = 1;
-	od->window = win;
 	od->slots = calloc(win, sizeof *od->slots);
-	if (!od->slots || weft_chan_create(&od->take, 0, 1) ||
-	    weft_chan_create(&od->room, 0, win))
+	if (!od->slots)
+		return -ENOMEM;
+	/* only now: stage_free walks `window` slots (fuzz_opts: an ordered
+	 * stage with window SIZE_MAX failed this calloc, and stage_free
+	 * then read the slots of a NULL array) */
+	od->window = win;
+	if (weft_chan_create(&od->take, 0, 1) || weft_chan_create(&od->room, 0, win))
 		return -ENOMEM;
 	weft_chan_send(od->take, NULL);
 	for (size_t i = 0; i < win; i++)
