@@ -330,7 +330,10 @@ static int take(weft_emit_t *e, weft_chan_t *in, void *buf)
 	int64_t t0 = wait_begin(e);
 	if (st->max_w > st->min_w) {
 		for (;;) {
-			rc = weft__chan_recv_until_ctx(in, buf, weft_now() + st->idle_ns, e->ctx);
+			/* saturating (fuzz_opts: idle_ns near INT64_MAX
+			 * overflowed now + idle_ns, undefined behaviour and in
+			 * practice a deadline already passed) */
+			rc = weft__chan_recv_until_ctx(in, buf, weft_deadline(st->idle_ns), e->ctx);
 			if (rc != -ETIMEDOUT || weft_ctx_err(e->ctx))
 				break;
 			if (try_retire(st)) {
