@@ -26,6 +26,7 @@
  * paths of the really absurd sizes are taken. */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include <weft.h>
@@ -861,6 +862,13 @@ static void op_task(void)
 
 /* ---- common ---- */
 
+static void *wg_done_later(void *arg)
+{
+	weft_sleep(20000);
+	weft_wg_done(arg);
+	return NULL;
+}
+
 static void op_common(void)
 {
 	int64_t t = fz_i64_edge(g_f);
@@ -876,9 +884,17 @@ static void op_common(void)
 	CHECK(msg != NULL && strlen(msg) < 1000);
 	int64_t spin = fz_i64_edge(g_f);
 	int64_t prev = weft_set_spin_ns(spin);
-	CHECK(prev >= 0);
+	CHECK(prev >= 0 && prev <= WEFT_SPIN_NS_MAX);
+	if (fz_u8(g_f) & 1) { /* a wait that spins under it, ended by a thread */
+		weft_wg_t wg = WEFT_WG_INIT;
+		pthread_t t;
+		CHECK_EQ(weft_wg_add(&wg, 1), 0);
+		CHECK_EQ(pthread_create(&t, NULL, wg_done_later, &wg), 0);
+		CHECK_EQ(weft_wg_wait(&wg), 0);
+		pthread_join(t, NULL);
+	}
 	int64_t now_spin = weft_set_spin_ns(-1);
-	CHECK_EQ(now_spin, spin < 0 ? prev : spin);
+	CHECK_EQ(now_spin, spin < 0 ? prev : spin > WEFT_SPIN_NS_MAX ? WEFT_SPIN_NS_MAX : spin);
 	weft_set_spin_ns(prev);
 }
 
