@@ -3,6 +3,8 @@
 #   1. the default build: suites unit, stress, headers, examples, bench-smoke
 #   2. ThreadSanitizer build: unit and stress
 #   3. ASan+UBSan build: unit and stress
+#   4. the fuzz build (clang, libFuzzer, ASan+UBSan): suite fuzz, each
+#      harness replays its regressions and fuzzes 30 s (tests/fuzz)
 # and ends with one line "N passed, N failed".
 # Usage: scripts/test.sh [--quick]   (--quick: default build only)
 set -uo pipefail
@@ -11,8 +13,10 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 export ASAN_OPTIONS=detect_leaks=1
 cd "$(dirname "$0")/.."
 # --bench: the report test draws its plots (matplotlib) and the peers run
-# their conformance tests when the archive has them
-scripts/setup.sh --bench || exit 1
+# their conformance tests when the archive has them; --fuzz: clang
+setup_args=(--bench)
+[[ "${1:-}" != "--quick" ]] && setup_args+=(--fuzz)
+scripts/setup.sh "${setup_args[@]}" || exit 1
 
 passed=0
 failed=0
@@ -47,6 +51,10 @@ if [[ "${1:-}" != "--quick" ]]; then
 		-Dbuildtype=debugoptimized -- --suite unit --suite stress --num-processes 1 --timeout-multiplier 3
 	run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dallocator=system \
 		-Dbenchmarks=disabled -Dbuildtype=debugoptimized -- --suite unit --suite stress --num-processes 2 --timeout-multiplier 2
+	# one harness at a time (each is one fuzzing process)
+	CC=clang CXX=clang++ run_suite build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dallocator=system -Dbenchmarks=disabled -Dbuildtype=debugoptimized \
+		-- --suite fuzz --num-processes 1
 fi
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
