@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "internal/chan_impl.h"
+#include "internal/clock.h"
 #include "internal/ctx_impl.h"
 #include <weft/chan.h>
 
@@ -323,7 +324,7 @@ static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t de
 	 * line (to decide "empty" or "full") on its way to spinning; polling
 	 * first, it reads that line only once the slot is ready, or after
 	 * the spin ran out. (Closed is seen by that attempt: bounded.) */
-	if (ch->cap && (wait_until == WEFT_FOREVER || weft_now() < wait_until)) {
+	if (ch->cap && !weft__deadline_passed(wait_until)) {
 		may_spin = false;
 		spin_until_ready(ch, op);
 	}
@@ -331,7 +332,7 @@ static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t de
 		long rc = attempt(ch, op, elem, n);
 		if (rc != -EAGAIN)
 			return rc;
-		if (wait_until != WEFT_FOREVER && weft_now() >= wait_until) {
+		if (weft__deadline_passed(wait_until)) {
 			int e = ctx ? weft_ctx_err(ctx) : 0;
 			if (e)
 				return e;

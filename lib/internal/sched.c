@@ -65,6 +65,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "internal/clock.h"
 #include "internal/futex.h"
 #include "internal/monitor.h"
 #include "internal/switch.h"
@@ -843,7 +844,7 @@ static void switch_out(struct carrier *c, weft__task_t *t, int action, bool (*co
 		       void *arg)
 {
 	stack_check(t);
-	if ((int64_t)weft__ld64_rlx(&c->next_when) != INT64_MAX)
+	if (weft__deadline_passed((int64_t)weft__ld64_rlx(&c->next_when)))
 		run_timers(c, c, weft_now());
 	c->pending = action;
 	c->pending_task = t;
@@ -944,7 +945,7 @@ static uint32_t task_wait(weft__task_t *t, weft__waiter_t *w, int64_t deadline)
 			return s;
 		/* a claimed handoff is never abandoned: it completes promptly */
 		int64_t dl = (s & WEFT__W_CLAIMED) ? WEFT_FOREVER : deadline;
-		if (dl != WEFT_FOREVER && weft_now() >= dl)
+		if (weft__deadline_passed(dl))
 			return WEFT__W_TIMEOUT;
 		w->task = t;
 		struct wait_commit a = {w, t, dl};
@@ -1682,7 +1683,7 @@ void weft__task_yield(void)
 	}
 	/* anything else to run? (else carry on: a yield that finds nobody) */
 	if (runq_empty(c) && weft__ld32_rlx(&rt.gcount) == 0 &&
-	    (int64_t)weft__ld64_rlx(&c->next_when) > weft_now())
+	    !weft__deadline_passed((int64_t)weft__ld64_rlx(&c->next_when)))
 		return;
 	if (runq_empty(c)) {
 		weft__task_t *g = global_get(c);
