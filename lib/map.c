@@ -1117,10 +1117,13 @@ int weft_map_clear(weft_map_t *m)
 		/* release (full RMW): the empty table before the pointer */
 		weft__fasp((void **)&sh->tab, nt);
 		sh->used = 0;
-		want |= retire(sh, &t->r);
+		/* the nodes first, the table last: once retired, another
+		 * thread's reclaim may free it (we hold the lock, not a pin),
+		 * and the loop below still reads its slots (ASan, stress_map) */
 		for (uint64_t j = 0; j <= t->mask; j++)
 			if (t->slot[j])
 				want |= retire(sh, &SLOT_NODE(t->slot[j])->r);
+		want |= retire(sh, &t->r);
 		while (vals) {
 			struct ret *next = vals->next;
 			want |= retire(sh, vals);
