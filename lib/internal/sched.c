@@ -1205,7 +1205,12 @@ static weft__task_t *idle(struct carrier *c)
 		weft__faa32(&rt.nidle, (uint32_t)-1);
 		/* full RMW: awake before the look below; reading WOKEN means a
 		 * waker's push is visible to it */
-		weft__fas32(&c->wake, WAKE_AWAKE);
+		uint32_t was = weft__fas32(&c->wake, WAKE_AWAKE);
+		/* woken, but our last look found work already: that wake was
+		 * meant for work we may not take, pass it on (the SPIN model
+		 * tests/models/idle.pml finds the lost wake-up without this) */
+		if (was == WAKE_WOKEN && t)
+			wake_idle();
 		if (t || retired || (t = find_work(c)) != NULL) {
 			c->poll_ns = POLL_MIN_NS;
 			if (t)
