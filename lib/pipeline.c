@@ -540,8 +540,9 @@ static int run_fan_in(weft_emit_t *e)
 	return rc;
 }
 
-/* A worker leaves: its slot's time to the totals, its context released. */
-static void leave_slot(struct worker *w)
+/* A worker leaves: its slot's time to the totals, its context released.
+ * keep: the slot stays taken, for its replacement (see Deaths). */
+static void leave_slot(struct worker *w, bool keep)
 {
 	struct stage *st = w->st;
 	weft_emit_t *e = &w->e;
@@ -549,9 +550,11 @@ static void leave_slot(struct worker *w)
 	cnt_add(&e->slot->alive_ns, (uint64_t)(now - e->slot->start));
 	/* relaxed: stats' snapshot only */
 	weft__st64_rlx((uint64_t *)&e->slot->start, 0);
-	weft__mutex_lock(&st->lock);
-	e->slot->used = 0;
-	weft__mutex_unlock(&st->lock);
+	if (!keep) {
+		weft__mutex_lock(&st->lock);
+		e->slot->used = 0;
+		weft__mutex_unlock(&st->lock);
+	}
 
 	weft_ctx_release(e->ctx);
 	e->ctx = NULL;
@@ -592,9 +595,17 @@ static void worker_died(weft__death_note_t *n)
 	/* RMW: a counter for stats only */
 	weft__faa64(&st->died, 1);
 	record(st->p, -EOWNERDEAD);
-	leave_slot(w);
-	bool replaced = st->kind != WEFT_STAGE_SOURCE && spawn(st, w->slot) == 0;
-	worker_end(w, false, replaced);
+	/* the slot stays taken for the replacement (no scaler takes it
+	 * between), and is freed if none starts */
+	bool replace = st->kind != WEFT_STAGE_SOURCE;
+	leave_slot(w, replace);
+	if (replace && spawn(st, w->slot) != 0) {
+		replace = false;
+		weft__mutex_lock(&st->lock);
+		e->slot->used = 0;
+		weft__mutex_unlock(&st->lock);
+	}
+	worker_end(w, false, replace);
 }
 
 static void worker_main(struct worker *w)
@@ -616,7 +627,7 @@ static void worker_main(struct worker *w)
 		rc = 0; /* the input is closed and drained: the normal end */
 	if (rc && !retiring)
 		worker_failed(e, rc);
-	leave_slot(w);
+	leave_slot(w, false);
 	/* a retiree was uncounted from live already */
 	worker_end(w, retiring, false);
 }

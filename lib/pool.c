@@ -913,6 +913,7 @@ static void worker_died(weft__death_note_t *n)
 {
 	struct worker *wk = (struct worker *)((char *)n - offsetof(struct worker, cur.note));
 	weft_pool_t *p = wk->p;
+	bool tasks = p->tasks;
 
 	weft__faa64(&p->died, 1);
 	account_died(&wk->cur);
@@ -934,10 +935,12 @@ leave:
 	/* as a worker that exits: joined by shutdown, or its slot reused by a
 	 * later start (maybe_grow), which joins it first */
 	weft__faa32(&p->nworkers, (uint32_t)-1);
-	/* release: our last access to the slot before a spawner reuses it */
+	/* release: our last access to the slot before a spawner reuses it
+	 * (a thread: the joiner waits for our end; a task worker's joiner
+	 * waits for the done below, our last touch of the pool) */
 	weft__st32_rel(&wk->state, SLOT_EXITED);
-	if (p->tasks)
-		weft_wg_done(&wk->exited); /* the last touch of the slot */
+	if (tasks)
+		weft_wg_done(&wk->exited);
 }
 
 /* Dynamic sizing: called by a submit that found nobody searching and
