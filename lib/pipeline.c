@@ -654,7 +654,7 @@ static void reap_locked(weft_pipeline_t *p)
 		if (weft__ld32_acq(&w->finished)) {
 			*pp = w->next;
 			if (!w->is_task)
-				pthread_join(w->thr, NULL);
+				weft__join_nocancel(w->thr); /* under p->lock */
 			free(w);
 		} else {
 			pp = &w->next;
