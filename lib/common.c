@@ -60,6 +60,9 @@ const char *weft_strerror(int err)
 		return "invalid argument (EINVAL)";
 	case EDEADLK:
 		return "would deadlock (EDEADLK)";
+	case EOWNERDEAD:
+		return "its thread ended (pthread_exit or pthread_cancel) before it returned "
+		       "(EOWNERDEAD)";
 	default: {
 		/* an application's own errno (a job's -EIO, say): libc's
 		 * static, thread-safe description, when it has one */

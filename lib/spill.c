@@ -1,7 +1,8 @@
 /* lib/spill.c: the SPILL policy's disk queue (see internal/spill.h).
  * Plain code under the owner's lock; `count` is also read lock-free by
  * chan_overflow.c, so it is stored with release (the owner's Dekker pairs
- * are described there). */
+ * are described there). File calls are cancellation points made under
+ * that lock: cancellation is off around each (internal/death.h). */
 #include "internal/spill.h"
 
 #include <errno.h>
@@ -12,10 +13,11 @@
 #include <unistd.h>
 
 #include "internal/atomic.h"
+#include "internal/death.h"
 
 #define DEFAULT_BLOCK ((size_t)256 << 10)
 
-static int open_unlinked(const char *dir)
+static int open_unlinked_(const char *dir)
 {
 	if (!dir)
 		dir = getenv("TMPDIR");
@@ -37,6 +39,14 @@ static int open_unlinked(const char *dir)
 		return -errno;
 	unlink(path); /* at once: never visible while in use */
 	return fd2;
+}
+
+static int open_unlinked(const char *dir)
+{
+	int old = weft__nocancel_begin();
+	int fd = open_unlinked_(dir);
+	weft__nocancel_end(old);
+	return fd;
 }
 
 int weft__spill_open(struct weft__spill *sp, size_t esize, const char *dir, size_t block_bytes)
@@ -67,8 +77,11 @@ int weft__spill_open(struct weft__spill *sp, size_t esize, const char *dir, size
 
 void weft__spill_fini(struct weft__spill *sp)
 {
-	if (sp->fd >= 0)
+	if (sp->fd >= 0) {
+		int old = weft__nocancel_begin();
 		close(sp->fd);
+		weft__nocancel_end(old);
+	}
 	sp->fd = -1;
 	free(sp->wbuf);
 	free(sp->rbuf);
@@ -77,7 +90,7 @@ void weft__spill_fini(struct weft__spill *sp)
 
 /* One block between buf and the file at off, whole (short transfers
  * continued, EINTR retried): 0 or -errno (a short read at the end: -EIO). */
-static int block_io(int fd, unsigned char *buf, size_t len, uint64_t off, int write)
+static int block_io_(int fd, unsigned char *buf, size_t len, uint64_t off, int write)
 {
 	size_t done = 0;
 	while (done < len) {
@@ -93,6 +106,14 @@ static int block_io(int fd, unsigned char *buf, size_t len, uint64_t off, int wr
 		done += (size_t)k;
 	}
 	return 0;
+}
+
+static int block_io(int fd, unsigned char *buf, size_t len, uint64_t off, int write)
+{
+	int old = weft__nocancel_begin();
+	int rc = block_io_(fd, buf, len, off, write);
+	weft__nocancel_end(old);
+	return rc;
 }
 
 /* Write the full write block at woff: 0 or -errno (nothing changed). */

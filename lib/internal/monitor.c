@@ -32,6 +32,9 @@ static struct {
 static void *monitor_main(void *arg)
 {
 	(void)arg;
+	/* weft's own thread: nobody is to cancel it (its probes read /proc
+	 * with cancellation points, under the monitor's lock) */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	pthread_setname_np(pthread_self(), "weft-monitor");
 	weft__mutex_lock(&mon.lock);
 	for (;;) {

@@ -16,6 +16,14 @@
  *            wait returns that failure / -ECANCELED; no thread of the
  *            pipeline is left (counted in /proc/self/task); what the last
  *            channel accepted and nobody took is still in it.
+ *   death    round after round, a random line as in cancel, in which one
+ *            fn call (random stage, source included, random item) ends its
+ *            thread (pthread_exit, pthread_cancel of itself, from code with
+ *            and without unwind info, or blocked in read and canceled by
+ *            the caller): wait returns -EOWNERDEAD, that stage counts one
+ *            failure and one dead worker, the item is not taken again, no
+ *            thread is left, nothing the last channel accepted is lost
+ *            (hundreds of deaths: the sanitizer builds check for leaks).
  *
  * Usage: stress_pipeline [size] [tests]. size (default 1, may be
  * fractional) multiplies every count; sanitizer builds divide them by 10.
@@ -29,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <weft/chan.h>
 #include <weft/ctx.h>
@@ -36,6 +45,7 @@
 #include <weft/task.h>
 
 #include "check.h"
+#include "die_noeh.h"
 #include "tmpdir.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
@@ -337,8 +347,12 @@ static void stress_cancel(void)
 		if (how != 1)
 			CHECK_EQ(rc, -ECANCELED);
 		CHECK_EQ(weft_ctx_cause(weft_pipeline_ctx(p)), how == 2 ? -ECANCELED : rc);
-		if (!g_tasks)
-			CHECK(count_threads() <= threads_before);
+		/* every thread joined (a joined thread may linger in
+		 * /proc/self/task for a moment: the kernel wakes the joiner
+		 * before it reaps the thread; a leak stays, and the watchdog
+		 * fails the test) */
+		while (!g_tasks && count_threads() > threads_before)
+			weft_sleep(100000);
 		long ns = weft_pipeline_stats(p, NULL, 0);
 		weft_stage_stats_t st[8];
 		CHECK_EQ(weft_pipeline_stats(p, st, 8), ns);
@@ -361,6 +375,172 @@ static void stress_cancel(void)
 	       (double)(weft_now() - t0) / 1e6);
 }
 
+/* ---- death ---- */
+
+/* ThreadSanitizer's pthread_exit refuses to run on a fiber (see
+ * test_pool.c): under it a task ends its carrier by canceling itself */
+#if defined(__SANITIZE_THREAD__)
+#define TSAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TSAN_BUILD 1
+#endif
+#endif
+#ifndef TSAN_BUILD
+#define TSAN_BUILD 0
+#endif
+
+enum { K_EXIT, K_EXIT_NOEH, K_SELF_CANCEL, K_CANCEL_NOEH, K_BLOCK, K_KINDS };
+
+static struct {
+	int stage; /* 0: the source, 1..: that stage */
+	uint64_t at;
+	int how;
+	atomic_int hits, blocked;
+	pthread_t self;
+	int never[2];
+} DD;
+
+static void dd_die(void)
+{
+	bool no_exit = TSAN_BUILD && weft_in_task();
+	atomic_fetch_add(&DD.hits, 1);
+	switch (DD.how) {
+	case K_EXIT:
+		if (!no_exit)
+			pthread_exit(NULL);
+		/* fall through */
+	case K_SELF_CANCEL:
+		pthread_cancel(pthread_self());
+		for (;;)
+			pthread_testcancel();
+	case K_EXIT_NOEH:
+		if (!no_exit)
+			die_noeh_exit();
+		/* fall through */
+	case K_CANCEL_NOEH:
+		die_noeh_cancel();
+	default: {
+		char c;
+		DD.self = pthread_self();
+		atomic_store(&DD.blocked, 1);
+		CHECK(read(DD.never[0], &c, 1) < 0 && 0); /* canceled in it */
+	}
+	}
+}
+
+static int dd_gen_fn(weft_emit_t *out, void *user)
+{
+	_Atomic uint64_t *next = user;
+	for (;;) {
+		uint64_t id = atomic_fetch_add(next, 1);
+		if (DD.stage == 0 && id == DD.at)
+			dd_die();
+		struct item it = {id, id * 3};
+		int rc = weft_emit(out, &it);
+		if (rc)
+			return rc;
+	}
+}
+
+static int dd_fwd_fn(weft_emit_t *out, const void *in, void *user)
+{
+	const struct item *it = in;
+	if ((int)(intptr_t)user == DD.stage && it->id == DD.at)
+		dd_die();
+	return weft_emit(out, it);
+}
+
+static void *noop_main(void *arg)
+{
+	return arg;
+}
+
+static void stress_death(void)
+{
+	unsigned rounds = (unsigned)scaled(300, 20);
+	uint64_t seed = 4242;
+	unsigned kinds[K_KINDS] = {0};
+	/* a first thread, so ThreadSanitizer's background thread (started
+	 * with the first pthread_create) is counted before, not after */
+	pthread_t first;
+	CHECK_EQ(pthread_create(&first, NULL, noop_main, NULL), 0);
+	CHECK_EQ(pthread_join(first, NULL), 0);
+	int threads_before = count_threads();
+	int64_t t0 = weft_now();
+	CHECK_EQ(pipe(DD.never), 0);
+	for (unsigned r = 0; r < rounds; r++) {
+		int nst = 1 + (int)(rnd(&seed) % 3);
+		DD.stage = (int)(rnd(&seed) % (uint64_t)(nst + 1));
+		DD.at = rnd(&seed) % 3000;
+		DD.how = (int)(rnd(&seed) % K_KINDS);
+		kinds[DD.how]++;
+		atomic_store(&DD.hits, 0);
+		atomic_store(&DD.blocked, 0);
+		_Atomic uint64_t next = 0;
+		weft_pipeline_t *p = new_pipeline(NULL);
+		size_t caps[] = {0, 1, 8, 64};
+		weft_chan_t *ch;
+		weft_stage_opts_t so = {.workers = 1 + (unsigned)(rnd(&seed) % 3),
+					.out_elem_size = sizeof(struct item),
+					.out_capacity = caps[rnd(&seed) % 4]};
+		CHECK_EQ(weft_pipeline_source(p, &ch, dd_gen_fn, &next, &so), 0);
+		for (int s = 1; s <= nst; s++) {
+			weft_stage_opts_t o = {.workers = 1 + (unsigned)(rnd(&seed) % 4),
+					       .out_capacity = caps[rnd(&seed) % 4],
+					       .ordered = rnd(&seed) % 4 == 0};
+			if (rnd(&seed) % 4 == 0)
+				o.max_workers = o.workers + 2;
+			weft_chan_t *nx;
+			CHECK_EQ(weft_pipeline_stage(p, ch, &nx, dd_fwd_fn, (void *)(intptr_t)s, &o), 0);
+			ch = nx;
+		}
+		/* the caller reads the last channel until the pipeline is done */
+		uint64_t taken = 0;
+		struct item it;
+		for (;;) {
+			if (DD.how == K_BLOCK && atomic_load(&DD.blocked) == 1) {
+				atomic_store(&DD.blocked, 2);
+				CHECK_EQ(pthread_cancel(DD.self), 0);
+			}
+			int rc = weft_chan_recv_until(ch, &it, weft_deadline(1000000));
+			if (rc == -ETIMEDOUT)
+				continue;
+			if (rc)
+				break; /* closed and drained: every stage has ended */
+			CHECK_EQ(it.val, it.id * 3);
+			taken++;
+		}
+		CHECK_EQ(weft_pipeline_wait(p), -EOWNERDEAD);
+		CHECK_EQ(weft_ctx_cause(weft_pipeline_ctx(p)), -EOWNERDEAD);
+		CHECK_EQ(atomic_load(&DD.hits), 1);
+		/* every thread joined; a joined thread may linger in
+		 * /proc/self/task for a moment (the kernel wakes the joiner
+		 * before it reaps the thread): a leak stays, and the watchdog
+		 * fails the test */
+		while (!g_tasks && count_threads() > threads_before)
+			weft_sleep(100000);
+		long ns = weft_pipeline_stats(p, NULL, 0);
+		weft_stage_stats_t st[8];
+		CHECK_EQ(weft_pipeline_stats(p, st, 8), ns);
+		for (long i = 0; i < ns; i++) {
+			CHECK_EQ(st[i].workers, 0);
+			CHECK_EQ(st[i].failures, i == DD.stage);
+			CHECK_EQ(st[i].workers_died, i == DD.stage);
+		}
+		/* the last channel is drained: all it accepted was taken */
+		CHECK_EQ(st[ns - 1].out, taken);
+		weft_pipeline_destroy(p);
+	}
+	close(DD.never[0]);
+	close(DD.never[1]);
+	printf("stress_pipeline: %-8s death %u rounds (%u exit, %u exit without unwind info, "
+	       "%u self-cancel, %u self-cancel without unwind info, %u canceled in read), "
+	       "%6.1f ms\n",
+	       g_tasks ? "tasks" : "threads", rounds, kinds[0], kinds[1], kinds[2], kinds[3],
+	       kinds[4], (double)(weft_now() - t0) / 1e6);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && atof(argv[1]) > 0)
@@ -375,6 +555,8 @@ int main(int argc, char **argv)
 			stress_ordered();
 		if (!only || strstr(only, "cancel"))
 			stress_cancel();
+		if (!only || strstr(only, "death"))
+			stress_death();
 	}
 	return 0;
 }
