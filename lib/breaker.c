@@ -53,6 +53,7 @@
 #include "internal/atomic.h"
 #include "internal/park.h"
 #include "internal/sched.h"
+#include "internal/sys.h"
 #include <weft/breaker.h>
 
 /* ---- the fast word ---- */
@@ -440,7 +441,7 @@ static void ev_push(struct weft_breaker *b, int from, int to)
 			b->ev_head = 0;
 		} else {
 			uint32_t cap = b->ev_cap ? 2 * b->ev_cap : 8;
-			struct event *e = realloc(b->ev, cap * sizeof *e);
+			struct event *e = weft__sys_realloc(b->ev, cap * sizeof *e);
 			if (!e) {
 				b->ev_lost++;
 				return;
@@ -703,13 +704,13 @@ int weft_breaker_create(weft_breaker_t **out, const weft_breaker_settings_t *s)
 		interval = (uint64_t)period > INT64_MAX / k ? INT64_MAX : (int64_t)k * period;
 	}
 
-	struct weft_breaker *b = aligned_alloc(WEFT__PAD, sizeof *b);
+	struct weft_breaker *b = weft__sys_aligned_alloc(WEFT__PAD, sizeof *b);
 	if (!b)
 		return -ENOMEM;
 	memset(b, 0, sizeof *b);
-	b->name = strdup(s->name ? s->name : "");
+	b->name = weft__sys_strdup(s->name ? s->name : "");
 	b->rc.nb = (uint32_t)nb;
-	b->rc.b = calloc(nb, sizeof *b->rc.b);
+	b->rc.b = weft__sys_calloc(nb, sizeof *b->rc.b);
 	b->max_requests = s->max_requests ? s->max_requests : 1;
 	b->interval = interval;
 	b->bucket_period = period;
@@ -733,10 +734,10 @@ int weft_breaker_create(weft_breaker_t **out, const weft_breaker_settings_t *s)
 			b->win_time = s->window_time;
 			b->win_nb = s->window_buckets ? s->window_buckets : DEFAULT_BUCKETS;
 			b->tb_width = b->win_time / b->win_nb > 0 ? b->win_time / b->win_nb : 1;
-			b->tb = calloc(b->win_nb, sizeof *b->tb);
+			b->tb = weft__sys_calloc(b->win_nb, sizeof *b->tb);
 		} else {
 			b->win_calls = s->window_calls ? s->window_calls : DEFAULT_WINDOW;
-			b->ring = calloc(b->win_calls, 1);
+			b->ring = weft__sys_calloc(b->win_calls, 1);
 		}
 		b->min_calls = s->min_calls ? s->min_calls : DEFAULT_WINDOW;
 		if (b->win_calls && b->min_calls > b->win_calls)

@@ -35,6 +35,7 @@
 
 #include "internal/ctx_impl.h"
 #include "internal/park.h"
+#include "internal/sys.h"
 #include <weft/ctx.h>
 
 /* after-func record states: one CAS from ARMED decides run or stop */
@@ -284,7 +285,7 @@ static int ctx_new(weft_ctx_t **out, weft_ctx_t *parent, int64_t deadline)
 {
 	if (!out || !parent)
 		return -EINVAL;
-	weft_ctx_t *c = calloc(1, sizeof *c);
+	weft_ctx_t *c = weft__sys_calloc(1, sizeof *c);
 	if (!c)
 		return -ENOMEM;
 	weft__faa64(&live_ctxs, 1);
@@ -496,7 +497,7 @@ static int svc_start_locked(struct svc *v, void *(*fn)(void *))
 	/* no user signal handler ever runs on a weft service thread */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&t, &attr, fn, NULL);
+	int rc = weft__sys_thread_create(&t, &attr, fn, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (rc)
@@ -590,7 +591,7 @@ static int timer_add(weft_ctx_t *c)
 		goto out;
 	if (tm.n + 1 >= tm.cap) {
 		size_t cap = tm.cap ? 2 * tm.cap : 64;
-		weft_ctx_t **h = realloc(tm.heap, cap * sizeof *h);
+		weft_ctx_t **h = weft__sys_realloc(tm.heap, cap * sizeof *h);
 		if (!h) {
 			rc = -ENOMEM;
 			goto out;
@@ -681,7 +682,7 @@ int weft_ctx_after_func(weft_ctx_t *ctx, void (*fn)(void *), void *arg, weft_ctx
 {
 	if (!ctx || !fn)
 		return -EINVAL;
-	struct weft_ctx_stop *r = calloc(1, sizeof *r);
+	struct weft_ctx_stop *r = weft__sys_calloc(1, sizeof *r);
 	if (!r)
 		return -ENOMEM;
 	r->fn = fn;
