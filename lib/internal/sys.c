@@ -27,8 +27,10 @@ struct site {
 };
 
 static struct site sites[SITES];
+static void (*hook)(const char *site, unsigned kind, const char *thread);
 
 static struct {
+	const char *at_site; /* arm_site: the site whose n-th call fails */
 	const char *func; /* arm_at: number only this function's calls */
 	uint64_t n;       /* the number that fails; 0: none */
 	uint32_t cap;     /* number only the first cap calls of a site; 0: all */
@@ -72,25 +74,35 @@ bool weft__fault_hit(unsigned kind, const char *site, const char *func)
 	if (f.func && strcmp(f.func, func) != 0)
 		return false;
 	struct site *s = site_of(site, kind);
-	/* RMW: how many calls this site made (a site's own numbering) */
+	/* RMW: the site's own numbering (exactly one call gets each k) */
 	uint64_t k = s ? weft__faa64(&s->calls, 1) + 1 : 1;
-	if (f.cap && k > f.cap)
-		return false;
-	/* RMW: exactly one call is numbered n */
-	if (weft__faa64(&f.count, 1) + 1 != f.n)
-		return false;
+	if (f.at_site) {
+		/* RMW: the count, for the report */
+		weft__faa64(&f.count, 1);
+		if (k != f.n || strcmp(site, f.at_site) != 0)
+			return false;
+	} else {
+		if (f.cap && k > f.cap)
+			return false;
+		/* RMW: exactly one call is numbered n */
+		if (weft__faa64(&f.count, 1) + 1 != f.n)
+			return false;
+	}
 	f.site = site;
 	f.kind = kind;
 	if (pthread_getname_np(pthread_self(), f.thread, sizeof f.thread) != 0)
 		snprintf(f.thread, sizeof f.thread, "?");
 	/* release: the record before the flag */
 	weft__st32_rel(&f.fired, 1);
+	if (hook)
+		hook(site, kind, f.thread);
 	return true;
 }
 
 static void arm(const char *func, uint64_t n, unsigned mask, uint32_t cap)
 {
 	weft__st32_rlx(&f.mask, 0);
+	f.at_site = NULL;
 	f.func = func;
 	for (uint32_t i = 0; i < SITES; i++)
 		sites[i] = (struct site){0};
@@ -113,6 +125,19 @@ void weft__fault_arm(uint64_t n, unsigned mask, uint32_t cap)
 void weft__fault_arm_at(const char *func, unsigned kind, uint64_t nth)
 {
 	arm(func, nth, kind, 0);
+}
+
+void weft__fault_arm_site(const char *site, uint64_t nth)
+{
+	arm(NULL, nth, 0, 0);
+	f.at_site = site;
+	/* release: as in arm */
+	weft__st32_rel(&f.mask, WEFT__FAULT_ALL);
+}
+
+void weft__fault_set_hook(void (*fn)(const char *site, unsigned kind, const char *thread))
+{
+	hook = fn; /* (set before arm, whose release store publishes it) */
 }
 
 void weft__fault_disarm(void)

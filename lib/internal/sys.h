@@ -23,14 +23,19 @@
  * Fault builds (meson -Dfault_injection=true, which defines
  * WEFT_FAULT_INJECTION=1 for lib/ and the tests; for tests only, never
  * for a library that ships): each call first asks weft__fault_hit(kind,
- * site). The calls of the armed kinds are numbered 1, 2, 3, ... across
- * the process, in the order they happen (one atomic counter; with several
- * threads the order is that run's). The call numbered n fails, once, the
- * way the real call fails (below); every other call goes through. With a
- * per-site cap k, only the first k calls of each site are numbered (the
- * later ones of a site that is hit again and again, a store per key, run
- * unfailed), which keeps a walk over n short. The failed call's site
- * (file:line), kind and thread name are kept for the test.
+ * site, func). Each site (file:line) numbers its calls 1, 2, 3, ...; one
+ * call fails, once, the way the real call fails (below), and every other
+ * goes through. Which one is armed by the test:
+ *   weft__fault_arm_site(site, k): the k-th call of that site (the walk of
+ *     tests/unit/test_faults.c: every site, every k; independent of the
+ *     order in which threads make their calls);
+ *   weft__fault_arm(n, mask, cap): the n-th call of the armed kinds across
+ *     the process, in the order they happen (one atomic counter; with
+ *     several threads the order is that run's; cap > 0: only the first cap
+ *     calls of each site are numbered); n 0 only counts;
+ *   weft__fault_arm_at(func, kind, k): the k-th call of kind made by the
+ *     function func (the regression checks: they name the call).
+ * The failed call's site, kind and thread name are kept for the test.
  *
  *   malloc, calloc, realloc, aligned_alloc, strdup: NULL, errno ENOMEM
  *   posix_memalign: ENOMEM                (realloc leaves the block as is)
@@ -82,6 +87,10 @@ bool weft__fault_hit(unsigned kind, const char *site, const char *func);
  * fails (n 0: none, only count); cap > 0: number only the first cap calls
  * of each site. Clears what was recorded. */
 void weft__fault_arm(uint64_t n, unsigned mask, uint32_t cap);
+/* Fail the nth call made at site (a "file:line" as weft__fault_sites
+ * gives it; compared as a string), whatever the calls elsewhere: a walk
+ * site by site does not depend on the order in which threads call. */
+void weft__fault_arm_site(const char *site, uint64_t nth);
 /* Number only the calls of kind made by the function named func; the nth
  * fails (for regression checks that name the call, not a count that
  * moves whenever the script changes). */
@@ -93,6 +102,9 @@ uint64_t weft__fault_calls(void);
 /* 1 if the numbered call has failed (then site, kind and the name of the
  * thread that made it are set, each pointer may be NULL), else 0. */
 int weft__fault_fired(const char **site, unsigned *kind, const char **thread);
+/* fn(site, kind, thread) is called by the thread whose call fails, at
+ * once (a test that may crash after it still learns the site). */
+void weft__fault_set_hook(void (*fn)(const char *site, unsigned kind, const char *thread));
 /* Each site that made a call of an armed kind, with its kind and how many
  * it made (numbered or not), in no particular order. */
 void weft__fault_sites(void (*fn)(const char *site, unsigned kind, uint64_t calls, void *user),
