@@ -708,15 +708,17 @@ weft_ctx_t *weft_pipeline_ctx(weft_pipeline_t *p)
 	return p ? p->ctx : NULL;
 }
 
+/* Also frees a stage add_stage could not complete: any of its arrays may
+ * be NULL (no memory), and so may the channels not made yet. */
 static void stage_free(struct stage *st)
 {
 	if (!st)
 		return;
-	if (st->owns_outs)
+	if (st->owns_outs && st->outs)
 		for (size_t i = 0; i < st->nout; i++)
 			weft_chan_destroy(st->outs[i]);
 	if (st->ord) {
-		for (size_t i = 0; i < st->ord->window; i++)
+		for (size_t i = 0; st->ord->slots && i < st->ord->window; i++)
 			free(st->ord->slots[i].buf);
 		free(st->ord->slots);
 		weft_chan_destroy(st->ord->take);
