@@ -127,6 +127,7 @@ static struct rec *rec_head; /* registry (push: CAS) */
  * pin miss */
 static WEFT__ALIGNED uint64_t g_epoch = 2;
 static pthread_key_t rec_key;
+static bool rec_key_ok; /* written once, inside pthread_once */
 static pthread_once_t rec_key_once = PTHREAD_ONCE_INIT;
 static _Thread_local struct rec *tl_rec;
 
@@ -137,10 +138,13 @@ static void rec_release(void *p)
 	weft__st32_rel(&r->in_use, 0);
 }
 
+/* Without a key (the process used up PTHREAD_KEYS_MAX: EAGAIN), the maps
+ * still work: a record is then not given back when its thread exits, it
+ * stays in use (records are never freed anyway). A library must not
+ * abort for it. */
 static void rec_key_init(void)
 {
-	if (weft__sys_key_create(&rec_key, rec_release) != 0)
-		abort();
+	rec_key_ok = weft__sys_key_create(&rec_key, rec_release) == 0;
 }
 
 static __attribute__((noinline, cold)) struct rec *rec_register(void)
@@ -166,7 +170,8 @@ static __attribute__((noinline, cold)) struct rec *rec_register(void)
 		/* release (full RMW): the record's fields before its link */
 		while (!weft__casp((void **)&rec_head, &h, r));
 	}
-	pthread_setspecific(rec_key, r);
+	if (rec_key_ok)
+		pthread_setspecific(rec_key, r);
 	tl_rec = r;
 	return r;
 }
