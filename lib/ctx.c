@@ -24,7 +24,10 @@
  *   and the timer insert re-checks st under the timer lock; cancel stores
  *   st, passes its unlock (RMW), fences and loads c->timed. Either the
  *   insert sees st (and does not insert) or cancel sees timed (and removes
- *   the entry), so a cancelled context never sits in the heap.
+ *   the entry), so a cancelled context never sits in the heap. An add that
+ *   fails (no timer thread, no memory) clears timed again under the timer
+ *   lock, so each add sets it (RMW + fence) under that lock before its
+ *   look at st as well.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -583,7 +586,12 @@ static int timer_add(weft_ctx_t *c)
 {
 	int rc = 0;
 	weft__mutex_lock(&tm.v.lock);
-	/* st re-checked under the timer lock: see the Dekker note at the top */
+	/* RMW + fence, then st re-checked under the timer lock: the Dekker
+	 * note at the top, made again here because a failed add clears timed
+	 * (below): an add that follows it must not insert without timed set
+	 * again before its look at st */
+	weft__or32(&c->timed, 1);
+	weft__fence_rmw_load();
 	if (c->heap_pos || ld_st(c))
 		goto out;
 	rc = svc_start_locked(&tm.v, timer_main);
@@ -604,6 +612,12 @@ static int timer_add(weft_ctx_t *c)
 	heap_up(tm.n);
 	svc_kick_locked(&tm.v, c->deadline);
 out:
+	if (rc && !c->heap_pos)
+		/* not armed (no timer thread, no heap memory): timed back to
+		 * 0, so the next after_func arms the timer again. (Left at 1,
+		 * every later after_func skipped the timer and its fn waited
+		 * until someone happened to look at the context.) */
+		weft__st32_rlx(&c->timed, 0);
 	weft__mutex_unlock(&tm.v.lock);
 	return rc;
 }
