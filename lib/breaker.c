@@ -430,6 +430,8 @@ static bool win_trips(const struct weft_breaker *b)
 
 /* ---- events ---- */
 
+#define EV_PREALLOC 8 /* events queued without allocating (see create) */
+
 static void ev_push(struct weft_breaker *b, int from, int to)
 {
 	if (!b->on_state_change)
@@ -440,7 +442,7 @@ static void ev_push(struct weft_breaker *b, int from, int to)
 			b->ev_tail -= b->ev_head;
 			b->ev_head = 0;
 		} else {
-			uint32_t cap = b->ev_cap ? 2 * b->ev_cap : 8;
+			uint32_t cap = b->ev_cap ? 2 * b->ev_cap : EV_PREALLOC;
 			struct event *e = weft__sys_realloc(b->ev, cap * sizeof *e);
 			if (!e) {
 				b->ev_lost++;
@@ -743,10 +745,19 @@ int weft_breaker_create(weft_breaker_t **out, const weft_breaker_settings_t *s)
 		if (b->win_calls && b->min_calls > b->win_calls)
 			b->min_calls = b->win_calls;
 	}
+	/* room for EV_PREALLOC pending events from the start: a transition
+	 * cannot fail, so with no memory at its first event the callback
+	 * was lost (ev_lost). Now only a backlog beyond that (transitions
+	 * piling up while a callback runs) needs memory then. */
+	if (b->on_state_change) {
+		b->ev = weft__sys_calloc(EV_PREALLOC, sizeof *b->ev);
+		b->ev_cap = b->ev ? EV_PREALLOC : 0;
+	}
 	b->fast_ok = interval == 0 && !b->rates && b->slow_ns == 0;
 	int64_t now = now_of(b);
 	b->rng = s->seed ? s->seed : (uint64_t)now ^ (uint64_t)(uintptr_t)b;
-	if (!b->name || !b->rc.b || (b->rates && !b->ring && !b->tb)) {
+	if (!b->name || !b->rc.b || (b->rates && !b->ring && !b->tb) ||
+	    (b->on_state_change && !b->ev)) {
 		weft_breaker_destroy(b);
 		return -ENOMEM;
 	}
