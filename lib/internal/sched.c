@@ -1547,7 +1547,12 @@ static int ensure_started(void)
 		install_overflow_handler();
 		set_active();
 		rc = start_carriers(rt.nprocs);
-		watch = rc == 0 && !rt.watch.look;
+		/* watched as soon as one carrier runs: after a partial start
+		 * (a carrier thread that could not start) tasks run on the
+		 * others, and the monitor is what replaces a held one (without
+		 * it, a task holding the only carrier held every task queued
+		 * behind it for good) */
+		watch = rt.started != 0 && !rt.watch.look;
 		if (watch)
 			rt.watch.look = monitor_look;
 	}
