@@ -445,6 +445,8 @@ static void ev_push(struct weft_breaker *b, int from, int to)
 			uint32_t cap = b->ev_cap ? 2 * b->ev_cap : EV_PREALLOC;
 			struct event *e = weft__sys_realloc(b->ev, cap * sizeof *e);
 			if (!e) {
+				/* the transition stands; its callback is lost,
+				 * counted (stats: callbacks_lost) */
 				b->ev_lost++;
 				return;
 			}
@@ -1054,6 +1056,7 @@ int weft_breaker_stats(weft_breaker_t *b, weft_breaker_stats_t *out)
 	out->window_results = b->win_n;
 	out->window_failures = b->win_fails;
 	out->window_slow = b->win_slow;
+	out->callbacks_lost = b->ev_lost;
 	unlock_and_deliver(b);
 	for (int i = 0; i < STRIPES; i++) /* relaxed: a statistic */
 		out->rejected_open += weft__ld64_rlx(&b->rejected_open[i].n);
