@@ -1070,14 +1070,27 @@ static void sec_map(void)
 
 /* ---- breaker ---- */
 
-static int g_changes;
+static int g_changes, g_burst;
+static bool g_burst_armed;
+static weft_breaker_t *g_b;
 
+/* Counts every call; once armed, the callback itself changes the
+ * breaker's mode 10 times (each a transition, queued while it runs: more
+ * than the 8 events a breaker holds without allocating). */
 static void on_change(const char *name, int from, int to, void *user)
 {
 	(void)name;
 	(void)user;
 	CHECK(from != to);
 	g_changes++;
+	if (g_burst_armed) {
+		g_burst_armed = false;
+		for (int i = 0; i < 5; i++) {
+			CHECK_EQ(weft_breaker_force_closed(g_b), 0);
+			CHECK_EQ(weft_breaker_force_open(g_b), 0);
+		}
+		g_burst += 10;
+	}
 }
 
 static int fails(void *arg)
@@ -1092,24 +1105,34 @@ static int works(void *arg)
 	return 0;
 }
 
-static void sec_breaker(void)
+/* time_window: the rates' window in time buckets, else the last calls */
+static void breaker_run(bool time_window)
 {
-	g_section = "breaker";
-	g_changes = 0;
-	weft_breaker_settings_t s = {.name = "faults", .interval = 100000000, .bucket_period = 10000000,
-				     .on_state_change = on_change, .failure_rate = 0.5,
-				     .window_calls = 10, .min_calls = 4};
+	g_changes = g_burst = 0;
+	g_burst_armed = false;
+	weft_breaker_settings_t s = {.name = "faults", .interval = 100000000,
+				     .bucket_period = 10000000, .on_state_change = on_change,
+				     .failure_rate = 0.5, .min_calls = 4};
+	if (time_window)
+		s.window_time = 1000000000;
+	else
+		s.window_calls = 10;
 	weft_breaker_t *b;
 	if (FAILED(weft_breaker_create(&b, &s), "breaker_create"))
 		return;
+	g_b = b;
 	int transitions = 0, last = weft_breaker_state(b);
+	weft_breaker_stats_t st;
+	/* each call's transitions: its own (the state moved) and the burst's */
 #define STEP(call)                                                                 \
 	do {                                                                       \
 		call;                                                              \
 		int st_ = weft_breaker_state(b);                                   \
-		transitions += st_ != last;                                        \
+		transitions += (st_ != last) + g_burst;                            \
+		g_burst = 0;                                                       \
 		last = st_;                                                        \
-		CHECK_EQ(g_changes, transitions);                                  \
+		CHECK_EQ(weft_breaker_stats(b, &st), 0);                           \
+		CHECK_EQ(g_changes + (int)st.callbacks_lost, transitions);         \
 	} while (0)
 	for (int i = 0; i < 12; i++) {
 		int rc;
@@ -1127,11 +1150,26 @@ static void sec_breaker(void)
 		if (rc == 0)
 			STEP(weft_breaker_done(b, &t, i % 2 ? -1 : 0));
 	}
-	STEP(weft_breaker_force_open(b));
+	STEP(weft_breaker_reset(b));
+	if (!time_window) {
+		g_burst_armed = true;
+		STEP(weft_breaker_force_open(b)); /* closed -> open, then 10 more */
+		CHECK_EQ(last, WEFT_BREAKER_OPEN);
+	}
 	STEP(weft_breaker_reset(b));
 #undef STEP
 	CHECK(transitions >= 5);
+	/* a lost callback only where memory was refused (and counted) */
+	if (st.callbacks_lost)
+		CHECK(weft__fault_fired(NULL, NULL, NULL));
 	weft_breaker_destroy(b);
+}
+
+static void sec_breaker(void)
+{
+	g_section = "breaker";
+	breaker_run(false);
+	breaker_run(true);
 }
 
 /* ---- the run ---- */
