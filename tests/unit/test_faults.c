@@ -49,8 +49,9 @@
  *                                       at SITE, as the walk prints it)
  *        test_faults --regress NAME    (one regression case)
  * --cap K: walk only the first K calls of each site (default: all);
- * --jobs J: runs at once (default 2). WEFT_FAULTS_TIMES=1 in a child's
- * environment prints the time of each section.
+ * --jobs J: runs at once (default 2). In the environment (by hand):
+ * WEFT_FAULTS_TIMES=1 prints the time of each section, WEFT_FAULTS_ONLY=
+ * ctx,map runs only the sections named.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1194,8 +1195,13 @@ static void script(void)
 	static void (*const secs[])(void) = {sec_tasks, sec_chan, sec_drop, sec_spill,
 					     sec_ctx, sec_sync, sec_pool, sec_group,
 					     sec_pipeline, sec_map, sec_breaker};
+	static const char *const names[] = {"tasks", "chan", "drop", "spill", "ctx", "sync",
+					    "pool", "group", "pipeline", "map", "breaker"};
 	bool timed = getenv("WEFT_FAULTS_TIMES") != NULL;
+	const char *only = getenv("WEFT_FAULTS_ONLY"); /* by hand: "ctx,map" */
 	for (size_t i = 0; i < sizeof secs / sizeof *secs; i++) {
+		if (only && !strstr(only, names[i]))
+			continue;
 		int64_t t = weft_now();
 		secs[i]();
 		if (timed)
