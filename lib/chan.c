@@ -31,6 +31,7 @@
 #include "internal/chan_impl.h"
 #include "internal/clock.h"
 #include "internal/ctx_impl.h"
+#include "internal/sys.h"
 #include <weft/chan.h>
 
 /* ---- create / destroy / introspection ---- */
@@ -42,7 +43,7 @@ int weft_chan_create(weft_chan_t **out, size_t elem_size, size_t capacity)
 	if (capacity > WEFT_CHAN_MAX_CAPACITY || elem_size > ((size_t)1 << 40))
 		return -ENOMEM;
 	size_t size = (sizeof(weft_chan_t) + WEFT__PAD - 1) & ~(size_t)(WEFT__PAD - 1);
-	weft_chan_t *ch = aligned_alloc(WEFT__PAD, size);
+	weft_chan_t *ch = weft__sys_aligned_alloc(WEFT__PAD, size);
 	if (!ch)
 		return -ENOMEM;
 	memset(ch, 0, sizeof *ch);

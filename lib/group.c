@@ -49,6 +49,7 @@
 
 #include "internal/death.h"
 #include "internal/park.h"
+#include "internal/sys.h"
 #include <weft/ctx.h>
 #include <weft/group.h>
 #include <weft/task.h>
@@ -233,7 +234,7 @@ static void task_main(void *p)
 
 static int dispatch_task(weft_group_t *g, weft_group_fn fn, void *arg)
 {
-	struct task_call *c = malloc(sizeof *c);
+	struct task_call *c = weft__sys_malloc(sizeof *c);
 	if (!c)
 		return -ENOMEM;
 	*c = (struct task_call){.g = g, .fn = fn, .arg = arg};
@@ -276,7 +277,7 @@ static int dispatch(weft_group_t *g, weft_group_fn fn, void *arg)
 	weft__mutex_unlock(&pool.lock);
 
 	int rc = -ENOMEM;
-	wk = calloc(1, sizeof *wk);
+	wk = weft__sys_calloc(1, sizeof *wk);
 	if (wk) {
 		wk->g = g;
 		wk->fn = fn;
@@ -286,7 +287,7 @@ static int dispatch(weft_group_t *g, weft_group_fn fn, void *arg)
 		rc = -EAGAIN;
 		if (pthread_attr_init(&attr) == 0) {
 			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-			int e = pthread_create(&tid, &attr, worker_main, wk);
+			int e = weft__sys_thread_create(&tid, &attr, worker_main, wk);
 			pthread_attr_destroy(&attr);
 			rc = e == 0 ? 0 : e == ENOMEM ? -ENOMEM : -EAGAIN;
 		}
@@ -379,7 +380,7 @@ int weft_group_create(weft_group_t **out, weft_ctx_t *parent, weft_ctx_t **ctx)
 {
 	if (!out)
 		return -EINVAL;
-	weft_group_t *g = calloc(1, sizeof *g);
+	weft_group_t *g = weft__sys_calloc(1, sizeof *g);
 	if (!g)
 		return -ENOMEM;
 	weft_wg_init(&g->wg);

@@ -60,6 +60,7 @@
 #include "internal/chan_impl.h"
 #include "internal/death.h"
 #include "internal/park.h"
+#include "internal/sys.h"
 #include <weft/ctx.h>
 #include <weft/pipeline.h>
 #include <weft/sync.h>
@@ -236,7 +237,7 @@ static int hold(weft_emit_t *e, const void *elem)
 	size_t es = e->st->out_esize;
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? 2 * s->cap : 4;
-		unsigned char *b = realloc(s->buf, (es ? es : 1) * cap);
+		unsigned char *b = weft__sys_realloc(s->buf, (es ? es : 1) * cap);
 		if (!b)
 			return -ENOMEM;
 		s->buf = b;
@@ -487,7 +488,7 @@ static int run_inputs(weft_emit_t *e)
 	size_t bs = st->in_esize ? st->in_esize : 1;
 	size_t need = st->ord ? bs * ORD_BATCH : bs;
 	unsigned char small[256];
-	unsigned char *buf = need <= sizeof small ? small : malloc(need);
+	unsigned char *buf = need <= sizeof small ? small : weft__sys_malloc(need);
 	if (!buf)
 		return -ENOMEM;
 	if (buf != small)
@@ -522,7 +523,7 @@ static int run_fan_in(weft_emit_t *e)
 	weft_chan_t *in = e->st->ins[e->idx];
 	size_t bs = e->st->in_esize ? e->st->in_esize : 1;
 	unsigned char small[256];
-	unsigned char *buf = bs <= sizeof small ? small : malloc(bs);
+	unsigned char *buf = bs <= sizeof small ? small : weft__sys_malloc(bs);
 	if (!buf)
 		return -ENOMEM;
 	int rc;
@@ -668,7 +669,7 @@ static void reap_locked(weft_pipeline_t *p)
 static int spawn(struct stage *st, unsigned slot)
 {
 	weft_pipeline_t *p = st->p;
-	struct worker *w = calloc(1, sizeof *w);
+	struct worker *w = weft__sys_calloc(1, sizeof *w);
 	if (!w)
 		return -ENOMEM;
 	weft__mutex_lock(&st->lock);
@@ -724,7 +725,7 @@ static int spawn(struct stage *st, unsigned slot)
 			w->is_task = 0;
 	}
 	if (!w->is_task) {
-		rc = -pthread_create(&w->thr, NULL, thread_main, w);
+		rc = -weft__sys_thread_create(&w->thr, NULL, thread_main, w);
 		if (rc == 0)
 			pthread_setname_np(w->thr, name);
 	}
@@ -751,7 +752,7 @@ int weft_pipeline_create(weft_pipeline_t **out, weft_ctx_t *parent)
 {
 	if (!out)
 		return -EINVAL;
-	weft_pipeline_t *p = calloc(1, sizeof *p);
+	weft_pipeline_t *p = weft__sys_calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
 	int rc = weft_ctx_with_cancel(&p->ctx, parent ? parent : weft_ctx_background());
@@ -781,15 +782,17 @@ weft_ctx_t *weft_pipeline_ctx(weft_pipeline_t *p)
 	return p ? p->ctx : NULL;
 }
 
+/* Also frees a stage add_stage could not complete: any of its arrays may
+ * be NULL (no memory), and so may the channels not made yet. */
 static void stage_free(struct stage *st)
 {
 	if (!st)
 		return;
-	if (st->owns_outs)
+	if (st->owns_outs && st->outs)
 		for (size_t i = 0; i < st->nout; i++)
 			weft_chan_destroy(st->outs[i]);
 	if (st->ord) {
-		for (size_t i = 0; i < st->ord->window; i++)
+		for (size_t i = 0; st->ord->slots && i < st->ord->window; i++)
 			free(st->ord->slots[i].buf);
 		free(st->ord->slots);
 		weft_chan_destroy(st->ord->take);
@@ -816,7 +819,7 @@ static int make_out(weft_chan_t **out, size_t esize, const weft_stage_opts_t *o)
 
 static int make_ord(struct stage *st, const weft_stage_opts_t *o)
 {
-	struct ord *od = calloc(1, sizeof *od);
+	struct ord *od = weft__sys_calloc(1, sizeof *od);
 	if (!od)
 		return -ENOMEM;
 	st->ord = od;
@@ -830,7 +833,7 @@ static int make_ord(struct stage *st, const weft_stage_opts_t *o)
 	if (od->batch == 0)
 		od->batch = 1;
 	od->window = win;
-	od->slots = calloc(win, sizeof *od->slots);
+	od->slots = weft__sys_calloc(win, sizeof *od->slots);
 	if (!od->slots || weft_chan_create(&od->take, 0, 1) ||
 	    weft_chan_create(&od->room, 0, win))
 		return -ENOMEM;
@@ -885,7 +888,7 @@ static int add_stage(weft_pipeline_t *p, int kind, weft_chan_t *const *ins, size
 	if (done)
 		return -EINVAL;
 
-	struct stage *st = calloc(1, sizeof *st);
+	struct stage *st = weft__sys_calloc(1, sizeof *st);
 	if (!st)
 		return -ENOMEM;
 	st->p = p;
@@ -904,10 +907,10 @@ static int add_stage(weft_pipeline_t *p, int kind, weft_chan_t *const *ins, size
 	st->min_w = wk;
 	st->max_w = mx;
 	st->idle_ns = o->idle_ns ? o->idle_ns : WEFT_STAGE_IDLE_NS;
-	st->ins = calloc(nin ? nin : 1, sizeof *st->ins);
-	st->outs = calloc(nout ? nout : 1, sizeof *st->outs);
+	st->ins = weft__sys_calloc(nin ? nin : 1, sizeof *st->ins);
+	st->outs = weft__sys_calloc(nout ? nout : 1, sizeof *st->outs);
 	/* padded counters: aligned as their type asks */
-	st->slots = aligned_alloc(_Alignof(struct wslot), mx * sizeof *st->slots);
+	st->slots = weft__sys_aligned_alloc(_Alignof(struct wslot), mx * sizeof *st->slots);
 	if (st->slots)
 		memset(st->slots, 0, mx * sizeof *st->slots);
 	int rc = 0;

@@ -92,6 +92,7 @@
 #include "internal/park.h"
 #include "internal/ring.h"
 #include "internal/sched.h"
+#include "internal/sys.h"
 #include <weft/ctx.h>
 #include <weft/pool.h>
 #include <weft/sync.h>
@@ -871,7 +872,7 @@ static int launch(weft_pool_t *p, struct worker *wk, bool replace)
 		pthread_t old = wk->tid;
 		wk->dead = old;
 		wk->has_dead = replace;
-		e = pthread_create(&wk->tid, NULL, worker_main, wk);
+		e = weft__sys_thread_create(&wk->tid, NULL, worker_main, wk);
 		if (e) {
 			wk->tid = old;
 			wk->has_dead = false;
@@ -1321,11 +1322,11 @@ int weft_pool_create(weft_pool_t **out, const weft_pool_opts_t *opts)
 		return -ENOMEM;
 
 	size_t size = (sizeof(weft_pool_t) + WEFT__PAD - 1) & ~(size_t)(WEFT__PAD - 1);
-	weft_pool_t *p = aligned_alloc(WEFT__PAD, size);
+	weft_pool_t *p = weft__sys_aligned_alloc(WEFT__PAD, size);
 	if (!p)
 		return -ENOMEM;
 	memset(p, 0, sizeof *p);
-	p->slots = aligned_alloc(WEFT__PAD, sizeof(struct worker) * max);
+	p->slots = weft__sys_aligned_alloc(WEFT__PAD, sizeof(struct worker) * max);
 	if (!p->slots || weft__ring_init(&p->ring, cap, sizeof(struct job)) != 0) {
 		free(p->slots);
 		free(p);
@@ -1357,7 +1358,7 @@ int weft_pool_create(weft_pool_t **out, const weft_pool_opts_t *opts)
 	/* the monitor first: has_mon is then set before any worker reads it
 	 * (they start after, pthread_create ordering it) */
 	if (max > p->ncpu && !p->tasks) {
-		p->mon_slots = calloc(max, sizeof *p->mon_slots);
+		p->mon_slots = weft__sys_calloc(max, sizeof *p->mon_slots);
 		p->mon_tick_ns = MON_TICK_MIN_NS;
 		p->watch.look = mon_watch;
 		for (unsigned i = 0; p->mon_slots && i < max; i++)

@@ -14,6 +14,7 @@
 
 #include "internal/atomic.h"
 #include "internal/death.h"
+#include "internal/sys.h"
 
 #define DEFAULT_BLOCK ((size_t)256 << 10)
 
@@ -24,7 +25,7 @@ static int open_unlinked_(const char *dir)
 	if (!dir || !*dir)
 		dir = "/tmp";
 #ifdef O_TMPFILE
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	int fd = weft__sys_open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		return fd;
 	/* file systems without O_TMPFILE say so in several ways */
@@ -34,7 +35,7 @@ static int open_unlinked_(const char *dir)
 	char path[4096];
 	if (snprintf(path, sizeof path, "%s/weft-spill-XXXXXX", dir) >= (int)sizeof path)
 		return -ENAMETOOLONG;
-	int fd2 = mkostemp(path, O_CLOEXEC);
+	int fd2 = weft__sys_mkostemp(path, O_CLOEXEC);
 	if (fd2 < 0)
 		return -errno;
 	unlink(path); /* at once: never visible while in use */
@@ -60,8 +61,8 @@ int weft__spill_open(struct weft__spill *sp, size_t esize, const char *dir, size
 	sp->esize = esize;
 	sp->per_block = block_bytes / esize ? block_bytes / esize : 1;
 	sp->bbytes = sp->per_block * esize;
-	sp->wbuf = malloc(sp->bbytes);
-	sp->rbuf = malloc(sp->bbytes);
+	sp->wbuf = weft__sys_malloc(sp->bbytes);
+	sp->rbuf = weft__sys_malloc(sp->bbytes);
 	if (!sp->wbuf || !sp->rbuf) {
 		weft__spill_fini(sp);
 		return -ENOMEM;
@@ -94,8 +95,8 @@ static int block_io_(int fd, unsigned char *buf, size_t len, uint64_t off, int w
 {
 	size_t done = 0;
 	while (done < len) {
-		ssize_t k = write ? pwrite(fd, buf + done, len - done, (off_t)(off + done))
-				  : pread(fd, buf + done, len - done, (off_t)(off + done));
+		ssize_t k = write ? weft__sys_pwrite(fd, buf + done, len - done, (off_t)(off + done))
+				  : weft__sys_pread(fd, buf + done, len - done, (off_t)(off + done));
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
@@ -170,7 +171,7 @@ int weft__spill_pop(struct weft__spill *sp, void *elem)
 				/* all on disk is read back: start over at 0 */
 				sp->roff = sp->woff = 0;
 				if (sp->hiwater > 8 * (uint64_t)sp->bbytes) {
-					if (ftruncate(sp->fd, 0) == 0)
+					if (weft__sys_ftruncate(sp->fd, 0) == 0)
 						sp->hiwater = 0;
 				}
 			}

@@ -3,6 +3,9 @@
 #   1. the default build: suites unit, stress, headers, examples, bench-smoke
 #   2. ThreadSanitizer build: unit and stress
 #   3. ASan+UBSan build: unit and stress
+#   4. failure injection: ASan+UBSan with -Dfault_injection=true, suite
+#      faults (tests/unit/test_faults.c: every resource call of lib/ failed
+#      in turn, a fresh process per failure point, leaks checked in each)
 # and ends with one line "N passed, N failed".
 # Usage: scripts/test.sh [--quick]   (--quick: default build only)
 set -uo pipefail
@@ -47,6 +50,9 @@ if [[ "${1:-}" != "--quick" ]]; then
 		-Dbuildtype=debugoptimized -- --suite unit --suite stress --num-processes 1 --timeout-multiplier 3
 	run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dallocator=system \
 		-Dbenchmarks=disabled -Dbuildtype=debugoptimized -- --suite unit --suite stress --num-processes 2 --timeout-multiplier 2
+	# --verbose: the walk's figures (points per module, sites) in the log
+	run_suite build-faults -Db_sanitize=address,undefined -Db_lundef=false -Dallocator=system \
+		-Dbenchmarks=disabled -Dbuildtype=debugoptimized -Dfault_injection=true -- --suite faults --num-processes 1 --verbose
 fi
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

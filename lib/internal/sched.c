@@ -70,6 +70,7 @@
 #include "internal/futex.h"
 #include "internal/monitor.h"
 #include "internal/switch.h"
+#include "internal/sys.h"
 #include <weft/common.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -330,13 +331,13 @@ static weft__task_t *stack_new(size_t stack_size)
 	size_t page = page_size();
 	size_t tsz = (sizeof(weft__task_t) + 63) & ~(size_t)63;
 	size_t total = ((stack_size + tsz + page - 1) & ~(page - 1)) + page;
-	void *map = mmap(NULL, total, PROT_READ | PROT_WRITE,
+	void *map = weft__sys_mmap(NULL, total, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	if (map == MAP_FAILED)
 		return NULL;
 	bool guarded = false;
 	/* relaxed: a budget, not a publication */
-	if (weft__faa32(&rt.guarded, 1) < GUARD_BUDGET && mprotect(map, page, PROT_NONE) == 0)
+	if (weft__faa32(&rt.guarded, 1) < GUARD_BUDGET && weft__sys_mprotect(map, page, PROT_NONE) == 0)
 		guarded = true;
 	else
 		weft__faa32(&rt.guarded, (uint32_t)-1);
@@ -751,7 +752,7 @@ static bool heap_push(struct carrier *c, weft__task_t *t)
 {
 	if (c->nheap == c->capheap) {
 		uint32_t cap = c->capheap ? 2 * c->capheap : 64;
-		weft__task_t **h = realloc(c->heap, cap * sizeof *h);
+		weft__task_t **h = weft__sys_realloc(c->heap, cap * sizeof *h);
 		if (!h)
 			return false;
 		c->heap = h;
@@ -1570,10 +1571,10 @@ static void *carrier_main(void *p)
 	/* kept in the carrier (reachable: the leak checker sees it in use);
 	 * a replacement carrier thread takes its predecessor's */
 	if (!c->altstack)
-		c->altstack = malloc(64 << 10);
+		c->altstack = weft__sys_malloc(64 << 10);
 	stack_t ss = {.ss_sp = c->altstack, .ss_size = 64 << 10};
 	if (ss.ss_sp)
-		sigaltstack(&ss, NULL);
+		weft__sys_sigaltstack(&ss, NULL);
 	pthread_attr_t attr;
 	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
 		pthread_attr_getstack(&attr, &c->g0.stack_lo, &c->g0.stack_size);
@@ -1613,7 +1614,7 @@ static int carrier_thread(struct carrier *c)
 	pthread_attr_t a;
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	int rc = pthread_create(&c->thread, &a, carrier_main, c);
+	int rc = weft__sys_thread_create(&c->thread, &a, carrier_main, c);
 	pthread_attr_destroy(&a);
 	return rc;
 }
@@ -1639,7 +1640,7 @@ static int start_carriers(uint32_t want)
 	if (want > MAX_PROCS)
 		want = MAX_PROCS;
 	for (uint32_t i = rt.started; i < want; i++) {
-		struct carrier *c = aligned_alloc(WEFT__PAD, (sizeof *c + WEFT__PAD - 1) &
+		struct carrier *c = weft__sys_aligned_alloc(WEFT__PAD, (sizeof *c + WEFT__PAD - 1) &
 								~(size_t)(WEFT__PAD - 1));
 		if (!c)
 			return -ENOMEM;
@@ -1673,7 +1674,12 @@ static int ensure_started(void)
 		install_overflow_handler();
 		set_active();
 		rc = start_carriers(rt.nprocs);
-		watch = rc == 0 && !rt.watch.look;
+		/* watched as soon as one carrier runs: after a partial start
+		 * (a carrier thread that could not start) tasks run on the
+		 * others, and the monitor is what replaces a held one (without
+		 * it, a task holding the only carrier held every task queued
+		 * behind it for good) */
+		watch = rt.started != 0 && !rt.watch.look;
 		if (watch)
 			rt.watch.look = monitor_look;
 	}
