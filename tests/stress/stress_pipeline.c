@@ -27,6 +27,11 @@
  *
  * Usage: stress_pipeline [size] [tests]. size (default 1, may be
  * fractional) multiplies every count; sanitizer builds divide them by 10.
+ * WEFT_STRESS_SEED=<n> in the environment seeds every random stream from n
+ * (tests/common/stress.h). The last line, "stress_pipeline: items moved N
+ * lost 0", counts items checked at the end of the line: exactly's sink
+ * (each as often as emitted), ordered's outputs (in order), and cancel's
+ * items the caller took plus those still in the last channel.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -47,6 +52,8 @@
 #include "check.h"
 #include "die_noeh.h"
 #include "tmpdir.h"
+#define STRESS_OWN_HARNESS
+#include "stress.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -209,6 +216,7 @@ static void stress_exactly(void)
 		CHECK_EQ(st[2].in, n);
 		CHECK_EQ(st[2].out, want);
 		CHECK_EQ(st[6].in, want);
+		stress_moved(want);
 		printf("stress_pipeline: %-8s exactly cap %-3zu %8" PRIu64
 		       " items, copies workers added %" PRIu64 " retired %" PRIu64 ", %6.1f ms\n",
 		       g_tasks ? "tasks" : "threads", cap, n, st[2].workers_added,
@@ -224,7 +232,7 @@ static int jitter_fn(weft_emit_t *out, const void *in, void *user)
 {
 	(void)user;
 	uint64_t v = *(const uint64_t *)in;
-	uint64_t s = v * 7919 + 1;
+	uint64_t s = stress_seed(v * 7919 + 1);
 	uint64_t r = rnd(&s) % 100;
 	if (r < 2)
 		weft_sleep((int64_t)(rnd(&s) % 200000));
@@ -274,6 +282,7 @@ static void stress_ordered(void)
 	}
 	CHECK_EQ(in, n);
 	CHECK_EQ(weft_pipeline_wait(p), 0);
+	stress_moved(got);
 	printf("stress_pipeline: %-8s ordered %" PRIu64 " inputs, %" PRIu64
 	       " outputs in order, %6.1f ms\n",
 	       g_tasks ? "tasks" : "threads", n, got, (double)(weft_now() - t0) / 1e6);
@@ -290,7 +299,7 @@ static int fwd_fn(weft_emit_t *out, const void *in, void *user)
 static void stress_cancel(void)
 {
 	unsigned rounds = (unsigned)scaled(g_tasks ? 150 : 60, 20);
-	uint64_t seed = 12345;
+	uint64_t seed = stress_seed(12345);
 	unsigned how_n[3] = {0};
 	int threads_before = count_threads();
 	int64_t t0 = weft_now();
@@ -366,6 +375,7 @@ static void stress_cancel(void)
 			left++;
 		}
 		CHECK_EQ(left, st[ns - 1].out - taken);
+		stress_moved(taken + left);
 		weft_pipeline_destroy(p);
 		weft_ctx_release(parent);
 	}
@@ -548,6 +558,8 @@ int main(int argc, char **argv)
 	const char *only = argc > 2 ? argv[2] : NULL;
 	test_watchdog((unsigned)(400 * (g_size < 1 ? 1 : g_size)));
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!stress_seed_init("stress_pipeline"))
+		return 2;
 	for (g_tasks = 0; g_tasks < 2; g_tasks++) {
 		if (!only || strstr(only, "exactly"))
 			stress_exactly();
@@ -558,5 +570,5 @@ int main(int argc, char **argv)
 		if (!only || strstr(only, "death"))
 			stress_death();
 	}
-	return 0;
+	return stress_summary();
 }

@@ -25,6 +25,10 @@
  *
  * Usage: stress_pool [size] [tests]. size (default 1, may be fractional)
  * multiplies every count; sanitizer builds divide them by 10.
+ * WEFT_STRESS_SEED=<n> in the environment seeds every random stream from n
+ * (tests/common/stress.h). The last line, "stress_pool: items moved N lost
+ * 0", counts accepted jobs checked to have run exactly once (shutdown:
+ * run or discarded, exactly one of the two; refused submits not counted).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -46,6 +50,8 @@
 #include "check.h"
 #include "die_noeh.h"
 #include "participant.h"
+#define STRESS_OWN_HARNESS
+#include "stress.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define STRESS_SANITIZED 1
@@ -135,6 +141,7 @@ struct sub {
 	struct slot *slots;
 	long n;
 	unsigned id;
+	long round; /* shutdown: its round (the seed's key) */
 	long ok, refused;
 	atomic_long published; /* jobs whose submit has returned 0 */
 	atomic_int *stop;
@@ -144,7 +151,7 @@ struct sub {
 static void *once_submitter(void *arg)
 {
 	struct sub *s = arg;
-	uint64_t seed = 0x9E3779B97F4A7C15ULL * (s->id + 1);
+	uint64_t seed = stress_seed(0x9E3779B97F4A7C15ULL * (s->id + 1));
 	for (long i = 0; i < s->n; i++)
 		CHECK_EQ(submit_any(s->p, &s->slots[i], &seed), 0);
 	return NULL;
@@ -175,6 +182,7 @@ static void stress_once(void)
 	CHECK_EQ(weft_pool_stats(p, &st), 0);
 	CHECK_EQ(st.submitted, per * NSUB);
 	CHECK_EQ(st.completed, per * NSUB);
+	stress_moved((uint64_t)(per * NSUB));
 	weft_pool_destroy(p);
 	free(slots);
 	printf("once: %ld jobs from %d submitters, %llu blocked, %llu futex wakes\n", per * NSUB,
@@ -186,7 +194,9 @@ static void stress_once(void)
 static void *sd_submitter(void *arg)
 {
 	struct sub *s = arg;
-	uint64_t seed = 0xC2B2AE3D27D4EB4FULL * (s->id + 3) + (uint64_t)weft_now();
+	uint64_t key = 0xC2B2AE3D27D4EB4FULL * (s->id + 3);
+	uint64_t seed = stress_seed_or(key + (uint64_t)weft_now(),
+				       key ^ stress_mix((uint64_t)s->round));
 	for (long i = 0; i < s->n; i++) {
 		int rc = submit_any(s->p, &s->slots[i], &seed);
 		if (rc == 0) {
@@ -214,7 +224,8 @@ static void stress_shutdown(void)
 		CHECK(slots);
 		struct sub s[4];
 		for (unsigned i = 0; i < 4; i++) {
-			s[i] = (struct sub){.p = p, .slots = slots + per * i, .n = per, .id = i};
+			s[i] = (struct sub){.p = p, .slots = slots + per * i, .n = per, .id = i,
+					    .round = r};
 			CHECK_EQ(participant_create(&s[i].t, NULL, sd_submitter, &s[i]), 0);
 		}
 		nap(r % 7 * 50);
@@ -257,6 +268,7 @@ static void stress_shutdown(void)
 		free(slots);
 	}
 	CHECK_EQ(ran + discarded + refused, attempted);
+	stress_moved((uint64_t)(ran + discarded));
 	printf("shutdown: %ld rounds, %ld attempted = %ld ran + %ld discarded + %ld refused\n", rounds,
 	       attempted, ran, discarded, refused);
 }
@@ -312,6 +324,7 @@ static void stress_dynamic(void)
 		CHECK_EQ(weft_pool_wait(p), 0);
 		for (long k = 0; k < per; k++)
 			CHECK_EQ(atomic_load(&slots[k].ran), 1);
+		stress_moved((uint64_t)per);
 		/* idle: back to min */
 		do {
 			nap(1000);
@@ -408,6 +421,7 @@ static void stress_wait(void)
 	CHECK_EQ(weft_pool_wait(W.p), 0);
 	for (long k = 0; k < W.per * WSUB; k++)
 		CHECK_EQ(atomic_load(&W.slots[k].ran), 1);
+	stress_moved((uint64_t)(W.per * WSUB));
 	weft_pool_destroy(W.p);
 	free(W.slots);
 	printf("wait: %ld jobs, %ld waits raced the submits\n", W.per * WSUB, atomic_load(&W.waits));
@@ -633,6 +647,8 @@ int main(int argc, char **argv)
 	const char *only = argc > 2 ? argv[2] : NULL;
 	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size) * (STRESS_SANITIZED ? 3 : 1)));
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!stress_seed_init("stress_pool"))
+		return 2;
 	printf("stress_pool: size %g%s\n", g_size, STRESS_SANITIZED ? " (sanitizer build: counts / 10)" : "");
 	/* every participant a thread, then every one a task */
 	for (int tasks = 0; tasks < 2; tasks++) {
@@ -649,5 +665,5 @@ int main(int argc, char **argv)
 		if (!only || strstr(only, "death"))
 			stress_death();
 	}
-	return 0;
+	return stress_summary();
 }
