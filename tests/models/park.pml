@@ -28,8 +28,10 @@
  * nothing. The recv side is modelled; send is its mirror image.
  *
  * Processes: NPROD producers send one element each; NCONS consumers each
- * receive one (weft_chan_recv_until: a wait may time out, at most once per
- * consumer; the caller then calls again).
+ * receive one (weft_chan_recv_until). Consumer 0's wait may time out, once
+ * (the caller then calls again): the time-out races the notification, and
+ * a waiter that got a notification along with its time-out, or on its
+ * way out after a successful re-check, must not strand an element.
  *
  * Checked: safety (assertions: each wait ended by exactly one party; a
  * waiter that sleeps is woken by whoever ends its wait; an owner that sees
@@ -200,7 +202,8 @@ proctype Consumer(byte me)
 {
 	byte s, st, old, n, w;
 	bit ok, won, cas, tmo, expired;
-	byte tmo_left = 1;
+	/* consumer 0 may time out once (the other waits without a deadline) */
+	bit tmo_left = (me == 0);
 
 call: /* weft_chan_recv_until */
 	expired = 0;

@@ -21,8 +21,10 @@
  * and the waiter states change by CAS or xchg (full barriers).
  *
  * Processes: NT threads; thread i acquires need[i] tokens of CAP, holds
- * them, and releases them. A thread's wait may time out (at most once);
- * the caller then calls acquire again.
+ * them, and releases them (CAP 2, needs 2, 1, 1). Thread 0's wait may
+ * time out (once; the caller then calls acquire again): a head that
+ * leaves lets those behind it through, a grant may meet a waiter that has
+ * just timed out.
  *
  * Checked: safety (tokens are conserved: held + free == CAP in every state;
  * holders never hold more than CAP; no fast-path take while a live waiter
@@ -238,7 +240,9 @@ proctype Thread(byte me)
 {
 	byte w, st, s, n, gw, old, wk;
 	bit ok, won, cas, tmo, timed;
-	byte tmo_left = 1;
+	/* thread 0 (the one needing both tokens, which holds up those
+	 * behind it) may time out once; the others wait without a deadline */
+	bit tmo_left = (me == 0);
 
 acquire:
 	/* take: one CAS while nobody queues */
