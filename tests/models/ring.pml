@@ -34,6 +34,13 @@
  * as single steps that drain the own buffer (the mutex's cmpxchg and
  * xchg are full barriers).
  *
+ * The wake of a thread asleep on the stamp also rests on the kernel:
+ * FUTEX_WAKE runs a full barrier before it looks for sleepers (common.pml),
+ * so the stamp store that slot_publish left in its buffer is visible to
+ * the sleeper it wakes. Without that barrier the sleeper could wake, read
+ * the old stamp and sleep again for good (the model finds that trace when
+ * futex_wake does not drain the waker's buffer).
+ *
  * Checked: safety (each element received once, in order, with the value
  * the producer wrote: the release store of the stamp orders the element
  * before it; each waiter wait ended by one party; no process asleep at the
