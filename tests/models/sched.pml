@@ -33,6 +33,9 @@
  * the local run queue and runnext are the carrier's alone: plain
  * variables here.
  *
+ * One carrier cannot show a wake-up spent on the wrong carrier: idle.pml
+ * models two carriers idling and waking (and finds such a bug).
+ *
  * Memory: plain stores (gcount and the glock release in global_push,
  * sleeping and wake in idle) are buffered; CASes and faa drain the own
  * buffer; weft__fence_sc drains it.
