@@ -2,7 +2,7 @@
 # Install the Debian packages weft needs, only those missing.
 # Usage: scripts/setup.sh [--bench]   (--bench adds the report and peer packages)
 set -euo pipefail
-pkgs=(meson ninja-build pkg-config gcc g++ libck-dev libjemalloc-dev libbenchmark-dev)
+pkgs=(meson ninja-build pkg-config gcc g++ libck-dev libjemalloc-dev libbenchmark-dev spin)
 if [[ "${1:-}" == "--bench" ]]; then
 	pkgs+=(python3 python3-matplotlib python3-scipy libbenchmark-tools)
 	# optional peers: installed when the archive has them, skipped otherwise
