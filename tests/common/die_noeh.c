@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#define DIE_NOEH_IMPL
 #include "die_noeh.h"
 
 void die_noeh_exit(void)

@@ -234,20 +234,8 @@ static void stress_cancel(void)
 
 /* ---- death ---- */
 
-/* ThreadSanitizer's pthread_exit refuses to run on a fiber (see
- * test_pool.c): under it a weft task ends its carrier by canceling itself */
-#if defined(__SANITIZE_THREAD__)
-#define TSAN_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSAN_BUILD 1
-#endif
-#endif
-#ifndef TSAN_BUILD
-#define TSAN_BUILD 0
-#endif
-
-enum { K_OK, K_EXIT, K_EXIT_NOEH, K_SELF_CANCEL, K_CANCEL_NOEH, K_BLOCK, K_FAIL };
+enum { K_OK, K_EXIT = DIE_EXIT, K_EXIT_NOEH = DIE_EXIT_NOEH, K_SELF_CANCEL = DIE_SELF_CANCEL,
+       K_CANCEL_NOEH = DIE_CANCEL_NOEH, K_BLOCK = DIE_BLOCK, K_FAIL = DIE_BLOCK + 1 };
 
 struct dslot {
 	int kind;
@@ -262,32 +250,9 @@ static int d_task(weft_ctx_t *ctx, void *arg)
 	(void)ctx;
 	struct dslot *d = arg;
 	atomic_fetch_add(&d->ran, 1);
-	bool no_exit = TSAN_BUILD && weft_in_task();
-	switch (d->kind) {
-	case K_EXIT:
-		if (!no_exit)
-			pthread_exit(NULL);
-		/* fall through */
-	case K_SELF_CANCEL:
-		pthread_cancel(pthread_self());
-		for (;;)
-			pthread_testcancel();
-	case K_EXIT_NOEH:
-		if (!no_exit)
-			die_noeh_exit();
-		/* fall through */
-	case K_CANCEL_NOEH:
-		die_noeh_cancel();
-	case K_BLOCK: {
-		char c;
-		d->self = pthread_self();
-		atomic_store(&d->blocked, 1);
-		CHECK(read(never_fds[0], &c, 1) < 0 && 0); /* canceled in it */
-		break;
-	}
-	case K_FAIL:
+	if (d->kind == K_FAIL)
 		return -EIO;
-	}
+	die_as(d->kind, never_fds[0], &d->self, &d->blocked);
 	return 0;
 }
 

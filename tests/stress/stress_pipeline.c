@@ -387,20 +387,9 @@ static void stress_cancel(void)
 
 /* ---- death ---- */
 
-/* ThreadSanitizer's pthread_exit refuses to run on a fiber (see
- * test_pool.c): under it a task ends its carrier by canceling itself */
-#if defined(__SANITIZE_THREAD__)
-#define TSAN_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSAN_BUILD 1
-#endif
-#endif
-#ifndef TSAN_BUILD
-#define TSAN_BUILD 0
-#endif
-
-enum { K_EXIT, K_EXIT_NOEH, K_SELF_CANCEL, K_CANCEL_NOEH, K_BLOCK, K_KINDS };
+enum { K_EXIT = DIE_EXIT, K_EXIT_NOEH = DIE_EXIT_NOEH, K_SELF_CANCEL = DIE_SELF_CANCEL,
+       K_CANCEL_NOEH = DIE_CANCEL_NOEH, K_BLOCK = DIE_BLOCK };
+#define K_KINDS 5 /* K_EXIT .. K_BLOCK */
 
 static struct {
 	int stage; /* 0: the source, 1..: that stage */
@@ -413,30 +402,8 @@ static struct {
 
 static void dd_die(void)
 {
-	bool no_exit = TSAN_BUILD && weft_in_task();
 	atomic_fetch_add(&DD.hits, 1);
-	switch (DD.how) {
-	case K_EXIT:
-		if (!no_exit)
-			pthread_exit(NULL);
-		/* fall through */
-	case K_SELF_CANCEL:
-		pthread_cancel(pthread_self());
-		for (;;)
-			pthread_testcancel();
-	case K_EXIT_NOEH:
-		if (!no_exit)
-			die_noeh_exit();
-		/* fall through */
-	case K_CANCEL_NOEH:
-		die_noeh_cancel();
-	default: {
-		char c;
-		DD.self = pthread_self();
-		atomic_store(&DD.blocked, 1);
-		CHECK(read(DD.never[0], &c, 1) < 0 && 0); /* canceled in it */
-	}
-	}
+	die_as(DD.how, DD.never[0], &DD.self, &DD.blocked);
 }
 
 static int dd_gen_fn(weft_emit_t *out, void *user)
@@ -483,8 +450,8 @@ static void stress_death(void)
 		int nst = 1 + (int)(rnd(&seed) % 3);
 		DD.stage = (int)(rnd(&seed) % (uint64_t)(nst + 1));
 		DD.at = rnd(&seed) % 3000;
-		DD.how = (int)(rnd(&seed) % K_KINDS);
-		kinds[DD.how]++;
+		DD.how = K_EXIT + (int)(rnd(&seed) % K_KINDS);
+		kinds[DD.how - K_EXIT]++;
 		atomic_store(&DD.hits, 0);
 		atomic_store(&DD.blocked, 0);
 		_Atomic uint64_t next = 0;

@@ -496,18 +496,6 @@ static void test_group_tiny_tasks(void)
 
 /* ---- tasks that end their thread ---- */
 
-/* ThreadSanitizer's pthread_exit refuses to run on a fiber (see
- * test_pool.c): under it a weft task ends its carrier by canceling itself */
-#if defined(__SANITIZE_THREAD__)
-#define TSAN_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSAN_BUILD 1
-#endif
-#endif
-#ifndef TSAN_BUILD
-#define TSAN_BUILD 0
-#endif
 
 static void nap(long us)
 {
@@ -516,7 +504,8 @@ static void nap(long us)
 		;
 }
 
-enum { D_OK, D_EXIT, D_EXIT_NOEH, D_SELF_CANCEL, D_CANCEL_NOEH, D_BLOCK };
+enum { D_OK, D_EXIT = DIE_EXIT, D_EXIT_NOEH = DIE_EXIT_NOEH, D_SELF_CANCEL = DIE_SELF_CANCEL,
+       D_CANCEL_NOEH = DIE_CANCEL_NOEH, D_BLOCK = DIE_BLOCK };
 
 struct dying {
 	int kind;
@@ -532,30 +521,7 @@ static int dying_task(weft_ctx_t *ctx, void *arg)
 	(void)ctx;
 	struct dying *d = arg;
 	atomic_fetch_add(&d->ran, 1);
-	bool no_exit = TSAN_BUILD && weft_in_task();
-	switch (d->kind) {
-	case D_EXIT:
-		if (!no_exit)
-			pthread_exit(NULL);
-		/* fall through */
-	case D_SELF_CANCEL:
-		pthread_cancel(pthread_self());
-		for (;;)
-			pthread_testcancel();
-	case D_EXIT_NOEH:
-		if (!no_exit)
-			die_noeh_exit();
-		/* fall through */
-	case D_CANCEL_NOEH:
-		die_noeh_cancel();
-	case D_BLOCK: {
-		char c;
-		d->self = pthread_self();
-		atomic_store(&d->blocked, 1);
-		CHECK(read(never_fds[0], &c, 1) < 0 && 0); /* canceled in it */
-		break;
-	}
-	}
+	die_as(d->kind, never_fds[0], &d->self, &d->blocked);
 	return 0;
 }
 

@@ -727,20 +727,8 @@ static void test_drop_output(void)
 
 /* ---- a fn that ends its thread ---- */
 
-/* ThreadSanitizer's pthread_exit refuses to run on a fiber (see
- * test_pool.c): under it a task ends its carrier by canceling itself */
-#if defined(__SANITIZE_THREAD__)
-#define TSAN_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSAN_BUILD 1
-#endif
-#endif
-#ifndef TSAN_BUILD
-#define TSAN_BUILD 0
-#endif
-
-enum { E_EXIT, E_EXIT_NOEH, E_SELF_CANCEL, E_CANCEL_NOEH, E_BLOCK };
+enum { E_EXIT = DIE_EXIT, E_EXIT_NOEH = DIE_EXIT_NOEH, E_SELF_CANCEL = DIE_SELF_CANCEL,
+       E_CANCEL_NOEH = DIE_CANCEL_NOEH, E_BLOCK = DIE_BLOCK };
 
 struct big {
 	uint64_t v;
@@ -757,31 +745,9 @@ static struct {
 
 __attribute__((noreturn)) static void die_here(void)
 {
-	bool no_exit = TSAN_BUILD && weft_in_task();
 	atomic_fetch_add(&DI.hits, 1);
-	switch (DI.how) {
-	case E_EXIT:
-		if (!no_exit)
-			pthread_exit(NULL);
-		/* fall through */
-	case E_SELF_CANCEL:
-		pthread_cancel(pthread_self());
-		for (;;)
-			pthread_testcancel();
-	case E_EXIT_NOEH:
-		if (!no_exit)
-			die_noeh_exit();
-		/* fall through */
-	case E_CANCEL_NOEH:
-		die_noeh_cancel();
-	default: {
-		char c;
-		DI.self = pthread_self();
-		atomic_store(&DI.blocked, 1);
-		CHECK(read(DI.never[0], &c, 1) < 0 && 0); /* canceled in it */
-		abort();
-	}
-	}
+	die_as(DI.how, DI.never[0], &DI.self, &DI.blocked);
+	abort(); /* (every how ends the thread) */
 }
 
 static _Atomic uint64_t die_src_next; /* the source that dies draws from it */
@@ -832,7 +798,7 @@ static void test_fn_ends_thread(void)
 		int before = count_threads();
 		CHECK_EQ(pipe(DI.never), 0);
 		DI.at = 300;
-		DI.how = where; /* E_EXIT .. E_BLOCK */
+		DI.how = E_EXIT + where; /* E_EXIT .. E_BLOCK */
 		atomic_store(&DI.hits, 0);
 		atomic_store(&DI.blocked, 0);
 		die_esize = where == 1 ? sizeof(struct big) : 8;

@@ -824,16 +824,7 @@ static void test_tasks(void)
  * the thread runs its own state: tsan_interceptors_posix.cpp), so under
  * it a task ends its carrier by canceling itself, which takes the same
  * path through glibc (forced unwinding) without that interceptor. */
-#if defined(__SANITIZE_THREAD__)
-#define TSAN_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSAN_BUILD 1
-#endif
-#endif
-#ifndef TSAN_BUILD
-#define TSAN_BUILD 0
-#endif
+/* TSAN_BUILD: die_noeh.h */
 
 __attribute__((noreturn)) static void end_thread(void)
 {

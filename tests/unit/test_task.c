@@ -789,16 +789,7 @@ static void test_task_stack_overflow(void)
 /* ThreadSanitizer's pthread_exit refuses to run on a fiber (a CHECK in its
  * interceptor): under it the tasks end their carrier by canceling it,
  * which takes the same path through glibc */
-#if defined(__SANITIZE_THREAD__)
-#define TSAN_BUILD 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSAN_BUILD 1
-#endif
-#endif
-#ifndef TSAN_BUILD
-#define TSAN_BUILD 0
-#endif
+/* TSAN_BUILD: die_noeh.h */
 
 static atomic_int ec_cleanups;
 static weft_wg_t ec_started;
