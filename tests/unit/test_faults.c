@@ -1265,7 +1265,7 @@ static const struct regress regressions[] = {
 	 "ctx: no memory for the timer heap at an after_func"},
 	{"breaker-event", "ev_push", WEFT__FAULT_ALLOC, 1, false,
 	 "breaker: no memory to queue an on_state_change event (lost only past 8, counted)"},
-	{"second-carrier", "start_carriers", WEFT__FAULT_THREAD, 2, true,
+	{"second-carrier", "carrier_thread", WEFT__FAULT_THREAD, 2, true,
 	 "tasks: the runtime's second carrier cannot start"},
 };
 
