@@ -17,6 +17,8 @@
 
 #include <weft/chan.h>
 #include <weft/pool.h>
+#include <weft/sync.h>
+#include <weft/task.h>
 
 #include "baseline/pool_mutex.h"
 #include "measure.h"
@@ -103,8 +105,8 @@ static int w_create_batch(void **out, unsigned workers, size_t queue)
 {
 	return w_create_opts(out, workers, queue, 1, 0);
 }
-/* weft_tasks: the same pool with its workers as tasks (opts.tasks); the
- * scenario's producer and drainer stay threads */
+/* weft_tasks: the same pool with its workers as tasks (opts.tasks), and the
+ * scenario's producer and drainer tasks too (.tasks), as in Go's program */
 static int w_create_tasks(void **out, unsigned workers, size_t queue)
 {
 	return w_create_opts(out, workers, queue, 0, 1);
@@ -153,6 +155,7 @@ static const struct pool_strategy pool_strategy_weft_batch = {
 static const struct pool_strategy pool_strategy_weft_tasks = {
 	.name = "weft_tasks", .create = w_create_tasks, .submit = w_submit, .wait = w_wait,
 	.shutdown = w_shutdown, .destroy = w_destroy, .counts = w_counts, .futex_wakes = w_wakes,
+	.tasks = 1,
 };
 
 #ifdef WEFT_GO_PEER
@@ -282,11 +285,8 @@ static int nop_job(void *arg)
 	return 0;
 }
 
-static void *producer(void *arg)
+static void produce(struct run *r)
 {
-	struct run *r = arg;
-
-	pthread_barrier_wait(&r->go);
 	for (uint64_t i = 0; i < r->jobs; i++) {
 		int rc;
 
@@ -299,7 +299,58 @@ static void *producer(void *arg)
 		}
 		atomic_store_explicit(&r->submitted, i + 1, memory_order_relaxed);
 	}
+}
+
+static void *producer(void *arg)
+{
+	struct run *r = arg;
+
+	pthread_barrier_wait(&r->go);
+	produce(r);
 	return NULL;
+}
+
+/* The drainer: receives every result (until deadline). */
+struct drain {
+	struct run *r;
+	int64_t deadline;
+	uint64_t got, idsum, bad;
+	int rc;
+	weft_wg_t *wg;  /* tasks: the drainer is done */
+	weft_wg_t *pwg; /* tasks: the producer is done */
+};
+
+static void drain(struct drain *d)
+{
+	d->rc = 0;
+	while (d->got < d->r->jobs) {
+		struct result x;
+
+		d->rc = weft_chan_recv_until(d->r->results, &x, d->deadline);
+		if (d->rc)
+			break;
+		d->got++;
+		d->idsum += x.id;
+		d->bad += x.id >= d->r->jobs || x.val != mix(x.id);
+	}
+}
+
+/* tasks strategies: the producer and the drainer are tasks, as Go's are
+ * goroutines (the thread that runs the benchmark waits on a WaitGroup) */
+static void produce_task(void *arg)
+{
+	struct drain *d = arg;
+
+	produce(d->r);
+	weft_wg_done(d->pwg);
+}
+
+static void drain_task(void *arg)
+{
+	struct drain *d = arg;
+
+	drain(d);
+	weft_wg_done(d->wg);
 }
 
 /* set while a hung run is being released */
@@ -374,12 +425,12 @@ static int run_stream(struct run *r, const struct pool_bench_params *p,
 		      struct pool_bench_result *out)
 {
 	int64_t timeout = p->timeout_ns > 0 ? p->timeout_ns : 120 * NS_PER_S;
-	uint64_t got = 0, idsum = 0, bad = 0;
 	uint64_t want_sum = r->jobs % 2 ? r->jobs * ((r->jobs - 1) / 2)
 					: (r->jobs / 2) * (r->jobs - 1);
 	pthread_t prod;
 	struct bench_meter m = { 0 };
-	int64_t t0;
+	weft_wg_t wg = WEFT_WG_INIT, pwg = WEFT_WG_INIT;
+	struct drain d = { .r = r, .wg = &wg, .pwg = &pwg };
 	int rc = 0;
 
 	if (r->c->cost_ns)
@@ -390,7 +441,7 @@ static int run_stream(struct run *r, const struct pool_bench_params *p,
 		return -1;
 	}
 	pthread_barrier_init(&r->go, NULL, 2);
-	if (pthread_create(&prod, NULL, producer, r) != 0) {
+	if (!r->s->tasks && pthread_create(&prod, NULL, producer, r) != 0) {
 		snprintf(out->error, sizeof out->error, "pthread_create failed");
 		pthread_barrier_destroy(&r->go);
 		weft_chan_destroy(r->results);
@@ -399,18 +450,29 @@ static int run_stream(struct run *r, const struct pool_bench_params *p,
 	}
 	out->rss_per_run = bench_peak_rss_reset();
 	bench_meter_start(&m);
-	t0 = m.t0;
-	pthread_barrier_wait(&r->go);
-	while (got < r->jobs) {
-		struct result x;
-
-		rc = weft_chan_recv_until(r->results, &x, t0 + timeout);
+	d.deadline = m.t0 + timeout;
+	if (r->s->tasks) {
+		weft_wg_add(&wg, 1);
+		weft_wg_add(&pwg, 1);
+		rc = weft_go(produce_task, &d);
 		if (rc)
-			break;
-		got++;
-		idsum += x.id;
-		bad += x.id >= r->jobs || x.val != mix(x.id);
+			weft_wg_done(&pwg);
+		if (rc || (rc = weft_go(drain_task, &d)) != 0) {
+			snprintf(out->error, sizeof out->error, "weft_go: %d", rc);
+			atomic_store(&r->stop, 1);
+			r->s->shutdown(r->pool, 2); /* a blocked producer returns */
+			weft_wg_wait(&pwg);
+			pthread_barrier_destroy(&r->go);
+			return -1;
+		}
+		/* the drainer ends by the deadline; a producer still blocked
+		 * then is released below */
+		weft_wg_wait(&wg);
+	} else {
+		pthread_barrier_wait(&r->go);
+		drain(&d);
 	}
+	rc = d.rc;
 	if (rc) {
 		pthread_t dog;
 		char name[160];
@@ -420,11 +482,11 @@ static int run_stream(struct run *r, const struct pool_bench_params *p,
 			"weft-bench: %s: %s after %llu of %llu results (%llu submitted); "
 			"canceling\n",
 			name, rc == -ETIMEDOUT ? "hung" : "results channel failed",
-			(unsigned long long)got, (unsigned long long)r->jobs,
+			(unsigned long long)d.got, (unsigned long long)r->jobs,
 			(unsigned long long)atomic_load(&r->submitted));
 		snprintf(out->error, sizeof out->error,
 			 "%s: %llu of %llu results received (%llu submitted)",
-			 rc == -ETIMEDOUT ? "hung" : "recv failed", (unsigned long long)got,
+			 rc == -ETIMEDOUT ? "hung" : "recv failed", (unsigned long long)d.got,
 			 (unsigned long long)r->jobs,
 			 (unsigned long long)atomic_load(&r->submitted));
 		atomic_store(&releasing, 1);
@@ -433,13 +495,19 @@ static int run_stream(struct run *r, const struct pool_bench_params *p,
 		atomic_store(&r->stop, 1);
 		weft_chan_close(r->results); /* blocked jobs return */
 		r->s->shutdown(r->pool, 2);  /* a blocked producer returns */
-		pthread_join(prod, NULL);
+		if (r->s->tasks)
+			weft_wg_wait(&pwg);
+		else
+			pthread_join(prod, NULL);
 		pthread_barrier_destroy(&r->go);
 		atomic_store(&releasing, 0); /* released: the run is only failed */
 		fprintf(stderr, "  (cancel released every thread; the run is failed)\n");
 		return -1;
 	}
-	pthread_join(prod, NULL);
+	if (r->s->tasks)
+		weft_wg_wait(&pwg);
+	else
+		pthread_join(prod, NULL);
 	bench_meter_stop(&m);
 	out->peak_rss_kb = bench_peak_rss_kb();
 	out->wall_ns = m.wall_ns;
@@ -450,10 +518,10 @@ static int run_stream(struct run *r, const struct pool_bench_params *p,
 	if (r->submit_rc)
 		snprintf(out->error, sizeof out->error, "submit: %d (%s)", r->submit_rc,
 			 strerror(-r->submit_rc));
-	else if (bad || idsum != want_sum)
+	else if (d.bad || d.idsum != want_sum)
 		snprintf(out->error, sizeof out->error,
 			 "wrong results: %llu bad, sum of ids %llu (want %llu)",
-			 (unsigned long long)bad, (unsigned long long)idsum,
+			 (unsigned long long)d.bad, (unsigned long long)d.idsum,
 			 (unsigned long long)want_sum);
 	else if ((rc = r->s->wait(r->pool)) != 0)
 		snprintf(out->error, sizeof out->error, "wait: %d", rc);

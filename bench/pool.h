@@ -85,6 +85,9 @@ struct pool_strategy {
 	int (*counts)(void *p, struct pool_counts *out);
 	/* worker wake-ups that needed a syscall so far; NULL: not known */
 	uint64_t (*futex_wakes)(void *p);
+	/* 1: the streaming cases' producer and drainer run as weft tasks
+	 * (as Go's program runs them as goroutines), not threads */
+	int tasks;
 	/* A peer in another process (Go): runs a whole streaming case itself
 	 * and fills r (its own wall, CPU, switches, peak RSS; futex_wakes -1),
 	 * or returns -1 with r->error set. The calls above are then NULL, and

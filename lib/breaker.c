@@ -53,6 +53,7 @@
 #include "internal/atomic.h"
 #include "internal/park.h"
 #include "internal/sched.h"
+#include "internal/sys.h"
 #include <weft/breaker.h>
 
 /* ---- the fast word ---- */
@@ -435,6 +436,8 @@ static bool win_trips(const struct weft_breaker *b)
 
 /* ---- events ---- */
 
+#define EV_PREALLOC 8 /* events queued without allocating (see create) */
+
 static void ev_push(struct weft_breaker *b, int from, int to)
 {
 	if (!b->on_state_change)
@@ -445,9 +448,11 @@ static void ev_push(struct weft_breaker *b, int from, int to)
 			b->ev_tail -= b->ev_head;
 			b->ev_head = 0;
 		} else {
-			uint32_t cap = b->ev_cap ? 2 * b->ev_cap : 8;
-			struct event *e = realloc(b->ev, cap * sizeof *e);
+			uint32_t cap = b->ev_cap ? 2 * b->ev_cap : EV_PREALLOC;
+			struct event *e = weft__sys_realloc(b->ev, cap * sizeof *e);
 			if (!e) {
+				/* the transition stands; its callback is lost,
+				 * counted (stats: callbacks_lost) */
 				b->ev_lost++;
 				return;
 			}
@@ -709,13 +714,13 @@ int weft_breaker_create(weft_breaker_t **out, const weft_breaker_settings_t *s)
 		interval = (uint64_t)period > INT64_MAX / k ? INT64_MAX : (int64_t)k * period;
 	}
 
-	struct weft_breaker *b = aligned_alloc(WEFT__PAD, sizeof *b);
+	struct weft_breaker *b = weft__sys_aligned_alloc(WEFT__PAD, sizeof *b);
 	if (!b)
 		return -ENOMEM;
 	memset(b, 0, sizeof *b);
-	b->name = strdup(s->name ? s->name : "");
+	b->name = weft__sys_strdup(s->name ? s->name : "");
 	b->rc.nb = (uint32_t)nb;
-	b->rc.b = calloc(nb, sizeof *b->rc.b);
+	b->rc.b = weft__sys_calloc(nb, sizeof *b->rc.b);
 	b->max_requests = s->max_requests ? s->max_requests : 1;
 	b->interval = interval;
 	b->bucket_period = period;
@@ -739,19 +744,28 @@ int weft_breaker_create(weft_breaker_t **out, const weft_breaker_settings_t *s)
 			b->win_time = s->window_time;
 			b->win_nb = s->window_buckets ? s->window_buckets : DEFAULT_BUCKETS;
 			b->tb_width = b->win_time / b->win_nb > 0 ? b->win_time / b->win_nb : 1;
-			b->tb = calloc(b->win_nb, sizeof *b->tb);
+			b->tb = weft__sys_calloc(b->win_nb, sizeof *b->tb);
 		} else {
 			b->win_calls = s->window_calls ? s->window_calls : DEFAULT_WINDOW;
-			b->ring = calloc(b->win_calls, 1);
+			b->ring = weft__sys_calloc(b->win_calls, 1);
 		}
 		b->min_calls = s->min_calls ? s->min_calls : DEFAULT_WINDOW;
 		if (b->win_calls && b->min_calls > b->win_calls)
 			b->min_calls = b->win_calls;
 	}
+	/* room for EV_PREALLOC pending events from the start: a transition
+	 * cannot fail, so with no memory at its first event the callback
+	 * was lost (ev_lost). Now only a backlog beyond that (transitions
+	 * piling up while a callback runs) needs memory then. */
+	if (b->on_state_change) {
+		b->ev = weft__sys_calloc(EV_PREALLOC, sizeof *b->ev);
+		b->ev_cap = b->ev ? EV_PREALLOC : 0;
+	}
 	b->fast_ok = interval == 0 && !b->rates && b->slow_ns == 0;
 	int64_t now = now_of(b);
 	b->rng = s->seed ? s->seed : (uint64_t)now ^ (uint64_t)(uintptr_t)b;
-	if (!b->name || !b->rc.b || (b->rates && !b->ring && !b->tb)) {
+	if (!b->name || !b->rc.b || (b->rates && !b->ring && !b->tb) ||
+	    (b->on_state_change && !b->ev)) {
 		weft_breaker_destroy(b);
 		return -ENOMEM;
 	}
@@ -1048,6 +1062,7 @@ int weft_breaker_stats(weft_breaker_t *b, weft_breaker_stats_t *out)
 	out->window_results = b->win_n;
 	out->window_failures = b->win_fails;
 	out->window_slow = b->win_slow;
+	out->callbacks_lost = b->ev_lost;
 	unlock_and_deliver(b);
 	for (int i = 0; i < STRIPES; i++) /* relaxed: a statistic */
 		out->rejected_open += weft__ld64_rlx(&b->rejected_open[i].n);

@@ -29,7 +29,9 @@
 #include <string.h>
 
 #include "internal/chan_impl.h"
+#include "internal/clock.h"
 #include "internal/ctx_impl.h"
+#include "internal/sys.h"
 #include <weft/chan.h>
 
 /* ---- create / destroy / introspection ---- */
@@ -41,7 +43,7 @@ int weft_chan_create(weft_chan_t **out, size_t elem_size, size_t capacity)
 	if (capacity > WEFT_CHAN_MAX_CAPACITY || elem_size > ((size_t)1 << 40))
 		return -ENOMEM;
 	size_t size = (sizeof(weft_chan_t) + WEFT__PAD - 1) & ~(size_t)(WEFT__PAD - 1);
-	weft_chan_t *ch = aligned_alloc(WEFT__PAD, size);
+	weft_chan_t *ch = weft__sys_aligned_alloc(WEFT__PAD, size);
 	if (!ch)
 		return -ENOMEM;
 	memset(ch, 0, sizeof *ch);
@@ -332,7 +334,7 @@ static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t de
 	 * line (to decide "empty" or "full") on its way to spinning; polling
 	 * first, it reads that line only once the slot is ready, or after
 	 * the spin ran out. (Closed is seen by that attempt: bounded.) */
-	if (ch->cap && (wait_until == WEFT_FOREVER || weft_now() < wait_until)) {
+	if (ch->cap && !weft__deadline_passed(wait_until)) {
 		may_spin = false;
 		spin_until_ready(ch, op);
 	}
@@ -340,7 +342,7 @@ static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t de
 		long rc = attempt(ch, op, elem, n);
 		if (rc != -EAGAIN)
 			return rc;
-		if (wait_until != WEFT_FOREVER && weft_now() >= wait_until) {
+		if (weft__deadline_passed(wait_until)) {
 			int e = ctx ? weft_ctx_err(ctx) : 0;
 			if (e)
 				return e;

@@ -37,6 +37,7 @@
 
 #include "internal/chan_impl.h"
 #include "internal/spill.h"
+#include "internal/sys.h"
 
 struct weft__overflow {
 	int policy;
@@ -51,7 +52,7 @@ struct weft__overflow {
 
 int weft__ov_init(weft_chan_t *ch, const weft_chan_opts_t *o)
 {
-	struct weft__overflow *ov = calloc(1, sizeof *ov);
+	struct weft__overflow *ov = weft__sys_calloc(1, sizeof *ov);
 	if (!ov)
 		return -ENOMEM;
 	ov->policy = o->overflow;
@@ -109,7 +110,7 @@ static int drop_oldest_send(weft_chan_t *ch, struct weft__overflow *ov, const vo
 		rc = weft__ring_push(&ch->ring, elem);
 		if (rc != -EAGAIN)
 			break;
-		if (!old && !(old = malloc(ch->elem_size)))
+		if (!old && !(old = weft__sys_malloc(ch->elem_size)))
 			return -ENOMEM;
 		/* full: evict the oldest (if a receiver took it first, the
 		 * push simply tries again) */

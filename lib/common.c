@@ -6,6 +6,20 @@
 
 #include <weft/common.h>
 
+#include "internal/clock.h"
+
+int64_t weft__coarse_slack;
+
+__attribute__((constructor)) static void coarse_clock_init(void)
+{
+	struct timespec r;
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &r) != 0 || r.tv_sec != 0 ||
+	    r.tv_nsec > 50000000)
+		return; /* (weft__coarse_slack stays 0: precise reads only) */
+	int64_t slack = 4 * (int64_t)r.tv_nsec;
+	weft__coarse_slack = slack < 16000000 ? 16000000 : slack;
+}
+
 int64_t weft_now(void)
 {
 	struct timespec ts;
@@ -46,6 +60,9 @@ const char *weft_strerror(int err)
 		return "invalid argument (EINVAL)";
 	case EDEADLK:
 		return "would deadlock (EDEADLK)";
+	case EOWNERDEAD:
+		return "its thread ended (pthread_exit or pthread_cancel) before it returned "
+		       "(EOWNERDEAD)";
 	default: {
 		/* an application's own errno (a job's -EIO, say): libc's
 		 * static, thread-safe description, when it has one */

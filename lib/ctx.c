@@ -24,7 +24,10 @@
  *   and the timer insert re-checks st under the timer lock; cancel stores
  *   st, passes its unlock (RMW), fences and loads c->timed. Either the
  *   insert sees st (and does not insert) or cancel sees timed (and removes
- *   the entry), so a cancelled context never sits in the heap.
+ *   the entry), so a cancelled context never sits in the heap. An add that
+ *   fails (no timer thread, no memory) clears timed again under the timer
+ *   lock, so each add sets it (RMW + fence) under that lock before its
+ *   look at st as well.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,6 +38,7 @@
 
 #include "internal/ctx_impl.h"
 #include "internal/park.h"
+#include "internal/sys.h"
 #include <weft/ctx.h>
 
 /* after-func record states: one CAS from ARMED decides run or stop */
@@ -284,7 +288,7 @@ static int ctx_new(weft_ctx_t **out, weft_ctx_t *parent, int64_t deadline)
 {
 	if (!out || !parent)
 		return -EINVAL;
-	weft_ctx_t *c = calloc(1, sizeof *c);
+	weft_ctx_t *c = weft__sys_calloc(1, sizeof *c);
 	if (!c)
 		return -ENOMEM;
 	weft__faa64(&live_ctxs, 1);
@@ -496,7 +500,7 @@ static int svc_start_locked(struct svc *v, void *(*fn)(void *))
 	/* no user signal handler ever runs on a weft service thread */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&t, &attr, fn, NULL);
+	int rc = weft__sys_thread_create(&t, &attr, fn, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (rc)
@@ -582,7 +586,12 @@ static int timer_add(weft_ctx_t *c)
 {
 	int rc = 0;
 	weft__mutex_lock(&tm.v.lock);
-	/* st re-checked under the timer lock: see the Dekker note at the top */
+	/* RMW + fence, then st re-checked under the timer lock: the Dekker
+	 * note at the top, made again here because a failed add clears timed
+	 * (below): an add that follows it must not insert without timed set
+	 * again before its look at st */
+	weft__or32(&c->timed, 1);
+	weft__fence_rmw_load();
 	if (c->heap_pos || ld_st(c))
 		goto out;
 	rc = svc_start_locked(&tm.v, timer_main);
@@ -590,7 +599,7 @@ static int timer_add(weft_ctx_t *c)
 		goto out;
 	if (tm.n + 1 >= tm.cap) {
 		size_t cap = tm.cap ? 2 * tm.cap : 64;
-		weft_ctx_t **h = realloc(tm.heap, cap * sizeof *h);
+		weft_ctx_t **h = weft__sys_realloc(tm.heap, cap * sizeof *h);
 		if (!h) {
 			rc = -ENOMEM;
 			goto out;
@@ -603,6 +612,12 @@ static int timer_add(weft_ctx_t *c)
 	heap_up(tm.n);
 	svc_kick_locked(&tm.v, c->deadline);
 out:
+	if (rc && !c->heap_pos)
+		/* not armed (no timer thread, no heap memory): timed back to
+		 * 0, so the next after_func arms the timer again. (Left at 1,
+		 * every later after_func skipped the timer and its fn waited
+		 * until someone happened to look at the context.) */
+		weft__st32_rlx(&c->timed, 0);
 	weft__mutex_unlock(&tm.v.lock);
 	return rc;
 }
@@ -681,7 +696,7 @@ int weft_ctx_after_func(weft_ctx_t *ctx, void (*fn)(void *), void *arg, weft_ctx
 {
 	if (!ctx || !fn)
 		return -EINVAL;
-	struct weft_ctx_stop *r = calloc(1, sizeof *r);
+	struct weft_ctx_stop *r = weft__sys_calloc(1, sizeof *r);
 	if (!r)
 		return -ENOMEM;
 	r->fn = fn;

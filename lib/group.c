@@ -31,12 +31,25 @@
  * - Lifetime: a finishing task's weft_wg_done is its last access to the
  *   group (weft_wg_wait returns only once that done is finished with the
  *   WaitGroup), so the group may be destroyed as soon as wait returns.
+ *
+ * Deaths (a task fn that ends its thread: pthread_exit, or pthread_cancel
+ * acted on; internal/death.h): a worker thread runs each fn under its
+ * death note (pushed for the thread's life; `running` says whether a fn
+ * runs), a weft task under the note in its task_call. If the fn never
+ * returns, the note runs on the dying thread (or carrier) after glibc's
+ * unwinding and finishes the task as if it had returned -EOWNERDEAD:
+ * recorded (first error wins), slot freed, done. A worker thread that
+ * died is not replaced: the worker threads are elastic (one per task in
+ * flight, started on demand), so the next go starts or finds one; the
+ * dying thread frees its worker and leaves the count.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "internal/death.h"
 #include "internal/park.h"
+#include "internal/sys.h"
 #include <weft/ctx.h>
 #include <weft/group.h>
 #include <weft/task.h>
@@ -65,6 +78,8 @@ struct worker {
 	weft_group_t *g;    /* the task, written before DONE */
 	weft_group_fn fn;
 	void *arg;
+	weft__death_note_t note; /* the thread's (worker_died) */
+	bool running;       /* in fn (the thread's own) */
 };
 
 static struct {
@@ -128,13 +143,35 @@ static void group_finish(weft_group_t *g)
 	weft_wg_done(&g->wg);
 }
 
+/* A worker thread ended inside a task's fn (see Deaths): on the dying
+ * thread. The task ends as if it had returned -EOWNERDEAD; the thread
+ * leaves (not replaced: see Deaths). */
+static void worker_died(weft__death_note_t *n)
+{
+	struct worker *wk = (struct worker *)((char *)n - offsetof(struct worker, note));
+	if (wk->running) {
+		group_record(wk->g, -EOWNERDEAD);
+		group_finish(wk->g);
+	}
+	weft__mutex_lock(&pool.lock);
+	if (wk->linked)
+		idle_unlink(wk); /* (cannot be: it was running a task) */
+	weft__st32_rlx(&pool.nthreads, pool.nthreads - 1);
+	weft__mutex_unlock(&pool.lock);
+	free(wk);
+}
+
 static void *worker_main(void *p)
 {
 	struct worker *wk = p;
+	wk->note.died = worker_died;
+	weft__death_push(&wk->note);
 	for (;;) {
 		/* our own copies: once idle, a dispatcher may rewrite wk */
 		weft_group_t *g = wk->g;
+		wk->running = true;
 		int rc = wk->fn(g->task_ctx, wk->arg);
+		wk->running = false;
 		if (rc)
 			group_record(g, rc);
 
@@ -154,6 +191,7 @@ static void *worker_main(void *p)
 				idle_unlink(wk);
 			weft__st32_rlx(&pool.nthreads, pool.nthreads - 1);
 			weft__mutex_unlock(&pool.lock);
+			weft__death_pop(&wk->note);
 			free(wk);
 			return NULL;
 		}
@@ -162,29 +200,44 @@ static void *worker_main(void *p)
 	}
 }
 
-/* A group task run as a weft task: its own small record, freed at its end */
+/* A group task run as a weft task: its own small record (and death
+ * note), freed at its end */
 struct task_call {
 	weft_group_t *g;
 	weft_group_fn fn;
 	void *arg;
+	weft__death_note_t note;
 };
+
+/* The task's fn ended its carrier thread (see Deaths): on that thread. */
+static void task_died(weft__death_note_t *n)
+{
+	struct task_call *c = (struct task_call *)((char *)n - offsetof(struct task_call, note));
+	group_record(c->g, -EOWNERDEAD);
+	group_finish(c->g);
+	free(c);
+}
 
 static void task_main(void *p)
 {
-	struct task_call c = *(struct task_call *)p;
-	free(p);
-	int rc = c.fn(c.g->task_ctx, c.arg);
+	struct task_call *c = p;
+	weft_group_t *g = c->g;
+	c->note.died = task_died;
+	weft__death_push(&c->note);
+	int rc = c->fn(g->task_ctx, c->arg);
+	weft__death_pop(&c->note);
+	free(c);
 	if (rc)
-		group_record(c.g, rc);
-	group_finish(c.g);
+		group_record(g, rc);
+	group_finish(g);
 }
 
 static int dispatch_task(weft_group_t *g, weft_group_fn fn, void *arg)
 {
-	struct task_call *c = malloc(sizeof *c);
+	struct task_call *c = weft__sys_malloc(sizeof *c);
 	if (!c)
 		return -ENOMEM;
-	*c = (struct task_call){g, fn, arg};
+	*c = (struct task_call){.g = g, .fn = fn, .arg = arg};
 	int rc = weft_go(task_main, c);
 	if (rc) {
 		free(c);
@@ -224,7 +277,7 @@ static int dispatch(weft_group_t *g, weft_group_fn fn, void *arg)
 	weft__mutex_unlock(&pool.lock);
 
 	int rc = -ENOMEM;
-	wk = calloc(1, sizeof *wk);
+	wk = weft__sys_calloc(1, sizeof *wk);
 	if (wk) {
 		wk->g = g;
 		wk->fn = fn;
@@ -234,7 +287,7 @@ static int dispatch(weft_group_t *g, weft_group_fn fn, void *arg)
 		rc = -EAGAIN;
 		if (pthread_attr_init(&attr) == 0) {
 			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-			int e = pthread_create(&tid, &attr, worker_main, wk);
+			int e = weft__sys_thread_create(&tid, &attr, worker_main, wk);
 			pthread_attr_destroy(&attr);
 			rc = e == 0 ? 0 : e == ENOMEM ? -ENOMEM : -EAGAIN;
 		}
@@ -327,7 +380,7 @@ int weft_group_create(weft_group_t **out, weft_ctx_t *parent, weft_ctx_t **ctx)
 {
 	if (!out)
 		return -EINVAL;
-	weft_group_t *g = calloc(1, sizeof *g);
+	weft_group_t *g = weft__sys_calloc(1, sizeof *g);
 	if (!g)
 		return -ENOMEM;
 	weft_wg_init(&g->wg);

@@ -54,6 +54,7 @@
 
 #include "internal/park.h"
 #include "internal/sched.h"
+#include "internal/sys.h"
 #include <weft/map.h>
 #include <weft/task.h>
 
@@ -126,6 +127,7 @@ static struct rec *rec_head; /* registry (push: CAS) */
  * pin miss */
 static WEFT__ALIGNED uint64_t g_epoch = 2;
 static pthread_key_t rec_key;
+static bool rec_key_ok; /* written once, inside pthread_once */
 static pthread_once_t rec_key_once = PTHREAD_ONCE_INIT;
 static _Thread_local struct rec *tl_rec;
 
@@ -136,10 +138,13 @@ static void rec_release(void *p)
 	weft__st32_rel(&r->in_use, 0);
 }
 
+/* Without a key (the process used up PTHREAD_KEYS_MAX: EAGAIN), the maps
+ * still work: a record is then not given back when its thread exits, it
+ * stays in use (records are never freed anyway). A library must not
+ * abort for it. */
 static void rec_key_init(void)
 {
-	if (pthread_key_create(&rec_key, rec_release) != 0)
-		abort();
+	rec_key_ok = weft__sys_key_create(&rec_key, rec_release) == 0;
 }
 
 static __attribute__((noinline, cold)) struct rec *rec_register(void)
@@ -155,7 +160,7 @@ static __attribute__((noinline, cold)) struct rec *rec_register(void)
 	}
 	if (!r) {
 		/* records are never freed; loop until memory comes back */
-		while (posix_memalign((void **)&r, WEFT__PAD, sizeof *r) != 0)
+		while (weft__sys_posix_memalign((void **)&r, WEFT__PAD, sizeof *r) != 0)
 			weft_yield();
 		memset(r, 0, sizeof *r);
 		r->in_use = 1;
@@ -165,7 +170,8 @@ static __attribute__((noinline, cold)) struct rec *rec_register(void)
 		/* release (full RMW): the record's fields before its link */
 		while (!weft__casp((void **)&rec_head, &h, r));
 	}
-	pthread_setspecific(rec_key, r);
+	if (rec_key_ok)
+		pthread_setspecific(rec_key, r);
 	tl_rec = r;
 	return r;
 }
@@ -349,7 +355,7 @@ static inline bool mutex_trylock(weft__mutex_t *mu)
 
 static struct table *table_new(uint64_t cap)
 {
-	struct table *t = calloc(1, sizeof *t + cap * sizeof(uint64_t));
+	struct table *t = weft__sys_calloc(1, sizeof *t + cap * sizeof(uint64_t));
 	if (!t)
 		return NULL;
 	t->r.kind = R_TABLE;
@@ -504,7 +510,7 @@ static struct vret *vret_new(weft_map_t *m)
 {
 	if (!m->value_free)
 		return NULL;
-	struct vret *v = malloc(sizeof *v);
+	struct vret *v = weft__sys_malloc(sizeof *v);
 	if (v)
 		v->r.kind = R_VALUE;
 	return v;
@@ -611,7 +617,7 @@ static int put_locked(weft_map_t *m, struct shard *sh, uint64_t h, const void *k
 	}
 	if (klen > WEFT_MAP_MAX_KEY)
 		return -EINVAL;
-	n = malloc(sizeof *n + (klen ? klen : 1));
+	n = weft__sys_malloc(sizeof *n + (klen ? klen : 1));
 	if (!n)
 		return -ENOMEM;
 	if ((uintptr_t)n & ~PTR_MASK) { /* no room for the tag: refuse */
@@ -662,7 +668,7 @@ static inline uint64_t self_id(void)
 
 static struct call *call_new(uint64_t h, const void *key, size_t klen)
 {
-	struct call *c = malloc(sizeof *c + klen);
+	struct call *c = weft__sys_malloc(sizeof *c + klen);
 	if (!c)
 		return NULL;
 	memset(c, 0, sizeof *c);
@@ -775,7 +781,7 @@ int weft_map_create(weft_map_t **out, const weft_map_opts_t *opts)
 	if (opts)
 		o = *opts;
 	weft_map_t *m = NULL;
-	if (posix_memalign((void **)&m, WEFT__PAD, sizeof *m) != 0)
+	if (weft__sys_posix_memalign((void **)&m, WEFT__PAD, sizeof *m) != 0)
 		return -ENOMEM;
 	memset(m, 0, sizeof *m);
 	m->value_free = o.value_free;
@@ -792,7 +798,7 @@ int weft_map_create(weft_map_t **out, const weft_map_opts_t *opts)
 		cap *= 2;
 	m->min_cap = (uint32_t)cap;
 	uint32_t nsh = 1u << bits;
-	if (posix_memalign((void **)&m->sh, WEFT__PAD, nsh * sizeof(struct shard)) != 0) {
+	if (weft__sys_posix_memalign((void **)&m->sh, WEFT__PAD, nsh * sizeof(struct shard)) != 0) {
 		free(m);
 		return -ENOMEM;
 	}
@@ -1115,7 +1121,7 @@ int weft_map_clear(weft_map_t *m)
 					weft__faa64(&sh->live, (uint64_t)-1);
 					if (m->value_free && cur) {
 						struct vret *v;
-						while (!(v = malloc(sizeof *v)))
+						while (!(v = weft__sys_malloc(sizeof *v)))
 							weft_yield();
 						v->r.kind = R_VALUE;
 						v->value = cur;
@@ -1129,10 +1135,13 @@ int weft_map_clear(weft_map_t *m)
 		/* release (full RMW): the empty table before the pointer */
 		weft__fasp((void **)&sh->tab, nt);
 		sh->used = 0;
-		want |= retire(sh, &t->r);
+		/* the nodes first, the table last: once retired, another
+		 * thread's reclaim may free it (we hold the lock, not a pin),
+		 * and the loop below still reads its slots (ASan, stress_map) */
 		for (uint64_t j = 0; j <= t->mask; j++)
 			if (t->slot[j])
 				want |= retire(sh, &SLOT_NODE(t->slot[j])->r);
+		want |= retire(sh, &t->r);
 		while (vals) {
 			struct ret *next = vals->next;
 			want |= retire(sh, vals);
@@ -1251,7 +1260,7 @@ void weft_map_read_begin(weft_map_t *m)
 	for (s = tsect_tab[b].head; s && s->task != t; s = s->next)
 		;
 	if (!s) {
-		while (!(s = malloc(sizeof *s)))
+		while (!(s = weft__sys_malloc(sizeof *s)))
 			weft_yield();
 		s->task = t;
 		s->depth = 0;
@@ -1303,7 +1312,7 @@ int weft_flight_create(weft_flight_t **out)
 {
 	if (!out)
 		return -EINVAL;
-	weft_flight_t *f = calloc(1, sizeof *f);
+	weft_flight_t *f = weft__sys_calloc(1, sizeof *f);
 	if (!f)
 		return -ENOMEM;
 	f->seed = mum((uint64_t)(uintptr_t)f ^ K0, (uint64_t)weft_now() ^ K2);

@@ -35,6 +35,20 @@
  *   the next slot again: Dekker with the worker's (done store, CAS), so a
  *   completed slot is never left unflushed. next_out is written only by
  *   the flusher of the moment (handed over by the flag's release/CAS).
+ *
+ * Deaths (a fn that ends its thread: pthread_exit, or pthread_cancel acted
+ * on; internal/death.h): every worker runs under its death note (in its
+ * struct worker). If a fn never returns, the note runs on the dying thread
+ * (or carrier) after glibc's unwinding: the call counts as a failure of
+ * the stage (failures + 1) and as the pipeline's error -EOWNERDEAD if it is
+ * the first (the pipeline's rule for any failing fn: recorded, then the
+ * context canceled), the worker leaves its slot, and a replacement starts
+ * in the same slot (same index and output), which counts in `live` in its
+ * stead, so the stage keeps its workers and its output stays open until
+ * they end. A source worker is not replaced (its fn runs once per worker:
+ * a second run would emit its elements again). In an ordered stage the
+ * dead worker's numbers stay unflushed: harmless, as the pipeline is
+ * canceled (nothing waits for them but context-watching calls).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -44,7 +58,9 @@
 
 #include "internal/atomic.h"
 #include "internal/chan_impl.h"
+#include "internal/death.h"
 #include "internal/park.h"
+#include "internal/sys.h"
 #include <weft/ctx.h>
 #include <weft/pipeline.h>
 #include <weft/sync.h>
@@ -93,6 +109,7 @@ struct weft_emit {
 	struct oslot *held; /* ordered: this input's outputs go here */
 	bool retiring;      /* take() returned RETIRE */
 	uint32_t nwaits;    /* blocking waits so far (wait_begin) */
+	unsigned char *buf; /* run_inputs' input buffer when on the heap */
 };
 
 struct worker {
@@ -103,6 +120,7 @@ struct worker {
 	weft_emit_t e;
 	struct stage *st;
 	unsigned slot;
+	weft__death_note_t note; /* a fn ended its thread: worker_died */
 };
 
 struct stage {
@@ -122,6 +140,7 @@ struct stage {
 	int64_t idle_ns;
 	uint32_t live;        /* workers running (RMW) */
 	uint64_t added, retired;
+	uint64_t died;        /* workers whose fn ended their thread (RMW) */
 	int64_t backed_since; /* scaling: first look at a backed-up input */
 	weft__mutex_t lock;   /* slots' occupancy */
 	struct wslot *slots;  /* max_w */
@@ -218,7 +237,7 @@ static int hold(weft_emit_t *e, const void *elem)
 	size_t es = e->st->out_esize;
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? 2 * s->cap : 4;
-		unsigned char *b = realloc(s->buf, (es ? es : 1) * cap);
+		unsigned char *b = weft__sys_realloc(s->buf, (es ? es : 1) * cap);
 		if (!b)
 			return -ENOMEM;
 		s->buf = b;
@@ -472,9 +491,11 @@ static int run_inputs(weft_emit_t *e)
 	size_t bs = st->in_esize ? st->in_esize : 1;
 	size_t need = st->ord ? bs * ORD_BATCH : bs;
 	unsigned char small[256];
-	unsigned char *buf = need <= sizeof small ? small : malloc(need);
+	unsigned char *buf = need <= sizeof small ? small : weft__sys_malloc(need);
 	if (!buf)
 		return -ENOMEM;
+	if (buf != small)
+		e->buf = buf; /* freed by worker_died if a fn never returns */
 	int rc;
 	unsigned kmax = 1;
 	for (uint64_t n = 1;; n++) {
@@ -493,8 +514,10 @@ static int run_inputs(weft_emit_t *e)
 		if (st->max_w > st->min_w && (n & 15) == 0)
 			maybe_scale(st, in);
 	}
-	if (buf != small)
+	if (buf != small) {
 		free(buf);
+		e->buf = NULL;
+	}
 	return rc;
 }
 
@@ -503,7 +526,7 @@ static int run_fan_in(weft_emit_t *e)
 	weft_chan_t *in = e->st->ins[e->idx];
 	size_t bs = e->st->in_esize ? e->st->in_esize : 1;
 	unsigned char small[256];
-	unsigned char *buf = bs <= sizeof small ? small : malloc(bs);
+	unsigned char *buf = bs <= sizeof small ? small : weft__sys_malloc(bs);
 	if (!buf)
 		return -ENOMEM;
 	int rc;
@@ -521,44 +544,96 @@ static int run_fan_in(weft_emit_t *e)
 	return rc;
 }
 
-static void worker_main(struct worker *w)
+/* A worker leaves: its slot's time to the totals, its context released.
+ * keep: the slot stays taken, for its replacement (see Deaths). */
+static void leave_slot(struct worker *w, bool keep)
+{
+	struct stage *st = w->st;
+	weft_emit_t *e = &w->e;
+	int64_t now = weft_now();
+	cnt_add(&e->slot->alive_ns, (uint64_t)(now - e->slot->start));
+	/* relaxed: stats' snapshot only */
+	weft__st64_rlx((uint64_t *)&e->slot->start, 0);
+	if (!keep) {
+		weft__mutex_lock(&st->lock);
+		e->slot->used = 0;
+		weft__mutex_unlock(&st->lock);
+	}
+
+	weft_ctx_release(e->ctx);
+	e->ctx = NULL;
+}
+
+/* A worker's last steps. retiring: uncounted from live already; replaced:
+ * a replacement counts in live in its stead and keeps its output open
+ * (see Deaths). */
+static void worker_end(struct worker *w, bool retiring, bool replaced)
 {
 	struct stage *st = w->st;
 	weft_pipeline_t *p = st->p;
+	if (!replaced) {
+		if (st->kind == WEFT_STAGE_FAN_OUT)
+			weft_chan_close(st->outs[w->e.idx]);
+		/* full RMW: see Ordering (live) */
+		if (!retiring && weft__faa32(&st->live, (uint32_t)-1) == 1 &&
+		    st->kind != WEFT_STAGE_FAN_OUT && st->nout)
+			weft_chan_close(st->outs[0]);
+	}
+	/* release: nothing of w is touched after this (the reaper frees it) */
+	weft__st32_rel(&w->finished, 1);
+	weft_wg_done(&p->wg); /* the last access to the pipeline */
+}
+
+/* A fn ended the worker's thread (or carrier) without returning (see
+ * Deaths): on the dying thread, after glibc's unwinding. */
+static void worker_died(weft__death_note_t *n)
+{
+	struct worker *w = (struct worker *)((char *)n - offsetof(struct worker, note));
+	struct stage *st = w->st;
+	weft_emit_t *e = &w->e;
+	free(e->buf);
+	e->buf = NULL;
+	e->held = NULL;
+	/* the call that never returned: a failure of the stage */
+	cnt_add(&e->slot->failures, 1);
+	/* RMW: a counter for stats only */
+	weft__faa64(&st->died, 1);
+	record(st->p, -EOWNERDEAD);
+	/* the slot stays taken for the replacement (no scaler takes it
+	 * between), and is freed if none starts */
+	bool replace = st->kind != WEFT_STAGE_SOURCE;
+	leave_slot(w, replace);
+	if (replace && spawn(st, w->slot) != 0) {
+		replace = false;
+		weft__mutex_lock(&st->lock);
+		e->slot->used = 0;
+		weft__mutex_unlock(&st->lock);
+	}
+	worker_end(w, false, replace);
+}
+
+static void worker_main(struct worker *w)
+{
+	struct stage *st = w->st;
 	weft_emit_t *e = &w->e;
 	int rc;
+	w->note.died = worker_died;
+	weft__death_push(&w->note);
 	if (st->kind == WEFT_STAGE_SOURCE)
 		rc = st->src(e, st->user);
 	else if (st->kind == WEFT_STAGE_FAN_IN)
 		rc = run_fan_in(e);
 	else
 		rc = run_inputs(e);
+	weft__death_pop(&w->note);
 	bool retiring = e->retiring;
 	if (rc == -EPIPE && st->kind != WEFT_STAGE_SOURCE)
 		rc = 0; /* the input is closed and drained: the normal end */
 	if (rc && !retiring)
 		worker_failed(e, rc);
-
-	/* leave the slot: the occupant's time goes to the totals */
-	int64_t now = weft_now();
-	cnt_add(&e->slot->alive_ns, (uint64_t)(now - e->slot->start));
-	/* relaxed: stats' snapshot only */
-	weft__st64_rlx((uint64_t *)&e->slot->start, 0);
-	weft__mutex_lock(&st->lock);
-	e->slot->used = 0;
-	weft__mutex_unlock(&st->lock);
-
-	weft_ctx_release(e->ctx);
-	e->ctx = NULL;
-	if (st->kind == WEFT_STAGE_FAN_OUT)
-		weft_chan_close(st->outs[e->idx]);
-	/* full RMW: see Ordering (live); a retiree was uncounted already */
-	if (!retiring && weft__faa32(&st->live, (uint32_t)-1) == 1 &&
-	    st->kind != WEFT_STAGE_FAN_OUT && st->nout)
-		weft_chan_close(st->outs[0]);
-	/* release: nothing of w is touched after this (the reaper frees it) */
-	weft__st32_rel(&w->finished, 1);
-	weft_wg_done(&p->wg); /* the last access to the pipeline */
+	leave_slot(w, false);
+	/* a retiree was uncounted from live already */
+	worker_end(w, retiring, false);
 }
 
 static void *thread_main(void *arg)
@@ -583,7 +658,7 @@ static void reap_locked(weft_pipeline_t *p)
 		if (weft__ld32_acq(&w->finished)) {
 			*pp = w->next;
 			if (!w->is_task)
-				pthread_join(w->thr, NULL);
+				weft__join_nocancel(w->thr); /* under p->lock */
 			free(w);
 		} else {
 			pp = &w->next;
@@ -597,7 +672,7 @@ static void reap_locked(weft_pipeline_t *p)
 static int spawn(struct stage *st, unsigned slot)
 {
 	weft_pipeline_t *p = st->p;
-	struct worker *w = calloc(1, sizeof *w);
+	struct worker *w = weft__sys_calloc(1, sizeof *w);
 	if (!w)
 		return -ENOMEM;
 	weft__mutex_lock(&st->lock);
@@ -653,7 +728,7 @@ static int spawn(struct stage *st, unsigned slot)
 			w->is_task = 0;
 	}
 	if (!w->is_task) {
-		rc = -pthread_create(&w->thr, NULL, thread_main, w);
+		rc = -weft__sys_thread_create(&w->thr, NULL, thread_main, w);
 		if (rc == 0)
 			pthread_setname_np(w->thr, name);
 	}
@@ -680,7 +755,7 @@ int weft_pipeline_create(weft_pipeline_t **out, weft_ctx_t *parent)
 {
 	if (!out)
 		return -EINVAL;
-	weft_pipeline_t *p = calloc(1, sizeof *p);
+	weft_pipeline_t *p = weft__sys_calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
 	int rc = weft_ctx_with_cancel(&p->ctx, parent ? parent : weft_ctx_background());
@@ -710,15 +785,17 @@ weft_ctx_t *weft_pipeline_ctx(weft_pipeline_t *p)
 	return p ? p->ctx : NULL;
 }
 
+/* Also frees a stage add_stage could not complete: any of its arrays may
+ * be NULL (no memory), and so may the channels not made yet. */
 static void stage_free(struct stage *st)
 {
 	if (!st)
 		return;
-	if (st->owns_outs)
+	if (st->owns_outs && st->outs)
 		for (size_t i = 0; i < st->nout; i++)
 			weft_chan_destroy(st->outs[i]);
 	if (st->ord) {
-		for (size_t i = 0; i < st->ord->window; i++)
+		for (size_t i = 0; st->ord->slots && i < st->ord->window; i++)
 			free(st->ord->slots[i].buf);
 		free(st->ord->slots);
 		weft_chan_destroy(st->ord->take);
@@ -745,7 +822,7 @@ static int make_out(weft_chan_t **out, size_t esize, const weft_stage_opts_t *o)
 
 static int make_ord(struct stage *st, const weft_stage_opts_t *o)
 {
-	struct ord *od = calloc(1, sizeof *od);
+	struct ord *od = weft__sys_calloc(1, sizeof *od);
 	if (!od)
 		return -ENOMEM;
 	st->ord = od;
@@ -758,7 +835,7 @@ static int make_ord(struct stage *st, const weft_stage_opts_t *o)
 		od->batch = ORD_BATCH;
 	if (od->batch == 0)
 		od->batch = 1;
-	od->slots = calloc(win, sizeof *od->slots);
+	od->slots = weft__sys_calloc(win, sizeof *od->slots);
 	if (!od->slots)
 		return -ENOMEM;
 	/* only now: stage_free walks `window` slots (fuzz_opts: an ordered
@@ -818,7 +895,7 @@ static int add_stage(weft_pipeline_t *p, int kind, weft_chan_t *const *ins, size
 	if (done)
 		return -EINVAL;
 
-	struct stage *st = calloc(1, sizeof *st);
+	struct stage *st = weft__sys_calloc(1, sizeof *st);
 	if (!st)
 		return -ENOMEM;
 	st->p = p;
@@ -837,10 +914,10 @@ static int add_stage(weft_pipeline_t *p, int kind, weft_chan_t *const *ins, size
 	st->min_w = wk;
 	st->max_w = mx;
 	st->idle_ns = o->idle_ns ? o->idle_ns : WEFT_STAGE_IDLE_NS;
-	st->ins = calloc(nin ? nin : 1, sizeof *st->ins);
-	st->outs = calloc(nout ? nout : 1, sizeof *st->outs);
+	st->ins = weft__sys_calloc(nin ? nin : 1, sizeof *st->ins);
+	st->outs = weft__sys_calloc(nout ? nout : 1, sizeof *st->outs);
 	/* padded counters: aligned as their type asks */
-	st->slots = aligned_alloc(_Alignof(struct wslot), mx * sizeof *st->slots);
+	st->slots = weft__sys_aligned_alloc(_Alignof(struct wslot), mx * sizeof *st->slots);
 	if (st->slots)
 		memset(st->slots, 0, mx * sizeof *st->slots);
 	int rc = 0;
@@ -1030,6 +1107,7 @@ long weft_pipeline_stats(weft_pipeline_t *p, weft_stage_stats_t *out, size_t n)
 		s->max_workers = st->max_w;
 		s->workers_added = weft__ld64_rlx(&st->added);
 		s->workers_retired = weft__ld64_rlx(&st->retired);
+		s->workers_died = weft__ld64_rlx(&st->died);
 		for (size_t i = 0; i < st->nin; i++)
 			s->in_len += weft_chan_len(st->ins[i]);
 		for (size_t i = 0; i < st->nout; i++)

@@ -54,6 +54,28 @@
  *   pop until "closed and empty") or its submit gets -EPIPE. `canceled` is
  *   stored before the close; workers load it after each pop.
  * - Counters for stats are relaxed: each is exact on its own.
+ *
+ * Deaths (a job that ends its thread: pthread_exit, or pthread_cancel
+ * acted on at a cancellation point; see internal/death.h): the job being
+ * run is described by a `struct running` (the worker's own, or a heap one
+ * for a job run inline) with its phase (in fn, in on_error, in on_discard)
+ * and is under a death note. If the thread (or, for a task worker, the
+ * carrier) ends inside it, the note's died() runs on that dying thread
+ * after glibc's unwinding: the job is accounted for as if it had returned
+ * -EOWNERDEAD (failed, on_error, finish: wait and shutdown see it), then a
+ * replacement worker starts in the same slot (same index and name; a
+ * thread replacement joins its predecessor first), under life_lock as any
+ * start. A shutdown from outside the pool holds life_lock while it joins
+ * the workers, the dying one included, and sets `joining` before it takes
+ * the lock: a dying worker that sees it stops trying for the lock and
+ * gives up its slot (nworkers - 1, SLOT_EXITED: joined by that shutdown).
+ * If every worker died so during a DRAIN, jobs are left queued: the
+ * shutdown, once it has joined them, starts workers again to run those
+ * (join_all), rather than run them on its caller's thread. A fixed pool
+ * below its size (a replacement could not start) starts one at the next
+ * submit that finds no worker idle (maybe_grow). The worker was RUNNING
+ * (counted neither searching nor parked): weft's code between jobs has no
+ * cancellation point, so it can only die inside the user's code.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -65,10 +87,12 @@
 #include <unistd.h>
 
 #include "internal/ctx_impl.h"
+#include "internal/death.h"
 #include "internal/monitor.h"
 #include "internal/park.h"
 #include "internal/ring.h"
 #include "internal/sched.h"
+#include "internal/sys.h"
 #include <weft/ctx.h>
 #include <weft/pool.h>
 #include <weft/sync.h>
@@ -85,6 +109,19 @@ struct job {
 
 enum { SLOT_EMPTY = 0, SLOT_LIVE = 1, SLOT_EXITED = 2 };
 
+/* Where a job being run is (see Deaths). */
+enum { PH_IDLE, PH_FN, PH_ON_ERROR, PH_DISCARD };
+
+/* A job being run, as its death note sees it. Written only by the thread
+ * or task that runs it (plain fields: the note runs on that thread). */
+struct running {
+	weft__death_note_t note; /* died: worker_died (the worker's), inline_died */
+	struct job j;
+	uint32_t phase;          /* PH_* */
+	weft_pool_t *p;
+	struct worker *wk;       /* the worker whose top-level job it is, or NULL */
+};
+
 struct worker {
 	WEFT__ALIGNED weft__waiter_t w; /* NOTIFY: woken from the stack */
 	uint32_t seq;           /* jobs begun + ended: odd while running one */
@@ -99,6 +136,9 @@ struct worker {
 	struct pool_self *self; /* a task worker's "which pool am I in" */
 	unsigned index;
 	weft_pool_t *p;
+	struct running cur;     /* its job (popped straight into cur.j); its note */
+	pthread_t dead;         /* a predecessor that died: joined by this thread */
+	bool has_dead;          /* (set before the thread starts, then its own) */
 };
 
 struct weft_pool {
@@ -150,10 +190,11 @@ struct weft_pool {
 	weft__mutex_t wait_lock;           /* one wait flips gen at a time */
 	weft__mutex_t life_lock;           /* starting and joining threads */
 	uint32_t joined;                   /* all threads joined (life_lock) */
+	uint32_t joining;                  /* a shutdown joins (see Deaths) */
 
 	/* cold statistics (relaxed) */
 	WEFT__ALIGNED uint64_t refused, failed, discarded, blocked;
-	uint64_t futex_wakes, started, retired;
+	uint64_t futex_wakes, started, retired, died;
 };
 
 /* The pool whose job this worker runs (NULL outside workers), and the
@@ -483,13 +524,18 @@ static void discard(weft_pool_t *p, const struct job *j)
 	finish(p, (unsigned)j->bit);
 }
 
-static void run(weft_pool_t *p, struct worker *wk, const struct job *j)
+/* Run (or discard) r->j; r->phase says where it is, for its death note
+ * (see Deaths). wk: the worker whose top-level job it is, or NULL. */
+static void run(weft_pool_t *p, struct worker *wk, struct running *r)
 {
+	const struct job *j = &r->j;
 	/* relaxed: set before the close (see shutdown); a job popped after
 	 * a CANCEL may still run if we read it just before: it is counted
 	 * as run, never both */
 	if (__builtin_expect(weft__ld32_rlx(&p->canceled) != 0, 0)) {
+		r->phase = PH_DISCARD;
 		discard(p, j);
+		r->phase = PH_IDLE;
 		return;
 	}
 	/* relaxed: read by stats and the monitor (one writer: us) */
@@ -498,16 +544,92 @@ static void run(weft_pool_t *p, struct worker *wk, const struct job *j)
 	struct pool_self *me = pool_self();
 	unsigned saved = me->bit; /* (nested when run inline) */
 	me->bit = (unsigned)j->bit;
+	r->phase = PH_FN;
 	int rc = j->fn(j->arg);
 	me->bit = saved;
 	if (__builtin_expect(rc != 0, 0)) {
 		weft__faa64(&p->failed, 1);
-		if (p->on_error)
+		if (p->on_error) {
+			r->phase = PH_ON_ERROR;
 			p->on_error(j->fn, j->arg, rc, p->user);
+		}
 	}
+	r->phase = PH_IDLE;
 	if (wk)
 		weft__st32_rlx(&wk->seq, wk->seq + 1);
 	finish(p, (unsigned)j->bit);
+}
+
+/* ---- deaths (see Deaths) ---- */
+
+/* r's job will never return: account for it as run() would have. */
+static void account_died(struct running *r)
+{
+	weft_pool_t *p = r->p;
+	uint32_t ph = r->phase;
+	r->phase = PH_IDLE;
+	switch (ph) {
+	case PH_FN:
+		weft__faa64(&p->failed, 1);
+		if (p->on_error)
+			p->on_error(r->j.fn, r->j.arg, -EOWNERDEAD, p->user);
+		break;
+	case PH_ON_ERROR:
+		break; /* counted failed, and on_error had its rc */
+	case PH_DISCARD:
+		weft__faa64(&p->discarded, 1); /* on_discard had it */
+		break;
+	default:
+		return; /* between jobs: nothing to account for */
+	}
+	struct worker *wk = r->wk;
+	/* relaxed: as in run (we are its thread, or the carrier it died on) */
+	if (wk && (weft__ld32_rlx(&wk->seq) & 1))
+		weft__st32_rlx(&wk->seq, wk->seq + 1);
+	finish(p, (unsigned)r->j.bit);
+}
+
+/* A job run inline (not a worker's top-level one) ended its thread. */
+static void inline_died(weft__death_note_t *n)
+{
+	struct running *r = (struct running *)((char *)n - offsetof(struct running, note));
+	account_died(r);
+	free(r);
+}
+
+/* Run one job on the calling thread, outside the worker loop (a job's
+ * submit to its full pool): under a note of its own. 0, or -ENOMEM (no
+ * memory for the note: nothing ran). */
+static int run_inline(weft_pool_t *p, const struct job *j)
+{
+	struct running *r = malloc(sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	*r = (struct running){.note = {.died = inline_died}, .j = *j, .p = p};
+	weft__death_push(&r->note);
+	run(p, NULL, r);
+	weft__death_pop(&r->note);
+	free(r);
+	return 0;
+}
+
+/* Run (or discard) whatever is queued, on the calling thread (no worker
+ * left: shutdown, or none could start), each job under a note. */
+static void run_leftovers(weft_pool_t *p)
+{
+	struct running *r = malloc(sizeof *r), local;
+	bool noted = r != NULL;
+	if (!noted)
+		r = &local; /* no memory for a note: a death here goes unnoticed */
+	*r = (struct running){.note = {.died = inline_died}, .p = p};
+	if (noted)
+		weft__death_push(&r->note);
+	while (pop(p, &r->j) == 0)
+		run(p, NULL, r);
+	if (noted) {
+		weft__death_pop(&r->note);
+		free(r);
+	}
 }
 
 /* ---- workers ---- */
@@ -626,14 +748,14 @@ static int park(weft_pool_t *p, struct worker *wk)
 static void worker_loop(struct worker *wk)
 {
 	weft_pool_t *p = wk->p;
-	struct job j;
+	struct job *j = &wk->cur.j; /* where its death note finds it */
 	int rc;
 
 	/* full RMW: we start searching (we pop after this) */
 	weft__faa32(&p->searching, 1);
 	for (;;) {
 		/* SEARCHING */
-		rc = pop(p, &j);
+		rc = pop(p, j);
 		if (rc == 0) {
 			/* full RMW, then the look at the ring: see Ordering */
 			uint32_t left = weft__faa32(&p->searching, (uint32_t)-1) - 1;
@@ -642,8 +764,8 @@ static void worker_loop(struct worker *wk)
 				wake_capped(p);
 			/* RUNNING: take the next job directly */
 			do
-				run(p, wk, &j);
-			while ((rc = pop(p, &j)) == 0);
+				run(p, wk, &wk->cur);
+			while ((rc = pop(p, j)) == 0);
 			if (rc == -EPIPE)
 				break;
 			/* full RMW: searching; the pop above is retried */
@@ -675,6 +797,11 @@ static void *worker_main(void *arg)
 	struct worker *wk = arg;
 	weft_pool_t *p = wk->p;
 
+	if (wk->has_dead) {
+		/* a replacement: its predecessor has left the pool's code */
+		weft__join_nocancel(wk->dead);
+		wk->has_dead = false;
+	}
 	tl_self.pool = p;
 	weft__tl_sleep_note = &wk->note;
 	weft__st32_rlx(&wk->ktid, (uint32_t)gettid());
@@ -686,7 +813,9 @@ static void *worker_main(void *arg)
 		struct sched_param sp = {.sched_priority = 0};
 		(void)sched_setscheduler(0, SCHED_BATCH, &sp);
 	}
+	weft__death_push(&wk->cur.note);
 	worker_loop(wk);
+	weft__death_pop(&wk->cur.note);
 	return NULL;
 }
 
@@ -696,7 +825,9 @@ static void worker_task(void *arg)
 	struct pool_self me = {wk->p, 0};
 
 	*weft__task_slot() = &me;
+	weft__death_push(&wk->cur.note);
 	worker_loop(wk);
+	weft__death_pop(&wk->cur.note);
 	*weft__task_slot() = NULL;
 	/* our last touch of the slot: whoever joins us may reuse it */
 	weft_wg_done(&wk->exited);
@@ -708,8 +839,50 @@ static void join_worker(weft_pool_t *p, struct worker *wk)
 	if (p->tasks)
 		weft_wg_wait(&wk->exited);
 	else
-		pthread_join(wk->tid, NULL);
+		/* (a replacement joined its predecessor before its loop) */
+		weft__join_nocancel(wk->tid);
 	wk->has_thread = false;
+}
+
+static void worker_died(weft__death_note_t *n);
+
+/* Start wk's thread or task (life_lock held; nworkers already counts it).
+ * replace: wk's last thread or task died in a job (see Deaths): a thread
+ * replacement joins it; a task replacement takes over its `exited`. */
+static int launch(weft_pool_t *p, struct worker *wk, bool replace)
+{
+	weft__st32_rlx(&wk->state, SLOT_LIVE);
+	weft__st32_rlx(&wk->seq, 0);
+	weft__st32_rlx(&wk->note.asleep, 0);
+	weft__st32_rlx(&wk->ktid, 0);
+	wk->linked = false;
+	wk->next = NULL;
+	wk->cur = (struct running){.note = {.died = worker_died}, .p = p, .wk = wk};
+	int e;
+	if (p->tasks) {
+		char name[32];
+		snprintf(name, sizeof name, "%s-%u", p->name, wk->index);
+		weft_task_opts_t o = {.name = name};
+		if (!replace) {
+			weft_wg_init(&wk->exited);
+			weft_wg_add(&wk->exited, 1);
+		}
+		e = -weft_go_opts(worker_task, wk, &o);
+	} else {
+		pthread_t old = wk->tid;
+		wk->dead = old;
+		wk->has_dead = replace;
+		e = weft__sys_thread_create(&wk->tid, NULL, worker_main, wk);
+		if (e) {
+			wk->tid = old;
+			wk->has_dead = false;
+		}
+	}
+	if (e)
+		return e == ENOMEM ? -ENOMEM : -EAGAIN;
+	wk->has_thread = true;
+	weft__faa64(&p->started, 1);
+	return 0;
 }
 
 /* life_lock held; nworkers already counts the new worker. */
@@ -728,30 +901,47 @@ static int start_worker(weft_pool_t *p)
 		return -EAGAIN; /* cannot happen: nworkers <= max */
 	if (wk->has_thread)
 		join_worker(p, wk);
-	weft__st32_rlx(&wk->state, SLOT_LIVE);
-	weft__st32_rlx(&wk->seq, 0);
-	weft__st32_rlx(&wk->note.asleep, 0);
-	weft__st32_rlx(&wk->ktid, 0);
-	wk->linked = false;
-	wk->next = NULL;
-	int e;
-	if (p->tasks) {
-		char name[32];
-		snprintf(name, sizeof name, "%s-%u", p->name, wk->index);
-		weft_task_opts_t o = {.name = name};
-		weft_wg_init(&wk->exited);
-		weft_wg_add(&wk->exited, 1);
-		e = -weft_go_opts(worker_task, wk, &o);
-	} else {
-		e = pthread_create(&wk->tid, NULL, worker_main, wk);
-	}
-	if (e) {
+	int rc = launch(p, wk, false);
+	if (rc)
 		weft__st32_rlx(&wk->state, SLOT_EMPTY);
-		return e == ENOMEM ? -ENOMEM : -EAGAIN;
+	return rc;
+}
+
+/* wk's thread or task ended inside a job (see Deaths): on the dying thread
+ * (a thread worker) or the dying carrier (a task worker), after glibc's
+ * unwinding. Accounts for the job, then keeps the pool's size. */
+static void worker_died(weft__death_note_t *n)
+{
+	struct worker *wk = (struct worker *)((char *)n - offsetof(struct worker, cur.note));
+	weft_pool_t *p = wk->p;
+	bool tasks = p->tasks;
+
+	weft__faa64(&p->died, 1);
+	account_died(&wk->cur);
+	/* a shutdown holds life_lock while it joins the workers, us among
+	 * them: never wait for the lock then (see Deaths) */
+	while (!mutex_trylock(&p->life_lock)) {
+		/* acquire: pairs with shutdown's release, before it locks */
+		if (weft__ld32_acq(&p->joining))
+			goto leave;
+		sched_yield();
 	}
-	wk->has_thread = true;
-	weft__faa64(&p->started, 1);
-	return 0;
+	int rc = -EPIPE;
+	if (!p->joined)
+		rc = launch(p, wk, true);
+	weft__mutex_unlock(&p->life_lock);
+	if (rc == 0)
+		return; /* the replacement counts in nworkers for us */
+leave:
+	/* as a worker that exits: joined by shutdown, or its slot reused by a
+	 * later start (maybe_grow), which joins it first */
+	weft__faa32(&p->nworkers, (uint32_t)-1);
+	/* release: our last access to the slot before a spawner reuses it
+	 * (a thread: the joiner waits for our end; a task worker's joiner
+	 * waits for the done below, our last touch of the pool) */
+	weft__st32_rel(&wk->state, SLOT_EXITED);
+	if (tasks)
+		weft_wg_done(&wk->exited);
 }
 
 /* Dynamic sizing: called by a submit that found nobody searching and
@@ -761,7 +951,8 @@ static void maybe_grow(weft_pool_t *p)
 	uint32_t n = weft__ld32_rlx(&p->nworkers);
 	if (n >= p->max_workers)
 		return;
-	if (n != 0 && weft__ring_len(&p->ring) <= p->grow_above)
+	/* (below min: a replacement for a worker that died could not start) */
+	if (n != 0 && n >= p->min_workers && weft__ring_len(&p->ring) <= p->grow_above)
 		return;
 	if (!mutex_trylock(&p->life_lock))
 		return; /* someone is starting one (or shutting down) */
@@ -779,13 +970,10 @@ static void maybe_grow(weft_pool_t *p)
 		}
 	}
 	weft__mutex_unlock(&p->life_lock);
-	if (rc && weft__ld32_rlx(&p->nworkers) == 0) {
+	if (rc && weft__ld32_rlx(&p->nworkers) == 0)
 		/* no worker and none can start: run the queue here rather
 		 * than strand it */
-		struct job j;
-		while (pop(p, &j) == 0)
-			run(p, NULL, &j);
-	}
+		run_leftovers(p);
 }
 
 /* ---- submit ---- */
@@ -799,8 +987,8 @@ static inline void after_push(weft_pool_t *p)
 		return;
 	if (weft__ld32_rlx(&p->nparked) != 0)
 		wake_capped(p);
-	else if (p->dynamic)
-		maybe_grow(p);
+	else if (p->dynamic || weft__ld32_rlx(&p->nworkers) < p->min_workers)
+		maybe_grow(p); /* (a fixed pool: a worker died, not replaced) */
 }
 
 static bool spin_for_room(weft_pool_t *p)
@@ -937,15 +1125,17 @@ static int submit(weft_pool_t *p, weft_job_fn fn, void *arg, int mode, int64_t d
 	/* a full queue is the plainest sign that the workers are too few:
 	 * grow now, not only on the next successful push (with every worker
 	 * busy and the queue full, that push might never come) */
-	if (rc == -EAGAIN && p->dynamic)
+	if (rc == -EAGAIN && (p->dynamic || weft__ld32_rlx(&p->nworkers) < p->min_workers))
 		maybe_grow(p);
 	if (rc == -EAGAIN && mode != SUB_TRY) {
 		if (pool_self()->pool == p) {
 			/* a job of ours, queue full: run it here (the
 			 * queue cannot drain while we wait if every worker
 			 * does the same) */
-			run(p, NULL, &j);
-			return 0;
+			rc = run_inline(p, &j);
+			if (rc == 0)
+				return 0;
+			goto refused; /* -ENOMEM: nothing ran */
 		}
 		weft__faa64(&p->blocked, 1);
 		rc = push_block(p, &j, deadline, ctx);
@@ -954,6 +1144,7 @@ static int submit(weft_pool_t *p, weft_job_fn fn, void *arg, int mode, int64_t d
 			return 0;
 		}
 	}
+refused:
 	weft__faa64(&p->refused, 1);
 	finish(p, b);
 	return rc;
@@ -1030,10 +1221,14 @@ static unsigned ncpus(void)
 }
 
 /* life_lock held: join every thread started (they have been told to
- * exit), then run or discard whatever is left with no worker alive. */
+ * exit). Workers that died during the shutdown may have left jobs queued
+ * (see Deaths): for a DRAIN, start workers again to run them, and join
+ * those. The caller then runs or discards whatever is still left with no
+ * worker alive (run_leftovers), after unlocking: a job there may end the
+ * thread. */
 static void join_all(weft_pool_t *p)
 {
-	if (!p->joined) {
+	while (!p->joined) {
 		for (unsigned i = 0; i < p->max_workers; i++) {
 			struct worker *wk = &p->slots[i];
 			if (wk->has_thread) {
@@ -1042,10 +1237,19 @@ static void join_all(weft_pool_t *p)
 			}
 		}
 		p->joined = 1;
+		/* relaxed: set before the close, which we follow */
+		if (weft__ld32_rlx(&p->canceled) || weft__ring_len(&p->ring) == 0)
+			break;
+		unsigned want = p->min_workers ? p->min_workers : 1;
+		for (unsigned k = 0; k < want; k++) {
+			weft__faa32(&p->nworkers, 1);
+			if (start_worker(p) != 0) {
+				weft__faa32(&p->nworkers, (uint32_t)-1);
+				break;
+			}
+			p->joined = 0; /* join again */
+		}
 	}
-	struct job j;
-	while (pop(p, &j) == 0)
-		run(p, NULL, &j); /* discards if canceled */
 }
 
 int weft_pool_shutdown(weft_pool_t *p, int how)
@@ -1071,9 +1275,12 @@ int weft_pool_shutdown(weft_pool_t *p, int how)
 	}
 	if (pool_self()->pool == p)
 		return first ? 0 : -EPIPE; /* cannot join ourselves: destroy does */
+	/* release: before we take the lock (see Deaths) */
+	weft__st32_rel(&p->joining, 1);
 	weft__mutex_lock(&p->life_lock);
 	join_all(p);
 	weft__mutex_unlock(&p->life_lock);
+	run_leftovers(p); /* discards if canceled */
 	return first ? 0 : -EPIPE;
 }
 
@@ -1115,11 +1322,11 @@ int weft_pool_create(weft_pool_t **out, const weft_pool_opts_t *opts)
 		return -ENOMEM;
 
 	size_t size = (sizeof(weft_pool_t) + WEFT__PAD - 1) & ~(size_t)(WEFT__PAD - 1);
-	weft_pool_t *p = aligned_alloc(WEFT__PAD, size);
+	weft_pool_t *p = weft__sys_aligned_alloc(WEFT__PAD, size);
 	if (!p)
 		return -ENOMEM;
 	memset(p, 0, sizeof *p);
-	p->slots = aligned_alloc(WEFT__PAD, sizeof(struct worker) * max);
+	p->slots = weft__sys_aligned_alloc(WEFT__PAD, sizeof(struct worker) * max);
 	if (!p->slots || weft__ring_init(&p->ring, cap, sizeof(struct job)) != 0) {
 		free(p->slots);
 		free(p);
@@ -1151,7 +1358,7 @@ int weft_pool_create(weft_pool_t **out, const weft_pool_opts_t *opts)
 	/* the monitor first: has_mon is then set before any worker reads it
 	 * (they start after, pthread_create ordering it) */
 	if (max > p->ncpu && !p->tasks) {
-		p->mon_slots = calloc(max, sizeof *p->mon_slots);
+		p->mon_slots = weft__sys_calloc(max, sizeof *p->mon_slots);
 		p->mon_tick_ns = MON_TICK_MIN_NS;
 		p->watch.look = mon_watch;
 		for (unsigned i = 0; p->mon_slots && i < max; i++)
@@ -1191,6 +1398,7 @@ int weft_pool_stats(weft_pool_t *p, weft_pool_stats_t *out)
 	out->futex_wakes = weft__ld64_rlx(&p->futex_wakes);
 	out->workers_started = weft__ld64_rlx(&p->started);
 	out->workers_retired = weft__ld64_rlx(&p->retired);
+	out->workers_died = weft__ld64_rlx(&p->died);
 	out->queued = weft__ring_len(&p->ring);
 	unsigned running = 0;
 	for (unsigned i = 0; i < p->max_workers; i++)

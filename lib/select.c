@@ -28,6 +28,7 @@
 
 #include "internal/chan_impl.h"
 #include "internal/ctx_impl.h"
+#include "internal/sys.h"
 #include <weft/chan.h>
 
 #define SELECT_STACK_CASES 32
@@ -283,10 +284,10 @@ static int select_impl(weft_case_t *cases, size_t n, int64_t deadline, bool bloc
 	weft_chan_t **locked = locked_stack;
 	uint64_t *vers = vers_stack;
 	if (n > SELECT_STACK_CASES) {
-		perm = malloc(n * sizeof *perm);
-		nodes = malloc(n * sizeof *nodes);
-		locked = malloc(n * sizeof *locked);
-		vers = malloc(2 * n * sizeof *vers);
+		perm = weft__sys_malloc(n * sizeof *perm);
+		nodes = weft__sys_malloc(n * sizeof *nodes);
+		locked = weft__sys_malloc(n * sizeof *locked);
+		vers = weft__sys_malloc(2 * n * sizeof *vers);
 		if (!perm || !nodes || !locked || !vers) {
 			free(perm);
 			free(nodes);

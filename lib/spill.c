@@ -1,7 +1,8 @@
 /* lib/spill.c: the SPILL policy's disk queue (see internal/spill.h).
  * Plain code under the owner's lock; `count` is also read lock-free by
  * chan_overflow.c, so it is stored with release (the owner's Dekker pairs
- * are described there). */
+ * are described there). File calls are cancellation points made under
+ * that lock: cancellation is off around each (internal/death.h). */
 #include "internal/spill.h"
 
 #include <errno.h>
@@ -12,17 +13,19 @@
 #include <unistd.h>
 
 #include "internal/atomic.h"
+#include "internal/death.h"
+#include "internal/sys.h"
 
 #define DEFAULT_BLOCK ((size_t)256 << 10)
 
-static int open_unlinked(const char *dir)
+static int open_unlinked_(const char *dir)
 {
 	if (!dir)
 		dir = getenv("TMPDIR");
 	if (!dir || !*dir)
 		dir = "/tmp";
 #ifdef O_TMPFILE
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	int fd = weft__sys_open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		return fd;
 	/* file systems without O_TMPFILE say so in several ways */
@@ -32,11 +35,19 @@ static int open_unlinked(const char *dir)
 	char path[4096];
 	if (snprintf(path, sizeof path, "%s/weft-spill-XXXXXX", dir) >= (int)sizeof path)
 		return -ENAMETOOLONG;
-	int fd2 = mkostemp(path, O_CLOEXEC);
+	int fd2 = weft__sys_mkostemp(path, O_CLOEXEC);
 	if (fd2 < 0)
 		return -errno;
 	unlink(path); /* at once: never visible while in use */
 	return fd2;
+}
+
+static int open_unlinked(const char *dir)
+{
+	int old = weft__nocancel_begin();
+	int fd = open_unlinked_(dir);
+	weft__nocancel_end(old);
+	return fd;
 }
 
 int weft__spill_open(struct weft__spill *sp, size_t esize, const char *dir, size_t block_bytes)
@@ -50,8 +61,8 @@ int weft__spill_open(struct weft__spill *sp, size_t esize, const char *dir, size
 	sp->esize = esize;
 	sp->per_block = block_bytes / esize ? block_bytes / esize : 1;
 	sp->bbytes = sp->per_block * esize;
-	sp->wbuf = malloc(sp->bbytes);
-	sp->rbuf = malloc(sp->bbytes);
+	sp->wbuf = weft__sys_malloc(sp->bbytes);
+	sp->rbuf = weft__sys_malloc(sp->bbytes);
 	if (!sp->wbuf || !sp->rbuf) {
 		weft__spill_fini(sp);
 		return -ENOMEM;
@@ -67,8 +78,11 @@ int weft__spill_open(struct weft__spill *sp, size_t esize, const char *dir, size
 
 void weft__spill_fini(struct weft__spill *sp)
 {
-	if (sp->fd >= 0)
+	if (sp->fd >= 0) {
+		int old = weft__nocancel_begin();
 		close(sp->fd);
+		weft__nocancel_end(old);
+	}
 	sp->fd = -1;
 	free(sp->wbuf);
 	free(sp->rbuf);
@@ -77,12 +91,12 @@ void weft__spill_fini(struct weft__spill *sp)
 
 /* One block between buf and the file at off, whole (short transfers
  * continued, EINTR retried): 0 or -errno (a short read at the end: -EIO). */
-static int block_io(int fd, unsigned char *buf, size_t len, uint64_t off, int write)
+static int block_io_(int fd, unsigned char *buf, size_t len, uint64_t off, int write)
 {
 	size_t done = 0;
 	while (done < len) {
-		ssize_t k = write ? pwrite(fd, buf + done, len - done, (off_t)(off + done))
-				  : pread(fd, buf + done, len - done, (off_t)(off + done));
+		ssize_t k = write ? weft__sys_pwrite(fd, buf + done, len - done, (off_t)(off + done))
+				  : weft__sys_pread(fd, buf + done, len - done, (off_t)(off + done));
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
@@ -93,6 +107,14 @@ static int block_io(int fd, unsigned char *buf, size_t len, uint64_t off, int wr
 		done += (size_t)k;
 	}
 	return 0;
+}
+
+static int block_io(int fd, unsigned char *buf, size_t len, uint64_t off, int write)
+{
+	int old = weft__nocancel_begin();
+	int rc = block_io_(fd, buf, len, off, write);
+	weft__nocancel_end(old);
+	return rc;
 }
 
 /* Write the full write block at woff: 0 or -errno (nothing changed). */
@@ -149,7 +171,7 @@ int weft__spill_pop(struct weft__spill *sp, void *elem)
 				/* all on disk is read back: start over at 0 */
 				sp->roff = sp->woff = 0;
 				if (sp->hiwater > 8 * (uint64_t)sp->bbytes) {
-					if (ftruncate(sp->fd, 0) == 0)
+					if (weft__sys_ftruncate(sp->fd, 0) == 0)
 						sp->hiwater = 0;
 				}
 			}

@@ -4,7 +4,7 @@
 # peer packages; --fuzz adds clang, whose runtimes hold libFuzzer and the
 # sanitizers, for the fuzz build)
 set -euo pipefail
-pkgs=(meson ninja-build pkg-config gcc g++ libck-dev libjemalloc-dev libbenchmark-dev)
+pkgs=(meson ninja-build pkg-config gcc g++ libck-dev libjemalloc-dev libbenchmark-dev spin)
 if [[ " $* " == *" --fuzz "* ]]; then
 	pkgs+=(clang)
 fi

@@ -5,6 +5,9 @@
 #   3. ASan+UBSan build: unit and stress
 #   4. the fuzz build (clang, libFuzzer, ASan+UBSan): suite fuzz, each
 #      harness replays its regressions and fuzzes 30 s (tests/fuzz)
+#   5. failure injection: ASan+UBSan with -Dfault_injection=true, suite
+#      faults (tests/unit/test_faults.c: every resource call of lib/ failed
+#      in turn, a fresh process per failure point, leaks checked in each)
 # and ends with one line "N passed, N failed".
 # Usage: scripts/test.sh [--quick]   (--quick: default build only)
 set -uo pipefail
@@ -55,6 +58,9 @@ if [[ "${1:-}" != "--quick" ]]; then
 	CC=clang CXX=clang++ run_suite build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
 		-Db_lundef=false -Dallocator=system -Dbenchmarks=disabled -Dbuildtype=debugoptimized \
 		-- --suite fuzz --num-processes 1
+	# --verbose: the walk's figures (points per module, sites) in the log
+	run_suite build-faults -Db_sanitize=address,undefined -Db_lundef=false -Dallocator=system \
+		-Dbenchmarks=disabled -Dbuildtype=debugoptimized -Dfault_injection=true -- --suite faults --num-processes 1 --verbose
 fi
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

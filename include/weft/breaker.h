@@ -207,6 +207,11 @@ typedef struct weft_breaker_stats {
 	weft_breaker_counts_t counts;
 	/* the rates' window (zero when no rate is set) */
 	uint32_t window_results, window_failures, window_slow;
+	/* on_state_change calls lost for want of memory, ever: 0 unless more
+	 * than 8 transitions queued up while a callback ran (a callback that
+	 * changes the breaker's mode, another thread) and the queue could not
+	 * grow; each transition is otherwise delivered once */
+	uint64_t callbacks_lost;
 } weft_breaker_stats_t;
 
 /* Make a breaker. s NULL: all defaults. 0, -EINVAL (out NULL; a rate or

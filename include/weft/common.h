@@ -10,7 +10,15 @@
  *   -EBUSY      circuit open / resource in use
  *   -ENOMEM     out of memory, or a size too large to allocate
  *   -EINVAL     bad argument (NULL handle, size out of range, misuse)
+ *   -EOWNERDEAD a job, group task or stage fn ended its thread (pthread_exit,
+ *               or a pthread_cancel acted on inside it) instead of returning:
+ *               the result weft gives it (on_error, wait, the pipeline's
+ *               error); see weft/pool.h
  * A call that fails changes nothing. EINTR is retried inside, never returned.
+ * Cancellation: weft's blocking calls are not cancellation points (a
+ * pthread_cancel is acted on at the caller's next one, outside weft), and
+ * weft turns cancellation off around the few it makes itself; weft_sleep in
+ * a plain thread is one (clock_nanosleep), holding nothing.
  *
  * Deadlines are absolute CLOCK_MONOTONIC times in nanoseconds; WEFT_FOREVER
  * never passes. All functions here are thread-safe and never block.

@@ -29,6 +29,23 @@
  * error is kept for the life of the group: a reused group's wait still
  * returns it, and the derived context, once canceled, stays canceled.
  *
+ * A task that ends its thread. A task fn that calls pthread_exit, or whose
+ * thread is canceled (pthread_cancel, acted on at a cancellation point
+ * inside fn), never returns; the group counts it as a task that returned
+ * -EOWNERDEAD: it is the group's error if it is the first (the derived
+ * context is canceled with it as cause), its slot under the limit is
+ * freed, and wait sees it finished. The group's worker threads are
+ * elastic (one per task in flight, started on demand), so the dying
+ * thread is not replaced: it leaves the pool of threads and the next go
+ * starts or reuses another. Under weft_group_set_tasks the task's carrier
+ * thread is the one that ends, and the task runtime replaces it
+ * (weft/task.h). weft notices the end from a thread-specific-data
+ * destructor after glibc's unwinding, whatever the fn was compiled with.
+ * weft's own waits are not cancellation points (a cancel is acted on only
+ * in fn's own code). A task that crashes (SIGSEGV, abort, ...) ends the
+ * whole process, like an unrecovered panic in Go: weft does not catch
+ * signals to recover from them.
+ *
  * Concurrency: go, try_go and wait may be called by any threads at once,
  * also from tasks of the group (except wait: a task that waits for its own
  * group waits for itself). set_limit must not race with go/try_go.

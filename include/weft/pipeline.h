@@ -36,6 +36,22 @@
  * carriers, task.h). weft_sleep and every weft call park a task. Where
  * tasks are not supported (weft_go: -ENOSYS) workers are threads.
  *
+ * A fn that ends its thread. A fn that calls pthread_exit, or whose thread
+ * is canceled (pthread_cancel, acted on at a cancellation point inside the
+ * fn; a task worker's thread is its carrier), never returns. The pipeline
+ * counts that call as a failed fn, by the rule above: the stage's failures
+ * and workers_died go up by one, and -EOWNERDEAD is the pipeline's error if
+ * it is the first (the context is canceled with it). The item is not
+ * taken again. The worker is replaced in its slot (same index, same
+ * output), so the stage keeps its worker count and its output stays open
+ * until its workers end; a source worker is not replaced (its fn runs
+ * once per worker: a second run would emit again). wait joins every
+ * thread, the dead one included. weft notices the end from a thread-
+ * specific-data destructor after glibc's unwinding, whatever the fn was
+ * compiled with; weft's own waits are not cancellation points. A fn that
+ * crashes (SIGSEGV, abort, ...) ends the whole process, like an
+ * unrecovered panic in Go: weft does not catch signals to recover.
+ *
  * Ordered stages (opts.ordered): N workers, outputs in input order (the
  * outputs of one input together, in emit order). Reorder window: at most
  * `window` inputs (default 64 x the most workers: 512 for 8) between the
@@ -190,6 +206,9 @@ typedef struct weft_stage_stats {
 	unsigned min_workers, max_workers;
 	uint64_t workers_added;   /* by scaling */
 	uint64_t workers_retired; /* by scaling */
+	uint64_t workers_died;    /* workers whose fn ended their thread (each
+				   * replaced but in sources; see "A fn that
+				   * ends its thread") */
 	uint64_t busy_ns;       /* summed over workers: time alive and not
 				 * waiting for input or for room in the output
 				 * (an estimate: one blocking wait in 8 is timed) */

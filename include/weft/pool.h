@@ -46,6 +46,39 @@
  * any pool function except weft_pool_destroy and weft_pool_wait (-EDEADLK
  * from a worker).
  *
+ * A job that ends its thread. A job that calls pthread_exit, or whose
+ * worker thread is canceled (pthread_cancel, acted on at a cancellation
+ * point inside the job), never returns; the pool does not lose it: it
+ * counts as failed with rc -EOWNERDEAD (on_error gets it, once; stats:
+ * completed and failed, and the worker in workers_died), wait and
+ * shutdown see it finished, and a replacement worker (same index and
+ * name) starts in its place, so the pool keeps its size; every other job
+ * queued still runs exactly once. on_error for it runs on the dying thread
+ * after glibc has unwound the job's stack (for a task worker: on the
+ * carrier thread it ended, as a plain thread, see weft/task.h), then the
+ * replacement starts. It works whatever the job's code was compiled with
+ * (C without -fexceptions, no unwind tables): weft notices the thread's
+ * end from a thread-specific-data destructor, after the unwinding. A job
+ * that ran inline (a submit to its own full pool) and ends the thread
+ * takes the job that submitted it along: both are reported. A thread that
+ * dies in on_error (or on_discard) is replaced too; the job is not
+ * reported twice. If no replacement can start (pthread_create fails), a
+ * fixed pool starts one at the next submit that finds no idle worker.
+ * Cancellation: a cancel request to a worker thread is acted on only at a
+ * cancellation point inside a job or a callback (weft's own waits are not
+ * cancellation points, so a worker is never canceled while it holds a pool
+ * lock); a request that arrives while the worker is idle waits for the
+ * next such point, in a later job. Asynchronous cancellation is not
+ * supported: a job that enables it must restore the deferred type before
+ * it calls weft or returns.
+ *
+ * A crashing job. A job that crashes (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+ * abort) ends the whole process, like an unrecovered panic in Go: weft does
+ * not catch signals to recover from them, as nothing can make a crashed
+ * thread's state safe to go on with. (The task runtime's SIGSEGV handler
+ * only names a task that overflowed its stack before the process ends,
+ * weft/task.h.)
+ *
  * Concurrency: every call may be made from any thread, including from
  * inside a job, except weft_pool_destroy (the last call on the pool, never
  * from one of its own jobs).
@@ -78,7 +111,8 @@ typedef struct weft_pool_opts {
 	unsigned max_workers;  /* dynamic sizing: never more than this (>= min, > 0) */
 	size_t queue_capacity; /* jobs waiting, not counting running ones; 0: 1024 */
 	int64_t idle_timeout_ns; /* dynamic: retire a worker idle this long; 0: 1 s */
-	/* a job returned rc != 0 (called on the worker, after the job) */
+	/* a job returned rc != 0 (called on the worker, after the job), or
+	 * ended its thread: rc -EOWNERDEAD (see "A job that ends its thread") */
 	void (*on_error)(weft_job_fn fn, void *arg, int rc, void *user);
 	/* a job that shutdown(CANCEL) did not run (called once per job) */
 	void (*on_discard)(weft_job_fn fn, void *arg, void *user);
@@ -121,6 +155,9 @@ typedef struct weft_pool_stats {
 	uint64_t submits_blocked; /* submits that found the queue full and waited */
 	uint64_t futex_wakes;     /* worker wake-ups that needed a syscall */
 	uint64_t workers_started, workers_retired; /* threads, over the pool's life */
+	uint64_t workers_died;    /* workers whose thread (or task) ended inside a
+				   * job: each replaced (see "A job that ends its
+				   * thread"); counted in workers_started too */
 	size_t queued;            /* jobs in the queue now */
 	unsigned running;         /* workers running a job now */
 	unsigned parked;          /* workers parked (idle) now */
@@ -145,7 +182,8 @@ WEFT_API int weft_pool_create(weft_pool_t **out, const weft_pool_opts_t *opts);
  * From inside a job of the same pool, a full queue does not block: the
  * job is run inline, at once, on the calling worker (its result goes to
  * on_error as usual) and 0 is returned; so a job submitting to its own
- * pool never deadlocks. Any thread may call it. */
+ * pool never deadlocks (-ENOMEM, the job not run, if no memory is left
+ * for its bookkeeping). Any thread may call it. */
 WEFT_API int weft_pool_submit(weft_pool_t *p, weft_job_fn fn, void *arg);
 
 /* Never blocks: 0, -EAGAIN when the queue is full (also from a job of the

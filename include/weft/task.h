@@ -61,7 +61,38 @@
  * Thread-local storage, errno included, belongs to the carrier: a task
  * may resume on another carrier after any call that can block, so it must
  * not keep a pointer to a thread-local across one. A process with running
- * tasks must not fork (except to exec).
+ * tasks must not fork (except to exec). The same goes for the thread's
+ * pthread state: pthread_self() in a task is its carrier, and a task's
+ * pthread_cleanup_push must be popped before any weft call that can block
+ * (glibc keeps the handlers' chain per thread).
+ *
+ * A task that ends its carrier thread. pthread_exit in a task ends the
+ * carrier thread it runs on, and so does a cancel of that carrier
+ * (pthread_cancel(pthread_self()) in the task, or another thread's cancel
+ * of it) acted on at a cancellation point the task reaches. glibc unwinds
+ * the task's stack up to the task's first frame (running the task's own
+ * cleanup handlers and, in code built with -fexceptions, its cleanups on
+ * the way), then jumps to the carrier thread's start. The runtime survives
+ * it: the carrier's end is noticed there (a thread-specific-data
+ * destructor), a replacement thread takes over the carrier (its queue,
+ * its timers: no other task is lost, parked or queued, and the runtime
+ * keeps its carriers), the task is gone (its fn never returns, its stack
+ * is freed), and weft_pool, weft_group and weft_pipeline count it as their
+ * job's failure (-EOWNERDEAD; see their headers). What the task itself was
+ * to do at its end (a WaitGroup done, a send) never happens: for a plain
+ * weft_go task that is the caller's to handle, as for a thread. Any other
+ * task on that carrier is untouched. A cancel is acted on only at a
+ * cancellation point in the task's own code: weft's waits (a task parks,
+ * a carrier sleeps on a futex) are not cancellation points, and a cancel
+ * of a carrier whose task parks is acted on in whichever task reaches a
+ * cancellation point on it next. (Under ThreadSanitizer, pthread_exit in a
+ * task stops the process: its interceptor insists on running on the
+ * thread's own stack; a cancel works.)
+ *
+ * A task that crashes (SIGSEGV, SIGBUS, abort, ...) ends the whole
+ * process, like an unrecovered panic in Go: weft does not catch signals to
+ * recover from them (its SIGSEGV handler below only names a task that
+ * overflowed its stack before the process ends).
  *
  * Supported on x86-64 (weft's own context switch: six registers and the
  * stack pointer, no system call); elsewhere weft_go returns -ENOSYS.

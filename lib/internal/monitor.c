@@ -20,6 +20,7 @@
 #include "internal/atomic.h"
 #include "internal/futex.h"
 #include "internal/park.h"
+#include "internal/sys.h"
 #include <weft/common.h>
 
 static struct {
@@ -32,6 +33,9 @@ static struct {
 static void *monitor_main(void *arg)
 {
 	(void)arg;
+	/* weft's own thread: nobody is to cancel it (its probes read /proc
+	 * with cancellation points, under the monitor's lock) */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	pthread_setname_np(pthread_self(), "weft-monitor");
 	weft__mutex_lock(&mon.lock);
 	for (;;) {
@@ -67,7 +71,7 @@ int weft__monitor_add(weft__watch_t *w)
 		pthread_attr_t a;
 		pthread_attr_init(&a);
 		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		int e = pthread_create(&tid, &a, monitor_main, NULL);
+		int e = weft__sys_thread_create(&tid, &a, monitor_main, NULL);
 		pthread_attr_destroy(&a);
 		if (e)
 			rc = e == ENOMEM ? -ENOMEM : -EAGAIN;

@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "internal/death.h"
 #include "internal/futex.h"
 #include "internal/sched.h"
 #include <weft/common.h>
@@ -109,15 +110,20 @@ int64_t weft_set_spin_ns(int64_t ns)
 	return old;
 }
 
-/* procs_running from /proc/loadavg ("0.1 0.2 0.3 R/T pid"). */
+/* procs_running from /proc/loadavg ("0.1 0.2 0.3 R/T pid"). Called by a
+ * thread about to sleep, with its waiter registered: open, read and close
+ * are cancellation points, so cancellation is off around them (death.h). */
 static uint32_t read_runnable(void)
 {
 	char buf[128];
+	int old = weft__nocancel_begin();
 	int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
+	ssize_t n = -1;
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+	}
+	weft__nocancel_end(old);
 	if (n <= 0)
 		return 0;
 	buf[n] = 0;

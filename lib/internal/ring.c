@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "internal/park.h"
+#include "internal/sys.h"
 #include <weft/common.h>
 #include <weft/chan.h>
 
@@ -116,9 +117,9 @@ int weft__ring_init(struct weft__ring *r, size_t cap, size_t esize)
 	size_t nsleepers = r->one_lap < WEFT__RING_SLEEPER_BUCKETS ? r->one_lap
 								   : WEFT__RING_SLEEPER_BUCKETS;
 	r->sleeper_mask = nsleepers - 1;
-	r->slots = aligned_alloc(WEFT__CACHELINE,
+	r->slots = weft__sys_aligned_alloc(WEFT__CACHELINE,
 				 (bytes + WEFT__CACHELINE - 1) & ~(size_t)(WEFT__CACHELINE - 1));
-	r->sleepers = calloc(nsleepers, sizeof *r->sleepers);
+	r->sleepers = weft__sys_calloc(nsleepers, sizeof *r->sleepers);
 	if (!r->slots || !r->sleepers) {
 		free(r->slots);
 		free(r->sleepers);

@@ -65,9 +65,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "internal/clock.h"
+#include "internal/death.h"
 #include "internal/futex.h"
 #include "internal/monitor.h"
 #include "internal/switch.h"
+#include "internal/sys.h"
 #include <weft/common.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -85,6 +88,7 @@
 #endif
 #endif
 #ifdef WEFT__ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #ifdef WEFT__TSAN
@@ -141,6 +145,7 @@ struct weft__task {
 	struct carrier *tcar;
 	weft__waiter_t *tw;
 	void *slot; /* weft__task_slot */
+	weft__death_note_t *notes; /* weft__task_notes: what to do if it dies */
 	/* for weft_runtime_dump: the live tasks' registry and what each does
 	 * (relaxed: a snapshot for people, not a synchronisation) */
 	weft__task_t *all_next, *all_prev;
@@ -194,6 +199,7 @@ struct carrier {
 	uint32_t ktid; /* its kernel thread id (the monitor's probe) */
 	void *altstack; /* its signal stack (the overflow message) */
 	pthread_t thread;
+	uint32_t respawning; /* 1 from its thread's death to its replacement's start */
 	weft__task_t *buf[RUNQ_LEN];
 };
 
@@ -325,13 +331,13 @@ static weft__task_t *stack_new(size_t stack_size)
 	size_t page = page_size();
 	size_t tsz = (sizeof(weft__task_t) + 63) & ~(size_t)63;
 	size_t total = ((stack_size + tsz + page - 1) & ~(page - 1)) + page;
-	void *map = mmap(NULL, total, PROT_READ | PROT_WRITE,
+	void *map = weft__sys_mmap(NULL, total, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	if (map == MAP_FAILED)
 		return NULL;
 	bool guarded = false;
 	/* relaxed: a budget, not a publication */
-	if (weft__faa32(&rt.guarded, 1) < GUARD_BUDGET && mprotect(map, page, PROT_NONE) == 0)
+	if (weft__faa32(&rt.guarded, 1) < GUARD_BUDGET && weft__sys_mprotect(map, page, PROT_NONE) == 0)
 		guarded = true;
 	else
 		weft__faa32(&rt.guarded, (uint32_t)-1);
@@ -746,7 +752,7 @@ static bool heap_push(struct carrier *c, weft__task_t *t)
 {
 	if (c->nheap == c->capheap) {
 		uint32_t cap = c->capheap ? 2 * c->capheap : 64;
-		weft__task_t **h = realloc(c->heap, cap * sizeof *h);
+		weft__task_t **h = weft__sys_realloc(c->heap, cap * sizeof *h);
 		if (!h)
 			return false;
 		c->heap = h;
@@ -843,7 +849,7 @@ static void switch_out(struct carrier *c, weft__task_t *t, int action, bool (*co
 		       void *arg)
 {
 	stack_check(t);
-	if ((int64_t)weft__ld64_rlx(&c->next_when) != INT64_MAX)
+	if (weft__deadline_passed((int64_t)weft__ld64_rlx(&c->next_when)))
 		run_timers(c, c, weft_now());
 	c->pending = action;
 	c->pending_task = t;
@@ -944,7 +950,7 @@ static uint32_t task_wait(weft__task_t *t, weft__waiter_t *w, int64_t deadline)
 			return s;
 		/* a claimed handoff is never abandoned: it completes promptly */
 		int64_t dl = (s & WEFT__W_CLAIMED) ? WEFT_FOREVER : deadline;
-		if (dl != WEFT_FOREVER && weft_now() >= dl)
+		if (weft__deadline_passed(dl))
 			return WEFT__W_TIMEOUT;
 		w->task = t;
 		struct wait_commit a = {w, t, dl};
@@ -1204,7 +1210,12 @@ static weft__task_t *idle(struct carrier *c)
 		weft__faa32(&rt.nidle, (uint32_t)-1);
 		/* full RMW: awake before the look below; reading WOKEN means a
 		 * waker's push is visible to it */
-		weft__fas32(&c->wake, WAKE_AWAKE);
+		uint32_t was = weft__fas32(&c->wake, WAKE_AWAKE);
+		/* woken, but our last look found work already: that wake was
+		 * meant for work we may not take, pass it on (the SPIN model
+		 * tests/models/idle.pml finds the lost wake-up without this) */
+		if (was == WAKE_WOKEN && t)
+			wake_idle();
 		if (t || retired || (t = find_work(c)) != NULL) {
 			c->poll_ns = POLL_MIN_NS;
 			if (t)
@@ -1304,7 +1315,10 @@ static int64_t monitor_look(weft__watch_t *w, int64_t now)
 		bool asleep = weft__ld32_rlx(&v->wake) != WAKE_AWAKE;
 		sleeping += asleep && i < active;
 		uint32_t head = weft__ld32_acq(&v->head);
-		bool still = !asleep && sw == mon.seen[i] && i < active;
+		/* (a carrier whose thread died and is being replaced is not
+		 * held: its tasks wait for the replacement, not for a task) */
+		bool still = !asleep && sw == mon.seen[i] && i < active &&
+			     !weft__ld32_rlx(&v->respawning);
 		if (!asleep)
 			busy++;
 		if (still) {
@@ -1382,7 +1396,18 @@ static const char *status_name(uint32_t s)
 	return s == TASK_RUNNING ? "running" : s == TASK_WAITING ? "waiting" : "runnable";
 }
 
+static void runtime_dump(int fd);
+
 void weft__runtime_dump(int fd)
+{
+	/* dprintf is a cancellation point, called under the registry's
+	 * locks: not cancellable here (death.h) */
+	int old = weft__nocancel_begin();
+	runtime_dump(fd);
+	weft__nocancel_end(old);
+}
+
+static void runtime_dump(int fd)
 {
 	uint32_t started = weft__ld32_acq(&rt.started);
 	uint64_t ntasks = 0;
@@ -1447,15 +1472,109 @@ int weft__runtime_dump_on_sigquit(void)
 
 /* ---- carriers ---- */
 
+static int carrier_thread(struct carrier *c);
+static void registry_remove(weft__task_t *t);
+
+/* Its thread-specific datum: set for life (a carrier never returns), so
+ * its destructor runs only for a carrier thread that dies (below). */
+static pthread_key_t carrier_key;
+static pthread_once_t carrier_key_once = PTHREAD_ONCE_INIT;
+static int carrier_key_ok;
+
+/* ---- a carrier thread that ends inside a task ----
+ *
+ * A task that calls pthread_exit, or that is running when its carrier
+ * thread is canceled at a cancellation point (pthread_cancel; the task's
+ * pthread_self() is its carrier), ends the carrier thread: glibc unwinds
+ * the task's stack up to its first frame (weft__switch_trampoline says it
+ * has no caller), runs the cleanups of the frames with unwind info on the
+ * way, longjmps to the carrier thread's start on the thread's own stack
+ * and runs its thread-specific destructors before the thread ends. Ours:
+ *  - tells the sanitizers that the thread is back on its own stack;
+ *  - starts a replacement thread on the same struct carrier, whose run
+ *    queue, runnext, timers and stack cache carry on: no task queued or
+ *    parked there is lost, and the runtime keeps its carriers;
+ *  - runs the dead task's death notes (internal/death.h: the pool counts
+ *    its job as failed and starts another worker, ...) as a plain thread;
+ *  - frees the dead task's stack.
+ * Only the task that was running dies. The others keep no pointer into the
+ * carrier thread's stack or thread-locals (task.h), so they carry on.
+ * weft's own code on a carrier has no cancellation point (death.h), so a
+ * cancel is acted on only inside a task's own code. */
+static void carrier_died(void *v)
+{
+	struct carrier *c = v;
+	/* relaxed: our own field (the task ran here when the thread ended) */
+	weft__task_t *t = weft__ldp_rlx((void **)&c->current);
+#ifdef WEFT__TSAN
+	__tsan_switch_to_fiber(c->g0.tsan_fiber, 0);
+#endif
+#ifdef WEFT__ASAN
+	/* back on the thread's stack; NULL: the dead task's fake stack goes */
+	__sanitizer_start_switch_fiber(NULL, c->g0.stack_lo, c->g0.stack_size);
+	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+	/* the unwound frames' shadow is stale where our frames now go */
+	weft__death_unpoison_below(c->g0.stack_lo);
+	tl_carrier = NULL; /* from here on a plain thread */
+	/* the replacement takes the signal stack over */
+	stack_t off = {.ss_flags = SS_DISABLE};
+	sigaltstack(&off, NULL);
+	weft__stp_rlx((void **)&c->current, NULL); /* relaxed: read by the dump */
+	c->pending = PEND_NONE;
+	/* relaxed: for the monitor (the task that held it is gone: not a
+	 * held carrier to add another for, while its replacement starts) */
+	weft__st32_rlx(&c->respawning, 1);
+	if (t)
+		registry_remove(t);
+	/* our last touch of c: the replacement owns it from its start */
+	unsigned id = c->id;
+	int rc = carrier_thread(c);
+	if (rc) {
+		/* the others take its queue (steal_behind: it never switches)
+		 * and the monitor, seeing it held, adds a carrier if tasks
+		 * wait (relaxed: a hint) */
+		weft__st32_rlx(&c->respawning, 0);
+		char msg[160];
+		int n = snprintf(msg, sizeof msg,
+				 "weft: carrier %u ended inside task %llu and could not be "
+				 "replaced (pthread_create: %d)\n",
+				 id, t ? (unsigned long long)t->id : 0ull, rc);
+		if (n > 0 && write(2, msg, (size_t)n) < 0) {
+		}
+	}
+	if (!t)
+		return;
+	weft__death_run(&t->notes);
+#ifdef WEFT__ASAN
+	__asan_unpoison_memory_region(t->ctx.stack_lo, t->ctx.stack_size);
+#endif
+#ifdef WEFT__TSAN
+	__tsan_destroy_fiber(t->ctx.tsan_fiber);
+	t->ctx.tsan_fiber = NULL;
+#endif
+	stack_delete(t);
+}
+
+static void carrier_key_init(void)
+{
+	/* without a key a carrier that dies is not replaced (as before) */
+	carrier_key_ok = pthread_key_create(&carrier_key, carrier_died) == 0;
+}
+
 static void *carrier_main(void *p)
 {
 	struct carrier *c = p;
 	tl_carrier = c;
-	/* kept in the carrier (reachable: the leak checker sees it in use) */
-	c->altstack = malloc(64 << 10);
+	if (carrier_key_ok)
+		pthread_setspecific(carrier_key, c);
+	/* kept in the carrier (reachable: the leak checker sees it in use);
+	 * a replacement carrier thread takes its predecessor's */
+	if (!c->altstack)
+		c->altstack = weft__sys_malloc(64 << 10);
 	stack_t ss = {.ss_sp = c->altstack, .ss_size = 64 << 10};
 	if (ss.ss_sp)
-		sigaltstack(&ss, NULL);
+		weft__sys_sigaltstack(&ss, NULL);
 	pthread_attr_t attr;
 	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
 		pthread_attr_getstack(&attr, &c->g0.stack_lo, &c->g0.stack_size);
@@ -1468,6 +1587,7 @@ static void *carrier_main(void *p)
 	snprintf(name, sizeof name, "weft-carrier%u", c->id);
 	weft__st32_rlx(&c->ktid, (uint32_t)gettid());
 	pthread_setname_np(pthread_self(), name);
+	weft__st32_rlx(&c->respawning, 0); /* relaxed: a hint for the monitor */
 	for (;;) {
 		weft__task_t *t = NULL;
 		if (c->id < weft__ld32_rlx(&rt.nactive))
@@ -1486,6 +1606,17 @@ static void *carrier_main(void *p)
 		ctx_switch(&c->g0, &t->ctx, false);
 	}
 	return NULL;
+}
+
+/* A detached thread running carrier_main(c): 0 or pthread_create's error. */
+static int carrier_thread(struct carrier *c)
+{
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	int rc = weft__sys_thread_create(&c->thread, &a, carrier_main, c);
+	pthread_attr_destroy(&a);
+	return rc;
 }
 
 static unsigned online_cpus(void)
@@ -1509,7 +1640,7 @@ static int start_carriers(uint32_t want)
 	if (want > MAX_PROCS)
 		want = MAX_PROCS;
 	for (uint32_t i = rt.started; i < want; i++) {
-		struct carrier *c = aligned_alloc(WEFT__PAD, (sizeof *c + WEFT__PAD - 1) &
+		struct carrier *c = weft__sys_aligned_alloc(WEFT__PAD, (sizeof *c + WEFT__PAD - 1) &
 								~(size_t)(WEFT__PAD - 1));
 		if (!c)
 			return -ENOMEM;
@@ -1517,11 +1648,8 @@ static int start_carriers(uint32_t want)
 		c->id = i;
 		c->rng = 0x9E3779B97F4A7C15ull * (i + 1);
 		c->next_when = (uint64_t)INT64_MAX;
-		pthread_attr_t a;
-		pthread_attr_init(&a);
-		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		int rc = pthread_create(&c->thread, &a, carrier_main, c);
-		pthread_attr_destroy(&a);
+		pthread_once(&carrier_key_once, carrier_key_init);
+		int rc = carrier_thread(c);
 		if (rc) {
 			free(c);
 			return -EAGAIN;
@@ -1546,7 +1674,12 @@ static int ensure_started(void)
 		install_overflow_handler();
 		set_active();
 		rc = start_carriers(rt.nprocs);
-		watch = rc == 0 && !rt.watch.look;
+		/* watched as soon as one carrier runs: after a partial start
+		 * (a carrier thread that could not start) tasks run on the
+		 * others, and the monitor is what replaces a held one (without
+		 * it, a task holding the only carrier held every task queued
+		 * behind it for good) */
+		watch = rt.started != 0 && !rt.watch.look;
 		if (watch)
 			rt.watch.look = monitor_look;
 	}
@@ -1659,6 +1792,7 @@ int weft__task_go(void (*fn)(void *), void *arg, size_t stack_size, const char *
 	t->status = TASK_RUNNABLE;
 	set_wait(t, NULL, NULL);
 	t->slot = NULL;
+	t->notes = NULL;
 	registry_add(t);
 #ifdef WEFT__TSAN
 	t->ctx.tsan_fiber = __tsan_create_fiber(0);
@@ -1682,7 +1816,7 @@ void weft__task_yield(void)
 	}
 	/* anything else to run? (else carry on: a yield that finds nobody) */
 	if (runq_empty(c) && weft__ld32_rlx(&rt.gcount) == 0 &&
-	    (int64_t)weft__ld64_rlx(&c->next_when) > weft_now())
+	    !weft__deadline_passed((int64_t)weft__ld64_rlx(&c->next_when)))
 		return;
 	if (runq_empty(c)) {
 		weft__task_t *g = global_get(c);
@@ -1714,4 +1848,10 @@ void **weft__task_slot(void)
 {
 	weft__task_t *t = weft__task_self();
 	return t ? &t->slot : NULL;
+}
+
+weft__death_note_t **weft__task_notes(void)
+{
+	weft__task_t *t = weft__task_self();
+	return t ? &t->notes : NULL;
 }

@@ -55,5 +55,9 @@ uint64_t weft__task_id(void);
  * _Thread_local would be for a thread: the pool keeps "which pool's
  * worker is this" there), NULL in a plain thread. NULL in a new task. */
 void **weft__task_slot(void);
+/* The running task's death notes (internal/death.h), NULL in a plain
+ * thread. */
+struct weft__death_note;
+struct weft__death_note **weft__task_notes(void);
 
 #endif

@@ -1,8 +1,146 @@
 /* tests/common/stress.h: the harness shared by the stress tests
- * (tests/stress/stress_*.c): sizing and watchdog, time and randomness,
- * threads, per-line reports, the item encoding and the ledger that checks
- * exactly-once and FIFO delivery, an echo partner, and argument handling.
- * Everything is static inline: each stress program includes it once. */
+ * (tests/stress/stress_*.c): seeds and the summary line (every suite),
+ * then sizing and watchdog, time and randomness, threads, per-line
+ * reports, the item encoding and the ledger that checks exactly-once and
+ * FIFO delivery, an echo partner, and argument handling.
+ * Everything is static inline: each stress program includes it once.
+ *
+ * A suite with a harness of its own (its own sizing, rnd, ...) defines
+ * STRESS_OWN_HARNESS before including this file and gets only the first
+ * part: seeds and the summary line. */
+#ifndef WEFT_TEST_STRESS_SOAK_H
+#define WEFT_TEST_STRESS_SOAK_H
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- seeds and the summary line (every suite) --------------------------
+ *
+ * Seeds: without WEFT_STRESS_SEED in the environment every suite seeds its
+ * random streams as it always has (fixed values, some mixed with the clock,
+ * as seed_for does). With WEFT_STRESS_SEED=<n> (decimal, or hex with 0x)
+ * every stream's seed is derived from n and the stream's own key alone
+ * (stress_seed, stress_seed_or), nothing from the clock, so a failing run
+ * can be replayed with the same n and the same arguments, as far as the
+ * thread interleaving allows. scripts/soak.sh gives every run a fresh n.
+ * The seed is printed at the start and again if the run aborts.
+ *
+ * Summary: once a sub-test's checks have passed, it counts what they
+ * verified with stress_moved(n): items delivered exactly once, or the
+ * suite's own unit (calls, jobs, tasks: see each file's head). The last
+ * line, printed by stress_summary(), is machine-readable:
+ *   <prog>: items moved <n> lost <m>
+ * Every check is fatal (abort), so a run that reaches this line lost
+ * nothing; m counts what a check made non-fatal would report through
+ * stress_lost(). A run that aborts prints no summary: scripts/soak.sh
+ * counts it as failed, its lost items unknown. */
+
+static const char *g_stress_prog = "stress";
+static uint64_t g_stress_seed; /* WEFT_STRESS_SEED, if g_stress_seeded */
+static bool g_stress_seeded;
+static atomic_ullong g_stress_moved, g_stress_lost;
+static char g_stress_abort_msg[256];
+
+/* SIGABRT (a failed check): say which seed, then die of the signal. */
+static void stress_on_abort_(int sig)
+{
+	if (write(2, g_stress_abort_msg, strlen(g_stress_abort_msg)) < 0) {
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* Read WEFT_STRESS_SEED and print it; prog starts the line. Returns false
+ * (after printing why) on a malformed value. */
+static inline bool stress_seed_init(const char *prog)
+{
+	const char *env = getenv("WEFT_STRESS_SEED");
+
+	g_stress_prog = prog;
+	if (env && *env) {
+		char *end;
+
+		g_stress_seed = strtoull(env, &end, 0);
+		if (*end) {
+			fprintf(stderr, "%s: WEFT_STRESS_SEED=%s is not a number\n", prog, env);
+			return false;
+		}
+		g_stress_seeded = true;
+		printf("%s: seed %" PRIu64 " (WEFT_STRESS_SEED)\n", prog, g_stress_seed);
+		fflush(stdout);
+		snprintf(g_stress_abort_msg, sizeof g_stress_abort_msg,
+			 "%s: aborted; replay: WEFT_STRESS_SEED=%" PRIu64 " %s [same arguments]\n",
+			 prog, g_stress_seed, prog);
+	} else {
+		snprintf(g_stress_abort_msg, sizeof g_stress_abort_msg,
+			 "%s: aborted; seeds: the suite's own (WEFT_STRESS_SEED not set, some "
+			 "from the clock)\n",
+			 prog);
+	}
+	signal(SIGABRT, stress_on_abort_);
+	return true;
+}
+
+/* splitmix64's finalizer: every bit of x moves every bit of the result. */
+static inline uint64_t stress_mix(uint64_t x)
+{
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+	return x ^ (x >> 31);
+}
+
+/* The seed of one random stream: dflt (the suite's own, as before) without
+ * WEFT_STRESS_SEED; with it, one derived from the base seed and key alone.
+ * Never 0 when derived (xorshift generators stay at 0). */
+static inline uint64_t stress_seed_or(uint64_t dflt, uint64_t key)
+{
+	uint64_t s;
+
+	if (!g_stress_seeded)
+		return dflt;
+	s = stress_mix(g_stress_seed ^ stress_mix(key + 0x9E3779B97F4A7C15ULL));
+	return s ? s : 0x9E3779B97F4A7C15ULL;
+}
+
+/* A stream whose default seed is fixed: key itself. */
+static inline uint64_t stress_seed(uint64_t key)
+{
+	return stress_seed_or(key, key);
+}
+
+/* n more items verified (delivered exactly once, or the suite's unit). */
+static inline void stress_moved(uint64_t n)
+{
+	atomic_fetch_add_explicit(&g_stress_moved, n, memory_order_relaxed);
+}
+
+/* n items found missing or duplicated by a check that did not abort. */
+static inline void stress_lost(uint64_t n)
+{
+	atomic_fetch_add_explicit(&g_stress_lost, n, memory_order_relaxed);
+}
+
+/* The last line; returns the exit status (1 if anything was lost). */
+static inline int stress_summary(void)
+{
+	unsigned long long moved = atomic_load(&g_stress_moved);
+	unsigned long long lost = atomic_load(&g_stress_lost);
+
+	printf("%s: items moved %llu lost %llu\n", g_stress_prog, moved, lost);
+	fflush(stdout);
+	return lost ? 1 : 0;
+}
+
+#endif /* WEFT_TEST_STRESS_SOAK_H */
+
+#ifndef STRESS_OWN_HARNESS
 #ifndef WEFT_TEST_STRESS_H
 #define WEFT_TEST_STRESS_H
 
@@ -101,10 +239,19 @@ static inline uint64_t rnd(uint64_t *s)
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
+/* The seed of participant a's stream b: mixed with the clock, as it always
+ * was; with WEFT_STRESS_SEED, derived from the base seed, a, b and the cell
+ * now running (g_ctx, set before the participants start), so that cells
+ * draw different streams and a replay draws the same ones. */
 static inline uint64_t seed_for(unsigned a, unsigned b)
 {
-	return 0x9E3779B97F4A7C15ULL * (a + 1) ^ (0xC2B2AE3D27D4EB4FULL * (b + 7)) ^
-	       (uint64_t)now_ns();
+	uint64_t key = 0x9E3779B97F4A7C15ULL * (a + 1) ^ (0xC2B2AE3D27D4EB4FULL * (b + 7));
+	uint64_t cell = 0xCBF29CE484222325ULL; /* FNV-1a of g_ctx */
+
+	if (g_stress_seeded)
+		for (const char *c = g_ctx; *c; c++)
+			cell = (cell ^ (unsigned char)*c) * 0x100000001B3ULL;
+	return stress_seed_or(key ^ (uint64_t)now_ns(), key ^ stress_mix(cell));
 }
 
 /* A short deadline: already passed, or up to ~100 us away. */
@@ -203,8 +350,11 @@ static inline void ledger_init(struct ledger *l, unsigned nprod, uint64_t per)
 	atomic_init(&l->received, 0);
 }
 
-static inline void ledger_free(struct ledger *l)
+/* Once the checks on l have passed: count what it received as moved
+ * (each item exactly once, or a check would have aborted), and free it. */
+static inline void ledger_done(struct ledger *l)
 {
+	stress_moved(atomic_load(&l->received));
 	free((void *)l->seen);
 }
 
@@ -388,9 +538,10 @@ static inline void echo_stop(struct echo *e)
 
 /* ---- main --------------------------------------------------------------- */
 
-/* Parse [size] [strategy] [tests] and print the banner; prog starts every
- * output line, what_width is the width of the sub-test column. Returns
- * false (after printing the usage) on a bad size. */
+/* Parse [size] [strategy] [tests], read WEFT_STRESS_SEED and print the
+ * banner; prog starts every output line, what_width is the width of the
+ * sub-test column. Returns false (after printing the usage) on a bad size
+ * or seed. */
 static inline bool stress_args(int argc, char **argv, const char *prog, int what_width)
 {
 	g_t0 = now_ns();
@@ -408,6 +559,8 @@ static inline bool stress_args(int argc, char **argv, const char *prog, int what
 	if (argc > 3)
 		g_only_tests = argv[3];
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!stress_seed_init(prog))
+		return false;
 	printf("%s: size %g%s\n", prog, g_size,
 	       STRESS_SANITIZED ? " (sanitizer build: counts / 10)" : "");
 	return true;
@@ -428,8 +581,8 @@ static inline bool want(const char *test)
 	return !g_only_tests || strstr(g_only_tests, test) != NULL;
 }
 
-/* The last line: n strategies ran (none: print none_msg and fail).
- * Returns the exit status. */
+/* The last lines: n strategies ran (none: print none_msg and fail), then
+ * the summary (stress_summary). Returns the exit status. */
 static inline int stress_done(unsigned n, const char *none_msg)
 {
 	if (n == 0) {
@@ -437,7 +590,8 @@ static inline int stress_done(unsigned n, const char *none_msg)
 		return 1;
 	}
 	printf("%s: all passed on %u strategies in %.1f s\n", g_prog, n, (now_ns() - g_t0) / 1e9);
-	return 0;
+	return stress_summary();
 }
 
-#endif
+#endif /* WEFT_TEST_STRESS_H */
+#endif /* STRESS_OWN_HARNESS */

@@ -23,6 +23,11 @@
  *
  * Usage: stress_breaker [size]. size (default 1, may be fractional)
  * multiplies the rounds and calls; sanitizer builds divide them by 10.
+ * WEFT_STRESS_SEED=<n> in the environment seeds every random stream from n
+ * (tests/common/stress.h). The last line, "stress_breaker: items moved N
+ * lost 0", counts calls whose outcome was checked: the racing probes'
+ * allows (exactly max_requests admitted), the counted calls (exact
+ * counts) and the churners' calls plus the 5 quiescent ones.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -187,6 +192,7 @@ static void probes(void)
 	CHECK_EQ(atomic_load(&w.to_open), rounds);
 	CHECK_EQ(atomic_load(&w.to_half), rounds);
 	CHECK_EQ(atomic_load(&w.to_closed), rounds);
+	stress_moved(rounds * THREADS);
 	pthread_barrier_destroy(&go);
 	weft_breaker_destroy(b);
 	printf("stress_breaker probes: %llu rounds, %d threads racing, %d admitted each\n",
@@ -261,6 +267,7 @@ static void counts(void)
 			     got.consecutive_failures, (unsigned long long)req,
 			     (unsigned long long)succ, (unsigned long long)fl,
 			     (unsigned long long)ex);
+		stress_moved(req);
 		weft_breaker_destroy(b);
 		printf("stress_breaker counts (%s): %llu calls on %d threads, exact\n",
 			variant ? "interval, locked" : "lock-free closed path",
@@ -325,7 +332,7 @@ static void churn(void)
 					 .seed = seed_for(i, 7) };
 		spawn(&t[i], churner_main, &c[i]);
 	}
-	uint64_t seed = 99;
+	uint64_t seed = stress_seed(99);
 	/* at least `steps` changes, and go on until the callers have made
 	 * 20 calls per change (they may start late) */
 	for (uint64_t i = 0; i < steps || atomic_load(&total) < 20 * steps; i++) {
@@ -364,6 +371,7 @@ static void churn(void)
 	CHECK_EQ(got.requests, 5);
 	CHECK_EQ(got.total_successes, 5);
 	CHECK_EQ(got.total_failures + got.total_exclusions, 0);
+	stress_moved(calls + 5);
 	weft_breaker_destroy(b);
 	printf("stress_breaker churn: at least %llu mode changes, %llu calls, %llu transitions "
 		"in one chain\n", (unsigned long long)steps, (unsigned long long)calls,
@@ -378,5 +386,5 @@ int main(int argc, char **argv)
 	counts();
 	churn();
 	printf("stress_breaker: all ok\n");
-	return 0;
+	return stress_summary();
 }

@@ -12,7 +12,12 @@
  *             runs exactly when its stop did not win
  *
  * Usage: stress_ctx [size]. size (default 1, may be fractional) multiplies
- * the round counts; sanitizer builds divide them by 10.
+ * the round counts; sanitizer builds divide them by 10. WEFT_STRESS_SEED=<n>
+ * in the environment seeds every random stream from n
+ * (tests/common/stress.h). The last line, "stress_ctx: items moved N lost
+ * 0", counts contexts made and freed (tree), waits that returned what they
+ * must (wait) and after funcs that ran or were stopped, exactly one of the
+ * two (afterfunc).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -31,6 +36,8 @@
 #include "check.h"
 #include "participant.h"
 #include "internal/ctx_impl.h"
+#define STRESS_OWN_HARNESS
+#include "stress.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define STRESS_SANITIZED 1
@@ -81,7 +88,7 @@ static void *tree_thread(void *arg)
 	struct tree *t = arg;
 	weft_ctx_t *keep[TREE_KEEP];
 	unsigned nk = 0;
-	uint64_t r = 0xABCDEFULL + t->id;
+	uint64_t r = stress_seed(0xABCDEFULL + t->id);
 	while (!atomic_load(&t->go))
 		;
 	for (int i = 0; i < 400; i++) {
@@ -158,6 +165,7 @@ static void run_tree(void)
 	}
 	/* timer/runner hold no references here (no after funcs) */
 	CHECK_EQ(weft__ctx_live(), live0);
+	stress_moved(made);
 	fprintf(stderr, "stress_ctx tree: %llu rounds, %llu contexts, %.1f ms\n",
 		(unsigned long long)rounds, (unsigned long long)made,
 		(double)(weft_now() - t0) / 1e6);
@@ -182,7 +190,7 @@ static void *wait_thread(void *arg)
 
 static void run_wait(void)
 {
-	uint64_t rounds = scaled(1500, 50), r = 4242;
+	uint64_t rounds = scaled(1500, 50), r = stress_seed(4242);
 	uint64_t n_cancel = 0, n_time = 0, n_own = 0;
 	int64_t t0 = weft_now();
 	for (uint64_t i = 0; i < rounds; i++) {
@@ -232,6 +240,7 @@ static void run_wait(void)
 		weft_ctx_release(mid);
 		weft_ctx_release(root);
 	}
+	stress_moved(rounds * WAITERS);
 	fprintf(stderr, "stress_ctx wait: %llu rounds, %llu cancelled, %llu deadlines, "
 		"%llu own timeouts, %.1f ms\n",
 		(unsigned long long)rounds, (unsigned long long)n_cancel,
@@ -268,7 +277,7 @@ static void *af_stop_thread(void *arg)
 static void run_afterfunc(void)
 {
 	atomic_store(&af_ran, 0); /* a second pass (tasks) starts afresh */
-	uint64_t rounds = scaled(1500, 50), r = 99;
+	uint64_t rounds = scaled(1500, 50), r = stress_seed(99);
 	int64_t t0 = weft_now();
 	int *ran = calloc(rounds, sizeof *ran);
 	int *stopped = calloc(rounds, sizeof *stopped);
@@ -307,6 +316,7 @@ static void run_afterfunc(void)
 		CHECK_EQ(ran[i] + stopped[i], 4);
 		weft_ctx_release(ctxs[i]);
 	}
+	stress_moved(rounds * 4);
 	fprintf(stderr, "stress_ctx afterfunc: %llu rounds, %lld stopped, %lld ran, %.1f ms\n",
 		(unsigned long long)rounds, total_stopped, want,
 		(double)(weft_now() - t0) / 1e6);
@@ -324,6 +334,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (!stress_seed_init("stress_ctx"))
+		return 2;
 	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size)));
 	/* every participant a thread, then every one a task */
 	for (int tasks = 0; tasks < 2; tasks++) {
@@ -334,5 +346,5 @@ int main(int argc, char **argv)
 		run_afterfunc();
 	}
 	fprintf(stderr, "stress_ctx: all ok\n");
-	return 0;
+	return stress_summary();
 }

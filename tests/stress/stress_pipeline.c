@@ -16,9 +16,22 @@
  *            wait returns that failure / -ECANCELED; no thread of the
  *            pipeline is left (counted in /proc/self/task); what the last
  *            channel accepted and nobody took is still in it.
+ *   death    round after round, a random line as in cancel, in which one
+ *            fn call (random stage, source included, random item) ends its
+ *            thread (pthread_exit, pthread_cancel of itself, from code with
+ *            and without unwind info, or blocked in read and canceled by
+ *            the caller): wait returns -EOWNERDEAD, that stage counts one
+ *            failure and one dead worker, the item is not taken again, no
+ *            thread is left, nothing the last channel accepted is lost
+ *            (hundreds of deaths: the sanitizer builds check for leaks).
  *
  * Usage: stress_pipeline [size] [tests]. size (default 1, may be
  * fractional) multiplies every count; sanitizer builds divide them by 10.
+ * WEFT_STRESS_SEED=<n> in the environment seeds every random stream from n
+ * (tests/common/stress.h). The last line, "stress_pipeline: items moved N
+ * lost 0", counts items checked at the end of the line: exactly's sink
+ * (each as often as emitted), ordered's outputs (in order), and cancel's
+ * items the caller took plus those still in the last channel.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -29,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <weft/chan.h>
 #include <weft/ctx.h>
@@ -36,7 +50,10 @@
 #include <weft/task.h>
 
 #include "check.h"
+#include "die_noeh.h"
 #include "tmpdir.h"
+#define STRESS_OWN_HARNESS
+#include "stress.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -199,6 +216,7 @@ static void stress_exactly(void)
 		CHECK_EQ(st[2].in, n);
 		CHECK_EQ(st[2].out, want);
 		CHECK_EQ(st[6].in, want);
+		stress_moved(want);
 		printf("stress_pipeline: %-8s exactly cap %-3zu %8" PRIu64
 		       " items, copies workers added %" PRIu64 " retired %" PRIu64 ", %6.1f ms\n",
 		       g_tasks ? "tasks" : "threads", cap, n, st[2].workers_added,
@@ -214,7 +232,7 @@ static int jitter_fn(weft_emit_t *out, const void *in, void *user)
 {
 	(void)user;
 	uint64_t v = *(const uint64_t *)in;
-	uint64_t s = v * 7919 + 1;
+	uint64_t s = stress_seed(v * 7919 + 1);
 	uint64_t r = rnd(&s) % 100;
 	if (r < 2)
 		weft_sleep((int64_t)(rnd(&s) % 200000));
@@ -264,6 +282,7 @@ static void stress_ordered(void)
 	}
 	CHECK_EQ(in, n);
 	CHECK_EQ(weft_pipeline_wait(p), 0);
+	stress_moved(got);
 	printf("stress_pipeline: %-8s ordered %" PRIu64 " inputs, %" PRIu64
 	       " outputs in order, %6.1f ms\n",
 	       g_tasks ? "tasks" : "threads", n, got, (double)(weft_now() - t0) / 1e6);
@@ -280,7 +299,7 @@ static int fwd_fn(weft_emit_t *out, const void *in, void *user)
 static void stress_cancel(void)
 {
 	unsigned rounds = (unsigned)scaled(g_tasks ? 150 : 60, 20);
-	uint64_t seed = 12345;
+	uint64_t seed = stress_seed(12345);
 	unsigned how_n[3] = {0};
 	int threads_before = count_threads();
 	int64_t t0 = weft_now();
@@ -337,8 +356,12 @@ static void stress_cancel(void)
 		if (how != 1)
 			CHECK_EQ(rc, -ECANCELED);
 		CHECK_EQ(weft_ctx_cause(weft_pipeline_ctx(p)), how == 2 ? -ECANCELED : rc);
-		if (!g_tasks)
-			CHECK(count_threads() <= threads_before);
+		/* every thread joined (a joined thread may linger in
+		 * /proc/self/task for a moment: the kernel wakes the joiner
+		 * before it reaps the thread; a leak stays, and the watchdog
+		 * fails the test) */
+		while (!g_tasks && count_threads() > threads_before)
+			weft_sleep(100000);
 		long ns = weft_pipeline_stats(p, NULL, 0);
 		weft_stage_stats_t st[8];
 		CHECK_EQ(weft_pipeline_stats(p, st, 8), ns);
@@ -352,6 +375,7 @@ static void stress_cancel(void)
 			left++;
 		}
 		CHECK_EQ(left, st[ns - 1].out - taken);
+		stress_moved(taken + left);
 		weft_pipeline_destroy(p);
 		weft_ctx_release(parent);
 	}
@@ -361,6 +385,139 @@ static void stress_cancel(void)
 	       (double)(weft_now() - t0) / 1e6);
 }
 
+/* ---- death ---- */
+
+enum { K_EXIT = DIE_EXIT, K_EXIT_NOEH = DIE_EXIT_NOEH, K_SELF_CANCEL = DIE_SELF_CANCEL,
+       K_CANCEL_NOEH = DIE_CANCEL_NOEH, K_BLOCK = DIE_BLOCK };
+#define K_KINDS 5 /* K_EXIT .. K_BLOCK */
+
+static struct {
+	int stage; /* 0: the source, 1..: that stage */
+	uint64_t at;
+	int how;
+	atomic_int hits, blocked;
+	pthread_t self;
+	int never[2];
+} DD;
+
+static void dd_die(void)
+{
+	atomic_fetch_add(&DD.hits, 1);
+	die_as(DD.how, DD.never[0], &DD.self, &DD.blocked);
+}
+
+static int dd_gen_fn(weft_emit_t *out, void *user)
+{
+	_Atomic uint64_t *next = user;
+	for (;;) {
+		uint64_t id = atomic_fetch_add(next, 1);
+		if (DD.stage == 0 && id == DD.at)
+			dd_die();
+		struct item it = {id, id * 3};
+		int rc = weft_emit(out, &it);
+		if (rc)
+			return rc;
+	}
+}
+
+static int dd_fwd_fn(weft_emit_t *out, const void *in, void *user)
+{
+	const struct item *it = in;
+	if ((int)(intptr_t)user == DD.stage && it->id == DD.at)
+		dd_die();
+	return weft_emit(out, it);
+}
+
+static void *noop_main(void *arg)
+{
+	return arg;
+}
+
+static void stress_death(void)
+{
+	unsigned rounds = (unsigned)scaled(300, 20);
+	uint64_t seed = 4242;
+	unsigned kinds[K_KINDS] = {0};
+	/* a first thread, so ThreadSanitizer's background thread (started
+	 * with the first pthread_create) is counted before, not after */
+	pthread_t first;
+	CHECK_EQ(pthread_create(&first, NULL, noop_main, NULL), 0);
+	CHECK_EQ(pthread_join(first, NULL), 0);
+	int threads_before = count_threads();
+	int64_t t0 = weft_now();
+	CHECK_EQ(pipe(DD.never), 0);
+	for (unsigned r = 0; r < rounds; r++) {
+		int nst = 1 + (int)(rnd(&seed) % 3);
+		DD.stage = (int)(rnd(&seed) % (uint64_t)(nst + 1));
+		DD.at = rnd(&seed) % 3000;
+		DD.how = K_EXIT + (int)(rnd(&seed) % K_KINDS);
+		kinds[DD.how - K_EXIT]++;
+		atomic_store(&DD.hits, 0);
+		atomic_store(&DD.blocked, 0);
+		_Atomic uint64_t next = 0;
+		weft_pipeline_t *p = new_pipeline(NULL);
+		size_t caps[] = {0, 1, 8, 64};
+		weft_chan_t *ch;
+		weft_stage_opts_t so = {.workers = 1 + (unsigned)(rnd(&seed) % 3),
+					.out_elem_size = sizeof(struct item),
+					.out_capacity = caps[rnd(&seed) % 4]};
+		CHECK_EQ(weft_pipeline_source(p, &ch, dd_gen_fn, &next, &so), 0);
+		for (int s = 1; s <= nst; s++) {
+			weft_stage_opts_t o = {.workers = 1 + (unsigned)(rnd(&seed) % 4),
+					       .out_capacity = caps[rnd(&seed) % 4],
+					       .ordered = rnd(&seed) % 4 == 0};
+			if (rnd(&seed) % 4 == 0)
+				o.max_workers = o.workers + 2;
+			weft_chan_t *nx;
+			CHECK_EQ(weft_pipeline_stage(p, ch, &nx, dd_fwd_fn, (void *)(intptr_t)s, &o), 0);
+			ch = nx;
+		}
+		/* the caller reads the last channel until the pipeline is done */
+		uint64_t taken = 0;
+		struct item it;
+		for (;;) {
+			if (DD.how == K_BLOCK && atomic_load(&DD.blocked) == 1) {
+				atomic_store(&DD.blocked, 2);
+				CHECK_EQ(pthread_cancel(DD.self), 0);
+			}
+			int rc = weft_chan_recv_until(ch, &it, weft_deadline(1000000));
+			if (rc == -ETIMEDOUT)
+				continue;
+			if (rc)
+				break; /* closed and drained: every stage has ended */
+			CHECK_EQ(it.val, it.id * 3);
+			taken++;
+		}
+		CHECK_EQ(weft_pipeline_wait(p), -EOWNERDEAD);
+		CHECK_EQ(weft_ctx_cause(weft_pipeline_ctx(p)), -EOWNERDEAD);
+		CHECK_EQ(atomic_load(&DD.hits), 1);
+		/* every thread joined; a joined thread may linger in
+		 * /proc/self/task for a moment (the kernel wakes the joiner
+		 * before it reaps the thread): a leak stays, and the watchdog
+		 * fails the test */
+		while (!g_tasks && count_threads() > threads_before)
+			weft_sleep(100000);
+		long ns = weft_pipeline_stats(p, NULL, 0);
+		weft_stage_stats_t st[8];
+		CHECK_EQ(weft_pipeline_stats(p, st, 8), ns);
+		for (long i = 0; i < ns; i++) {
+			CHECK_EQ(st[i].workers, 0);
+			CHECK_EQ(st[i].failures, i == DD.stage);
+			CHECK_EQ(st[i].workers_died, i == DD.stage);
+		}
+		/* the last channel is drained: all it accepted was taken */
+		CHECK_EQ(st[ns - 1].out, taken);
+		weft_pipeline_destroy(p);
+	}
+	close(DD.never[0]);
+	close(DD.never[1]);
+	printf("stress_pipeline: %-8s death %u rounds (%u exit, %u exit without unwind info, "
+	       "%u self-cancel, %u self-cancel without unwind info, %u canceled in read), "
+	       "%6.1f ms\n",
+	       g_tasks ? "tasks" : "threads", rounds, kinds[0], kinds[1], kinds[2], kinds[3],
+	       kinds[4], (double)(weft_now() - t0) / 1e6);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && atof(argv[1]) > 0)
@@ -368,6 +525,8 @@ int main(int argc, char **argv)
 	const char *only = argc > 2 ? argv[2] : NULL;
 	test_watchdog((unsigned)(400 * (g_size < 1 ? 1 : g_size)));
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!stress_seed_init("stress_pipeline"))
+		return 2;
 	for (g_tasks = 0; g_tasks < 2; g_tasks++) {
 		if (!only || strstr(only, "exactly"))
 			stress_exactly();
@@ -375,6 +534,8 @@ int main(int argc, char **argv)
 			stress_ordered();
 		if (!only || strstr(only, "cancel"))
 			stress_cancel();
+		if (!only || strstr(only, "death"))
+			stress_death();
 	}
-	return 0;
+	return stress_summary();
 }

@@ -13,9 +13,22 @@
  *             round, exactly once
  *   wait      submitters and waiters race: every job whose submit returned
  *             before a wait began has run when that wait returns
+ *   death     one job in 8 ends its worker's thread (pthread_exit, or
+ *             pthread_cancel of itself, from code with and without unwind
+ *             info; and jobs blocked in read that another thread cancels),
+ *             fixed and dynamic pools, round after round: every job runs
+ *             exactly once, each dying one reaches on_error once
+ *             (-EOWNERDEAD), the pool keeps its size and shuts down; every
+ *             other round shutdown races the submitters and the deaths:
+ *             each job ran, was discarded or was refused, exactly one
+ *             (hundreds of deaths: the sanitizer builds check for leaks)
  *
  * Usage: stress_pool [size] [tests]. size (default 1, may be fractional)
  * multiplies every count; sanitizer builds divide them by 10.
+ * WEFT_STRESS_SEED=<n> in the environment seeds every random stream from n
+ * (tests/common/stress.h). The last line, "stress_pool: items moved N lost
+ * 0", counts accepted jobs checked to have run exactly once (shutdown:
+ * run or discarded, exactly one of the two; refused submits not counted).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -26,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <weft/ctx.h>
 #include <weft/pool.h>
@@ -34,7 +48,10 @@
 #include <weft/task.h>
 
 #include "check.h"
+#include "die_noeh.h"
 #include "participant.h"
+#define STRESS_OWN_HARNESS
+#include "stress.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define STRESS_SANITIZED 1
@@ -124,6 +141,7 @@ struct sub {
 	struct slot *slots;
 	long n;
 	unsigned id;
+	long round; /* shutdown: its round (the seed's key) */
 	long ok, refused;
 	atomic_long published; /* jobs whose submit has returned 0 */
 	atomic_int *stop;
@@ -133,7 +151,7 @@ struct sub {
 static void *once_submitter(void *arg)
 {
 	struct sub *s = arg;
-	uint64_t seed = 0x9E3779B97F4A7C15ULL * (s->id + 1);
+	uint64_t seed = stress_seed(0x9E3779B97F4A7C15ULL * (s->id + 1));
 	for (long i = 0; i < s->n; i++)
 		CHECK_EQ(submit_any(s->p, &s->slots[i], &seed), 0);
 	return NULL;
@@ -164,6 +182,7 @@ static void stress_once(void)
 	CHECK_EQ(weft_pool_stats(p, &st), 0);
 	CHECK_EQ(st.submitted, per * NSUB);
 	CHECK_EQ(st.completed, per * NSUB);
+	stress_moved((uint64_t)(per * NSUB));
 	weft_pool_destroy(p);
 	free(slots);
 	printf("once: %ld jobs from %d submitters, %llu blocked, %llu futex wakes\n", per * NSUB,
@@ -175,7 +194,9 @@ static void stress_once(void)
 static void *sd_submitter(void *arg)
 {
 	struct sub *s = arg;
-	uint64_t seed = 0xC2B2AE3D27D4EB4FULL * (s->id + 3) + (uint64_t)weft_now();
+	uint64_t key = 0xC2B2AE3D27D4EB4FULL * (s->id + 3);
+	uint64_t seed = stress_seed_or(key + (uint64_t)weft_now(),
+				       key ^ stress_mix((uint64_t)s->round));
 	for (long i = 0; i < s->n; i++) {
 		int rc = submit_any(s->p, &s->slots[i], &seed);
 		if (rc == 0) {
@@ -203,7 +224,8 @@ static void stress_shutdown(void)
 		CHECK(slots);
 		struct sub s[4];
 		for (unsigned i = 0; i < 4; i++) {
-			s[i] = (struct sub){.p = p, .slots = slots + per * i, .n = per, .id = i};
+			s[i] = (struct sub){.p = p, .slots = slots + per * i, .n = per, .id = i,
+					    .round = r};
 			CHECK_EQ(participant_create(&s[i].t, NULL, sd_submitter, &s[i]), 0);
 		}
 		nap(r % 7 * 50);
@@ -246,6 +268,7 @@ static void stress_shutdown(void)
 		free(slots);
 	}
 	CHECK_EQ(ran + discarded + refused, attempted);
+	stress_moved((uint64_t)(ran + discarded));
 	printf("shutdown: %ld rounds, %ld attempted = %ld ran + %ld discarded + %ld refused\n", rounds,
 	       attempted, ran, discarded, refused);
 }
@@ -301,6 +324,7 @@ static void stress_dynamic(void)
 		CHECK_EQ(weft_pool_wait(p), 0);
 		for (long k = 0; k < per; k++)
 			CHECK_EQ(atomic_load(&slots[k].ran), 1);
+		stress_moved((uint64_t)per);
 		/* idle: back to min */
 		do {
 			nap(1000);
@@ -398,9 +422,188 @@ static void stress_wait(void)
 	CHECK_EQ(weft_pool_wait(W.p), 0);
 	for (long k = 0; k < W.per * WSUB; k++)
 		CHECK_EQ(atomic_load(&W.slots[k].ran), 1);
+	stress_moved((uint64_t)(W.per * WSUB));
 	weft_pool_destroy(W.p);
 	free(W.slots);
 	printf("wait: %ld jobs, %ld waits raced the submits\n", W.per * WSUB, atomic_load(&W.waits));
+}
+
+/* ---- jobs that end their thread ---- */
+
+enum { K_OK, K_EXIT = DIE_EXIT, K_EXIT_NOEH = DIE_EXIT_NOEH, K_SELF_CANCEL = DIE_SELF_CANCEL,
+       K_CANCEL_NOEH = DIE_CANCEL_NOEH, K_BLOCK = DIE_BLOCK };
+
+struct dslot {
+	int kind;
+	atomic_uchar ran, errs, gone, refused;
+	atomic_int blocked, canceled;
+	pthread_t self;
+};
+
+static int never_fds[2]; /* nobody writes: read blocks until canceled */
+
+static int death_job(void *arg)
+{
+	struct dslot *d = arg;
+	atomic_fetch_add(&d->ran, 1);
+	die_as(d->kind, never_fds[0], &d->self, &d->blocked);
+	return 0;
+}
+
+static void death_err(weft_job_fn fn, void *arg, int rc, void *user)
+{
+	(void)user;
+	CHECK(fn == death_job);
+	CHECK_EQ(rc, -EOWNERDEAD);
+	atomic_fetch_add(&((struct dslot *)arg)->errs, 1);
+}
+
+static void death_discard(weft_job_fn fn, void *arg, void *user)
+{
+	(void)user;
+	CHECK(fn == death_job);
+	atomic_fetch_add(&((struct dslot *)arg)->gone, 1);
+}
+
+static struct {
+	struct dslot *d;
+	long n;
+	atomic_int stop;
+} DC;
+
+/* cancels each blocked job once, until told to stop */
+static void *death_canceller(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&DC.stop)) {
+		for (long i = 0; i < DC.n; i++) {
+			struct dslot *d = &DC.d[i];
+			if (d->kind == K_BLOCK && atomic_load(&d->blocked) &&
+			    !atomic_exchange(&d->canceled, 1))
+				CHECK_EQ(pthread_cancel(d->self), 0);
+		}
+		nap(50);
+	}
+	return NULL;
+}
+
+struct dsub {
+	weft_pool_t *p;
+	struct dslot *d;
+	long n;
+	pthread_t t;
+};
+
+static void *death_submitter(void *arg)
+{
+	struct dsub *s = arg;
+	for (long i = 0; i < s->n; i++) {
+		int rc = weft_pool_submit(s->p, death_job, &s->d[i]);
+		if (rc) {
+			CHECK_EQ(rc, -EPIPE);
+			atomic_store(&s->d[i].refused, 1);
+		}
+	}
+	return NULL;
+}
+
+static void stress_death(void)
+{
+	long rounds = scaled(40), per = 400;
+	if (rounds < 4)
+		rounds = 4;
+	long deaths = 0, refused_all = 0, discarded_all = 0;
+	CHECK_EQ(pipe(never_fds), 0);
+	struct dslot *d = calloc((size_t)(2 * per), sizeof *d);
+	CHECK(d);
+	for (long r = 0; r < rounds; r++) {
+		static const int kinds[8] = {K_OK, K_EXIT, K_OK, K_EXIT_NOEH,
+					     K_OK, K_SELF_CANCEL, K_OK, K_CANCEL_NOEH};
+		long n = 2 * per, ndie = 0;
+		for (long i = 0; i < n; i++) {
+			d[i] = (struct dslot){.kind = i % 64 == 9 ? K_BLOCK : kinds[(i + r) % 8]};
+			ndie += d[i].kind != K_OK;
+		}
+		bool race = r % 2 == 1, dynamic = r % 3 == 2;
+		unsigned w = 1 + (unsigned)(r % 4);
+		weft_pool_opts_t o = {.tasks = g_tasks, .queue_capacity = 1 + (size_t)(r % 16),
+				      .on_error = death_err, .on_discard = death_discard};
+		if (dynamic) {
+			o.min_workers = 1;
+			o.max_workers = 4;
+			o.idle_timeout_ns = 2000000;
+		} else {
+			o.workers = w;
+		}
+		weft_pool_t *p;
+		CHECK_EQ(weft_pool_create(&p, &o), 0);
+		DC.d = d;
+		DC.n = n;
+		atomic_store(&DC.stop, 0);
+		pthread_t canceller;
+		CHECK_EQ(pthread_create(&canceller, NULL, death_canceller, NULL), 0);
+		struct dsub s[2];
+		for (int i = 0; i < 2; i++) {
+			s[i] = (struct dsub){.p = p, .d = d + per * i, .n = per};
+			CHECK_EQ(participant_create(&s[i].t, NULL, death_submitter, &s[i]), 0);
+		}
+		int how = r % 4 == 1 ? WEFT_POOL_CANCEL : WEFT_POOL_DRAIN;
+		if (race) {
+			nap(r % 5 * 300);
+			CHECK_EQ(weft_pool_shutdown(p, how), 0);
+		}
+		for (int i = 0; i < 2; i++)
+			participant_join_ret(s[i].t, NULL);
+		if (!race)
+			CHECK_EQ(weft_pool_wait(p), 0);
+		weft_pool_stats_t st;
+		CHECK_EQ(weft_pool_stats(p, &st), 0);
+		long ran = 0, gone = 0, refused = 0, died = 0;
+		for (long i = 0; i < n; i++) {
+			int a = atomic_load(&d[i].ran), e = atomic_load(&d[i].errs);
+			int g = atomic_load(&d[i].gone), x = atomic_load(&d[i].refused);
+			if (a + g + x != 1 || e != (a && d[i].kind != K_OK)) {
+				fprintf(stderr, "round %ld job %ld (kind %d): ran %d, errors %d, discarded %d, refused %d\n",
+					r, i, d[i].kind, a, e, g, x);
+				abort();
+			}
+			ran += a;
+			gone += g;
+			refused += x;
+			died += e;
+		}
+		CHECK_EQ(st.submitted, ran + gone);
+		CHECK_EQ(st.completed, ran);
+		CHECK_EQ(st.discarded, gone);
+		CHECK_EQ(st.failed, died);
+		CHECK_EQ(st.workers_died, died);
+		if (!race) {
+			CHECK_EQ(died, ndie);
+			CHECK_EQ(gone + refused, 0);
+			if (dynamic)
+				CHECK(st.workers >= 1 && st.workers <= 4);
+			else
+				CHECK_EQ(st.workers, w); /* kept its size */
+			CHECK_EQ(weft_pool_shutdown(p, how), 0);
+			CHECK_EQ(weft_pool_stats(p, &st), 0);
+			CHECK_EQ(st.completed, n);
+		}
+		if (how == WEFT_POOL_DRAIN)
+			CHECK_EQ(gone, 0);
+		CHECK_EQ(st.workers, 0); /* shut down: every worker joined */
+		atomic_store(&DC.stop, 1);
+		CHECK_EQ(pthread_join(canceller, NULL), 0);
+		weft_pool_destroy(p);
+		deaths += died;
+		refused_all += refused;
+		discarded_all += gone;
+	}
+	free(d);
+	close(never_fds[0]);
+	close(never_fds[1]);
+	CHECK(deaths > 0);
+	printf("death: %ld rounds, %ld jobs ended their worker's thread, %ld discarded, %ld refused\n",
+	       rounds, deaths, discarded_all, refused_all);
 }
 
 int main(int argc, char **argv)
@@ -410,6 +613,8 @@ int main(int argc, char **argv)
 	const char *only = argc > 2 ? argv[2] : NULL;
 	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size) * (STRESS_SANITIZED ? 3 : 1)));
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!stress_seed_init("stress_pool"))
+		return 2;
 	printf("stress_pool: size %g%s\n", g_size, STRESS_SANITIZED ? " (sanitizer build: counts / 10)" : "");
 	/* every participant a thread, then every one a task */
 	for (int tasks = 0; tasks < 2; tasks++) {
@@ -423,6 +628,8 @@ int main(int argc, char **argv)
 			stress_dynamic();
 		if (!only || strstr(only, "wait"))
 			stress_wait();
+		if (!only || strstr(only, "death"))
+			stress_death();
 	}
-	return 0;
+	return stress_summary();
 }

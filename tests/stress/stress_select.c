@@ -29,7 +29,13 @@
  * fractional) multiplies every item count; ThreadSanitizer and
  * AddressSanitizer builds divide the counts by 10. strategy ("all" or
  * empty: every one) restricts the run to one name; tests (e.g. "self,close")
- * to those sub-tests.
+ * to those sub-tests. WEFT_STRESS_SEED=<n> in the environment seeds every
+ * random stream from n (tests/common/stress.h); the last line is
+ * "stress_select: items moved N lost 0", counting the elements the ledger
+ * saw received exactly once (fan, self, deadline, close's race), close's
+ * prefilled elements drained in order once its blocked selects woke, and
+ * nonblock's values (c1's, and c2's when it is sent one) taken exactly
+ * once.
  */
 #include <errno.h>
 #include <sched.h>
@@ -267,7 +273,7 @@ static void fan_cell(const struct chan_strategy *s, unsigned np, unsigned nc,
 		ledger_expect_prefix(&f.led, i, f.per);
 	for (unsigned j = 0; j < k; j++)
 		s->destroy(f.ch[j]);
-	ledger_free(&f.led);
+	ledger_done(&f.led);
 	free(pw);
 	free(cw);
 	report(s, "fan", t0, "K=%u P=%u C=%u caps=%-11s items=%" PRIu64 " ok", k, np, nc, capstr,
@@ -446,7 +452,7 @@ static void self_run(const struct chan_strategy *s, unsigned nsel, bool partner)
 		CHECK_EQ(w[0].got, w[nsel].sent);
 	}
 	s->destroy(x.ch);
-	ledger_free(&x.led);
+	ledger_done(&x.led);
 	report(s, "self", t0, "selectors=%u partner=%s exchanges=%" PRIu64 " ok", nsel,
 	       partner ? "yes" : "no", sent);
 	free(w);
@@ -640,7 +646,7 @@ static void test_deadline(const struct chan_strategy *s)
 		check_no_ghost(s, d.ch, caps);
 		for (unsigned j = 0; j < DLK; j++)
 			s->destroy(d.ch[j]);
-		ledger_free(&d.led);
+		ledger_done(&d.led);
 		dl_free(sw, ns);
 		report(s, "deadline", t0,
 		       "caps=%zu,%zu S=%u R=%u sent=%" PRIu64 " send-timeouts=%" PRIu64
@@ -762,6 +768,7 @@ static unsigned cl_blocked_round(const struct chan_strategy *s, size_t cap, unsi
 			CHECK_EQ(v, 100 * j + i);
 		}
 		CHECK_EQ(s->recv(c.full[j], &v), -EPIPE);
+		stress_moved(cap);
 		rc = s->recv(c.ch[j], &v);
 		CHECK_EQ(rc, -EPIPE);
 		s->destroy(c.ch[j]);
@@ -857,7 +864,7 @@ static uint64_t cl_race_round(const struct chan_strategy *s, size_t cap, unsigne
 		ledger_expect_prefix(&c.led, i, pw[i].ok);
 	for (unsigned j = 0; j < CLK; j++)
 		s->destroy(c.ch[j]);
-	ledger_free(&c.led);
+	ledger_done(&c.led);
 	free(pw);
 	free(cw);
 	return ok;
@@ -1002,6 +1009,7 @@ static void nb_run(const struct chan_strategy *s, size_t cap2, bool close_c2)
 		s->destroy(x.c2);
 	}
 	join(t);
+	stress_moved(x.rounds * (close_c2 ? 1 : 2));
 	report(s, "nonblock", t0,
 	       "c2 cap=%zu %s rounds=%" PRIu64 " chose c1=%" PRIu64 " c2=%" PRIu64 " ok", cap2,
 	       close_c2 ? "close" : "send ", x.rounds, by_sel[1], by_sel[2]);

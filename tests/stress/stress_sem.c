@@ -17,6 +17,10 @@
  *
  * Usage: stress_sem [size]. size (default 1, may be fractional) multiplies
  * the operation counts; sanitizer builds divide them by 10.
+ * WEFT_STRESS_SEED=<n> in the environment seeds every random stream from n
+ * (tests/common/stress.h). The last line, "stress_sem: items moved N lost
+ * 0", counts acquire calls whose outcome was checked (granted and released
+ * once, or refused with nothing taken: every token back at the end).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,6 +39,8 @@
 
 #include "check.h"
 #include "participant.h"
+#define STRESS_OWN_HARNESS
+#include "stress.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define STRESS_SANITIZED 1
@@ -101,7 +107,7 @@ static void *tokens_thread(void *arg)
 {
 	struct tstat *st = arg;
 	struct shared *sh = st->sh;
-	uint64_t r = 0x9E3779B97F4A7C15ULL * (st->id + 1);
+	uint64_t r = stress_seed(0x9E3779B97F4A7C15ULL * (st->id + 1));
 	for (uint64_t i = 0; i < sh->ops; i++) {
 		/* mostly small weights, sometimes a large one */
 		int64_t w = (rnd(&r) & 3) ? 1 + (int64_t)(rnd(&r) % 4) : 1 + (int64_t)(rnd(&r) % CAP);
@@ -166,7 +172,7 @@ static void *tokens_thread(void *arg)
 static void *canceller_thread(void *arg)
 {
 	struct shared *sh = arg;
-	uint64_t r = 12345;
+	uint64_t r = stress_seed(12345);
 	while (!atomic_load(&sh->stop_cancel)) {
 		weft_ctx_t *c = atomic_load(&sh->victim);
 		/* one at a time: the last ack must have been seen */
@@ -209,6 +215,7 @@ static void run_tokens(void)
 	CHECK_EQ(weft_sem_release(&sh.sem, CAP), 0);
 	CHECK_EQ(weft_sem_release(&sh.sem, 1), -EINVAL);
 	weft_sem_destroy(&sh.sem);
+	stress_moved(sh.ops * NTHREADS);
 	fprintf(stderr, "stress_sem tokens: %llu ops, %llu ok, %llu busy, %llu timed out, "
 		"%llu cancelled, max in use %lld/%d, %.1f ms\n",
 		(unsigned long long)(sh.ops * NTHREADS), (unsigned long long)ok,
@@ -242,7 +249,7 @@ static void *convoy_thread(void *arg)
 {
 	struct cvthread *t = arg;
 	struct cvshared *sh = t->sh;
-	uint64_t r = 0xD1B54A32D192ED03ULL * (t->id + 1);
+	uint64_t r = stress_seed(0xD1B54A32D192ED03ULL * (t->id + 1));
 	while (t->done < sh->ops) {
 		int64_t w = sh->cap == 1 ? 1 : 1 + (int64_t)(rnd(&r) % (uint64_t)sh->cap);
 		int rc;
@@ -291,6 +298,7 @@ static void run_convoy(int64_t cap)
 	CHECK_EQ(weft_sem_try_acquire(&sh.sem, cap), 0);
 	CHECK_EQ(weft_sem_release(&sh.sem, cap), 0);
 	weft_sem_destroy(&sh.sem);
+	stress_moved(sh.ops * T + tmo);
 	fprintf(stderr, "stress_sem convoy cap %lld: %llu ops, %llu timed out, %.1f ms\n",
 		(long long)cap, (unsigned long long)(sh.ops * T), (unsigned long long)tmo,
 		(double)(weft_now() - t0) / 1e6);
@@ -319,7 +327,7 @@ static void run_cancel(void)
 {
 	enum { W = 3 };
 	uint64_t rounds = scaled(1500, 50), got = 0, cancelled = 0;
-	uint64_t r = 777;
+	uint64_t r = stress_seed(777);
 	weft_sem_t sem;
 	int64_t t0 = weft_now();
 	CHECK_EQ(weft_sem_init(&sem, 4), 0);
@@ -362,6 +370,7 @@ static void run_cancel(void)
 		weft_ctx_release(ctx);
 	}
 	weft_sem_destroy(&sem);
+	stress_moved(got + cancelled);
 	fprintf(stderr, "stress_sem cancel: %llu rounds, %llu acquired, %llu cancelled, %.1f ms\n",
 		(unsigned long long)rounds, (unsigned long long)got,
 		(unsigned long long)cancelled, (double)(weft_now() - t0) / 1e6);
@@ -376,6 +385,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (!stress_seed_init("stress_sem"))
+		return 2;
 	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size)));
 	/* every participant a thread, then every one a task */
 	for (int tasks = 0; tasks < 2; tasks++) {
@@ -387,5 +398,5 @@ int main(int argc, char **argv)
 		run_cancel();
 	}
 	fprintf(stderr, "stress_sem: all ok\n");
-	return 0;
+	return stress_summary();
 }

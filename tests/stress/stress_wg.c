@@ -15,6 +15,11 @@
  *
  * Usage: stress_wg [size] [tests]. size (default 1, may be fractional)
  * multiplies every count; sanitizer builds divide them by 10.
+ * WEFT_STRESS_SEED=<n> in the environment seeds every random stream from n
+ * (tests/common/stress.h). The last line, "stress_wg: items moved N lost
+ * 0", counts dones a wait was checked to have seen (rounds: the workers';
+ * free: one per WaitGroup; gates: each thread's per round) and once calls
+ * that got their once's result, its function run exactly once.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,6 +37,8 @@
 
 #include "check.h"
 #include "participant.h"
+#define STRESS_OWN_HARNESS
+#include "stress.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define STRESS_SANITIZED 1
@@ -85,7 +92,7 @@ static void *r_worker(void *p)
 
 static void *r_watcher(void *p)
 {
-	uint64_t seed = (uintptr_t)p * 2654435761u + 1;
+	uint64_t seed = stress_seed((uintptr_t)p * 2654435761u + 1);
 	long round;
 	while (weft_chan_recv(R.watch, &round) == 0) {
 		int rc;
@@ -131,6 +138,7 @@ static void stress_rounds(void)
 		participant_join_ret(v[i], NULL);
 	weft_chan_destroy(R.work);
 	weft_chan_destroy(R.watch);
+	stress_moved((uint64_t)rounds * NWORK);
 	printf("rounds: %ld rounds, %ld timed-out waits\n", rounds, atomic_load(&R.timeouts));
 }
 
@@ -175,6 +183,7 @@ static void stress_free(void)
 		free(wg); /* b may still be inside its done */
 		participant_join_ret(b, NULL);
 	}
+	stress_moved((uint64_t)n);
 	printf("free: %ld WaitGroups freed right after wait\n", n);
 }
 
@@ -194,7 +203,7 @@ static struct {
 
 static void *gt_thread(void *p)
 {
-	uint64_t seed = (uintptr_t)p * 0x9e3779b97f4a7c15u + 1;
+	uint64_t seed = stress_seed((uintptr_t)p * 0x9e3779b97f4a7c15u + 1);
 	for (long r = 0; r < GT.rounds; r++) {
 		weft_wg_t *gate = &GT.gate[r % 2];
 		int rc;
@@ -233,6 +242,7 @@ static void stress_gates(void)
 		participant_join_ret(t[i], NULL);
 	CHECK_EQ(weft_wg_done(&GT.gate[GT.rounds % 2]), 0); /* armed, never opened */
 	CHECK_EQ(weft_wg_done(&GT.gate[GT.rounds % 2]), -EINVAL);
+	stress_moved((uint64_t)GT.rounds * NGT);
 	printf("gates: %ld rounds x %d threads\n", GT.rounds, NGT);
 }
 
@@ -282,6 +292,7 @@ static void stress_once(void)
 		participant_join_ret(t[i], NULL);
 	for (long i = 0; i < O.n; i++)
 		CHECK_EQ(atomic_load(&O.runs[i]), 1);
+	stress_moved((uint64_t)O.n * NONCE_THREADS);
 	free(O.o);
 	free(O.runs);
 	printf("once: %ld onces x %d threads\n", O.n, NONCE_THREADS);
@@ -294,6 +305,8 @@ int main(int argc, char **argv)
 	const char *only = argc > 2 ? argv[2] : NULL;
 	test_watchdog((unsigned)(300 * (g_size < 1 ? 1 : g_size)));
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!stress_seed_init("stress_wg"))
+		return 2;
 	/* every participant a thread, then every one a task */
 	for (int tasks = 0; tasks < 2; tasks++) {
 		participants_tasks(tasks);
@@ -307,5 +320,5 @@ int main(int argc, char **argv)
 		if (!only || strstr(only, "once"))
 			stress_once();
 	}
-	return 0;
+	return stress_summary();
 }

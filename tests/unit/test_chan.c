@@ -1707,7 +1707,7 @@ static void w_len_bounded(void)
 
 static void w_strerror(void)
 {
-	static const int codes[] = { EAGAIN, ETIMEDOUT, ECANCELED, EPIPE, EBUSY, ENOMEM, EINVAL };
+	static const int codes[] = { EAGAIN, ETIMEDOUT, ECANCELED, EPIPE, EBUSY, ENOMEM, EINVAL, EOWNERDEAD };
 	const size_t n = sizeof codes / sizeof codes[0];
 	static const int odd[] = { 0, 1, -1, 4095, -4095, 123456, -123456, INT_MAX, INT_MIN, -EINTR };
 

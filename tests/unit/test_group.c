@@ -7,7 +7,12 @@
  * flight); set_limit -EBUSY while tasks run, and a go parked at limit 0
  * released by raising it; tasks waiting on siblings (channel, WaitGroup)
  * do not deadlock; reuse; 1,000,000 tiny tasks under limit 100 (in flight
- * <= 100, at most 100 threads created).
+ * <= 100, at most 100 threads created). Tasks that end their thread
+ * (pthread_exit, pthread_cancel of themselves, from code with and without
+ * unwind info, or canceled by another thread while blocked in read): each
+ * counts as a task that returned -EOWNERDEAD (wait returns it, the derived
+ * context is canceled with it; an earlier error stays first), frees its
+ * slot under a limit, and every other task runs once.
  *
  * Usage: test_group [tiny_tasks]   (default 1000000; 100000 under TSan)
  * No durations are asserted.
@@ -19,13 +24,16 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <weft/chan.h>
 #include <weft/ctx.h>
 #include <weft/group.h>
 #include <weft/sync.h>
+#include <weft/task.h>
 
 #include "check.h"
+#include "die_noeh.h"
 
 /* The whole suite runs twice: on the worker threads, then with every
  * group's tasks as weft tasks (weft_group_set_tasks). */
@@ -486,6 +494,99 @@ static void test_group_tiny_tasks(void)
 	weft_group_destroy(g);
 }
 
+/* ---- tasks that end their thread ---- */
+
+
+static void nap(long us)
+{
+	struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+enum { D_OK, D_EXIT = DIE_EXIT, D_EXIT_NOEH = DIE_EXIT_NOEH, D_SELF_CANCEL = DIE_SELF_CANCEL,
+       D_CANCEL_NOEH = DIE_CANCEL_NOEH, D_BLOCK = DIE_BLOCK };
+
+struct dying {
+	int kind;
+	atomic_int ran;
+	atomic_int blocked;
+	pthread_t self;
+};
+
+static int never_fds[2];
+
+static int dying_task(weft_ctx_t *ctx, void *arg)
+{
+	(void)ctx;
+	struct dying *d = arg;
+	atomic_fetch_add(&d->ran, 1);
+	die_as(d->kind, never_fds[0], &d->self, &d->blocked);
+	return 0;
+}
+
+static void test_group_task_ends_thread(void)
+{
+	enum { N = 48 };
+	static struct dying d[N];
+	CHECK_EQ(pipe(never_fds), 0);
+	/* a group with a context and a limit: every task runs once, wait
+	 * returns -EOWNERDEAD, the context is canceled with it as cause */
+	weft_group_t *g;
+	weft_ctx_t *ctx;
+	weft_group_stats_t st;
+	CHECK_EQ(weft_group_create(&g, NULL, &ctx), 0);
+	CHECK_EQ(weft_group_set_limit(g, 3), 0);
+	for (int i = 0; i < N; i++) {
+		static const int kinds[6] = {D_OK, D_EXIT, D_EXIT_NOEH, D_OK, D_SELF_CANCEL,
+					     D_CANCEL_NOEH};
+		d[i].kind = i % 12 == 11 ? D_BLOCK : kinds[i % 6];
+		atomic_store(&d[i].ran, 0);
+		atomic_store(&d[i].blocked, 0);
+	}
+	for (int i = 0; i < N; i++) {
+		/* at the limit go blocks: the slots of the dead come back */
+		CHECK_EQ(weft_group_go(g, dying_task, &d[i]), 0);
+		if (d[i].kind == D_BLOCK) {
+			while (!atomic_load(&d[i].blocked))
+				nap(100);
+			CHECK_EQ(pthread_cancel(d[i].self), 0);
+		}
+	}
+	CHECK_EQ(weft_group_wait(g), -EOWNERDEAD);
+	CHECK_EQ(weft_ctx_err(ctx), -ECANCELED);
+	CHECK_EQ(weft_ctx_cause(ctx), -EOWNERDEAD);
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(atomic_load(&d[i].ran), 1);
+	CHECK_EQ(weft_group_stats(g, &st), 0);
+	CHECK_EQ(st.started, N);
+	CHECK_EQ(st.running, 0);
+	CHECK(st.max_running <= 3);
+	weft_group_destroy(g);
+
+	/* the first error stays first: a death after it does not replace it,
+	 * and one before it is the error */
+	for (int order = 0; order < 2; order++) {
+		struct dying one = {.kind = D_EXIT};
+		CHECK_EQ(weft_group_create(&g, NULL, NULL), 0);
+		if (order == 0) {
+			CHECK_EQ(weft_group_go(g, ret_arg, (void *)(intptr_t)-EIO), 0);
+			CHECK_EQ(weft_group_wait(g), -EIO);
+			CHECK_EQ(weft_group_go(g, dying_task, &one), 0);
+			CHECK_EQ(weft_group_wait(g), -EIO);
+		} else {
+			CHECK_EQ(weft_group_go(g, dying_task, &one), 0);
+			CHECK_EQ(weft_group_wait(g), -EOWNERDEAD);
+			CHECK_EQ(weft_group_go(g, ret_arg, (void *)(intptr_t)-EIO), 0);
+			CHECK_EQ(weft_group_wait(g), -EOWNERDEAD);
+		}
+		CHECK_EQ(atomic_load(&one.ran), 1);
+		weft_group_destroy(g);
+	}
+	close(never_fds[0]);
+	close(never_fds[1]);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
@@ -504,6 +605,7 @@ int main(int argc, char **argv)
 		RUN(test_group_siblings);
 		RUN(test_group_destroy_waits);
 		RUN(test_group_tiny_tasks);
+		RUN(test_group_task_ends_thread);
 	}
 	return 0;
 }

@@ -13,7 +13,14 @@
  * retires workers; the wake policy on an idle pool (few futex wakes);
  * beyond one awake worker per core, the monitor wakes more for jobs
  * blocked outside weft (all of them run at once) and for jobs asleep in
- * weft waiting for a job still queued (no deadlock).
+ * weft waiting for a job still queued (no deadlock). Jobs that end their
+ * worker's thread (pthread_exit, pthread_cancel of themselves, from code
+ * with and without unwind info, and a worker canceled by another thread
+ * while blocked in read), as threads and as tasks: on_error sees exactly
+ * those (-EOWNERDEAD), every other job runs once, the pool is back to its
+ * size and shuts down; one that dies in a job run inline (its outer job
+ * dies with it), and in on_error (reported once); a submitter canceled
+ * while blocked in weft is not canceled there.
  * Every test is guarded by the watchdog; no durations are asserted.
  */
 #include <errno.h>
@@ -34,6 +41,7 @@
 #include <weft/task.h>
 
 #include "check.h"
+#include "die_noeh.h"
 
 static void nap(long us)
 {
@@ -810,6 +818,289 @@ static void test_tasks(void)
 	weft_chan_destroy(tk_results);
 }
 
+/* ---- jobs that end their thread ---- */
+
+/* ThreadSanitizer's pthread_exit refuses to run on a fiber (a CHECK that
+ * the thread runs its own state: tsan_interceptors_posix.cpp), so under
+ * it a task ends its carrier by canceling itself, which takes the same
+ * path through glibc (forced unwinding) without that interceptor. */
+/* TSAN_BUILD: die_noeh.h */
+
+__attribute__((noreturn)) static void end_thread(void)
+{
+	if (TSAN_BUILD && weft_in_task()) {
+		pthread_cancel(pthread_self());
+		for (;;)
+			pthread_testcancel();
+	}
+	pthread_exit(NULL);
+}
+
+enum { D_OK, D_EXIT, D_EXIT_NOEH, D_SELF_CANCEL, D_CANCEL_NOEH, D_BLOCK };
+
+struct dying {
+	int kind;
+	atomic_int ran, errs;
+	atomic_int blocked; /* D_BLOCK: about to block in read */
+	pthread_t self;     /* D_BLOCK: its thread (a task's: its carrier) */
+};
+
+static int never_fds[2]; /* a pipe nobody writes to: read blocks */
+
+static int dying_job(void *arg)
+{
+	struct dying *d = arg;
+	atomic_fetch_add(&d->ran, 1);
+	switch (d->kind) {
+	case D_EXIT:
+		end_thread();
+	case D_EXIT_NOEH:
+		if (TSAN_BUILD && weft_in_task())
+			die_noeh_cancel(); /* see end_thread */
+		die_noeh_exit();
+	case D_SELF_CANCEL:
+		pthread_cancel(pthread_self());
+		pthread_testcancel();
+		break;
+	case D_CANCEL_NOEH:
+		die_noeh_cancel();
+	case D_BLOCK: {
+		char c;
+		d->self = pthread_self();
+		atomic_store(&d->blocked, 1);
+		/* a cancellation point: canceled here by the test */
+		CHECK(read(never_fds[0], &c, 1) < 0 && 0);
+		break;
+	}
+	}
+	return 0;
+}
+
+static void dying_err(weft_job_fn fn, void *arg, int rc, void *user)
+{
+	(void)user;
+	CHECK(fn == dying_job);
+	CHECK_EQ(rc, -EOWNERDEAD);
+	atomic_fetch_add(&((struct dying *)arg)->errs, 1);
+}
+
+struct dying_sub {
+	weft_pool_t *p;
+	struct dying *d;
+	int n;
+};
+
+static void *dying_submitter(void *arg)
+{
+	struct dying_sub *s = arg;
+	for (int i = 0; i < s->n; i++)
+		CHECK_EQ(weft_pool_submit(s->p, dying_job, &s->d[i]), 0);
+	return NULL;
+}
+
+/* workers_started lags the deaths a little: a replacement starts once
+ * on_error has returned, after the job's finish (which wait sees) */
+static void wait_started(weft_pool_t *p, uint64_t n)
+{
+	weft_pool_stats_t st;
+	for (;;) {
+		CHECK_EQ(weft_pool_stats(p, &st), 0);
+		CHECK(st.workers_started <= n);
+		if (st.workers_started == n)
+			return;
+		nap(200);
+	}
+}
+
+static void test_job_ends_thread(void)
+{
+	enum { N = 160, W = 3 };
+	static struct dying d[N];
+	CHECK_EQ(pipe(never_fds), 0);
+	for (int tasks = 0; tasks < 2; tasks++) {
+		weft_pool_t *p;
+		weft_pool_stats_t st;
+		int ndie = 0;
+		for (int i = 0; i < N; i++) {
+			static const int kinds[8] = {D_OK,	    D_EXIT, D_OK,	   D_EXIT_NOEH,
+						     D_SELF_CANCEL, D_OK,   D_CANCEL_NOEH, D_OK};
+			d[i].kind = i % 16 == 8 ? D_BLOCK : kinds[i % 8];
+			atomic_store(&d[i].ran, 0);
+			atomic_store(&d[i].errs, 0);
+			atomic_store(&d[i].blocked, 0);
+			ndie += d[i].kind != D_OK;
+		}
+		weft_pool_opts_t o = {.workers = W, .queue_capacity = 8, .on_error = dying_err,
+				      .tasks = tasks};
+		CHECK_EQ(weft_pool_create(&p, &o), 0);
+		struct dying_sub s = {p, d, N};
+		pthread_t sub;
+		CHECK_EQ(pthread_create(&sub, NULL, dying_submitter, &s), 0);
+		/* cancel each blocked one from here, as it blocks */
+		for (int i = 0; i < N; i++) {
+			if (d[i].kind != D_BLOCK)
+				continue;
+			while (!atomic_load(&d[i].blocked))
+				nap(100);
+			CHECK_EQ(pthread_cancel(d[i].self), 0);
+		}
+		CHECK_EQ(pthread_join(sub, NULL), 0);
+		CHECK_EQ(weft_pool_wait(p), 0);
+		for (int i = 0; i < N; i++) {
+			CHECK_EQ(atomic_load(&d[i].ran), 1);
+			CHECK_EQ(atomic_load(&d[i].errs), d[i].kind != D_OK);
+		}
+		CHECK_EQ(weft_pool_stats(p, &st), 0);
+		CHECK_EQ(st.submitted, N);
+		CHECK_EQ(st.completed, N);
+		CHECK_EQ(st.failed, ndie);
+		CHECK_EQ(st.workers_died, ndie);
+		CHECK_EQ(st.workers, W); /* back to its size */
+		wait_started(p, (uint64_t)(W + ndie));
+		/* and it goes on working */
+		atomic_long n = 0;
+		for (int i = 0; i < 100; i++)
+			CHECK_EQ(weft_pool_submit(p, count_job, &n), 0);
+		CHECK_EQ(weft_pool_wait(p), 0);
+		CHECK_EQ(atomic_load(&n), 100);
+		CHECK_EQ(weft_pool_shutdown(p, WEFT_POOL_DRAIN), 0);
+		CHECK_EQ(weft_pool_stats(p, &st), 0);
+		CHECK_EQ(st.completed, N + 100);
+		CHECK_EQ(st.workers, 0);
+		weft_pool_destroy(p);
+	}
+	close(never_fds[0]);
+	close(never_fds[1]);
+}
+
+/* A job that dies in a job it ran inline (its submit found the queue
+ * full) takes its outer job with it: both are reported, once each. */
+static weft_pool_t *inl_pool;
+static struct dying inl_outer, inl_queued, inl_inner;
+
+static int inl_job(void *arg)
+{
+	struct dying *d = arg;
+	atomic_fetch_add(&d->ran, 1);
+	if (d == &inl_outer) {
+		CHECK_EQ(weft_pool_submit(inl_pool, inl_job, &inl_queued), 0); /* fills it */
+		CHECK_EQ(weft_pool_submit(inl_pool, inl_job, &inl_inner), 0); /* inline */
+		CHECK(0); /* not reached: the inline job ended the thread */
+	}
+	if (d == &inl_inner)
+		end_thread();
+	return 0;
+}
+
+static void inl_err(weft_job_fn fn, void *arg, int rc, void *user)
+{
+	(void)user;
+	CHECK(fn == inl_job);
+	CHECK_EQ(rc, -EOWNERDEAD);
+	atomic_fetch_add(&((struct dying *)arg)->errs, 1);
+}
+
+/* on_error that ends the thread: the job is reported once, with its rc */
+static atomic_int cb_calls;
+
+static int fails_7(void *arg)
+{
+	(void)arg;
+	return 7;
+}
+
+static void exiting_err(weft_job_fn fn, void *arg, int rc, void *user)
+{
+	(void)fn, (void)arg, (void)user;
+	CHECK_EQ(rc, 7);
+	atomic_fetch_add(&cb_calls, 1);
+	end_thread();
+}
+
+static void test_job_ends_thread_nested(void)
+{
+	for (int tasks = 0; tasks < 2; tasks++) {
+		weft_pool_stats_t st;
+		struct dying *all[3] = {&inl_outer, &inl_queued, &inl_inner};
+		for (int i = 0; i < 3; i++) {
+			atomic_store(&all[i]->ran, 0);
+			atomic_store(&all[i]->errs, 0);
+		}
+		weft_pool_opts_t o = {.workers = 1, .queue_capacity = 1, .on_error = inl_err,
+				      .tasks = tasks};
+		CHECK_EQ(weft_pool_create(&inl_pool, &o), 0);
+		CHECK_EQ(weft_pool_submit(inl_pool, inl_job, &inl_outer), 0);
+		CHECK_EQ(weft_pool_wait(inl_pool), 0);
+		CHECK_EQ(atomic_load(&inl_outer.ran), 1);
+		CHECK_EQ(atomic_load(&inl_inner.ran), 1);
+		CHECK_EQ(atomic_load(&inl_queued.ran), 1); /* by the replacement */
+		CHECK_EQ(atomic_load(&inl_outer.errs), 1);
+		CHECK_EQ(atomic_load(&inl_inner.errs), 1);
+		CHECK_EQ(atomic_load(&inl_queued.errs), 0);
+		CHECK_EQ(weft_pool_stats(inl_pool, &st), 0);
+		CHECK_EQ(st.submitted, 3);
+		CHECK_EQ(st.completed, 3);
+		CHECK_EQ(st.failed, 2);
+		CHECK_EQ(st.workers_died, 1);
+		CHECK_EQ(st.workers, 1);
+		weft_pool_destroy(inl_pool);
+
+		/* on_error ends the thread */
+		weft_pool_t *p;
+		atomic_store(&cb_calls, 0);
+		o = (weft_pool_opts_t){.workers = 2, .on_error = exiting_err, .tasks = tasks};
+		CHECK_EQ(weft_pool_create(&p, &o), 0);
+		for (int i = 0; i < 10; i++)
+			CHECK_EQ(weft_pool_submit(p, fails_7, NULL), 0);
+		CHECK_EQ(weft_pool_wait(p), 0);
+		CHECK_EQ(atomic_load(&cb_calls), 10);
+		CHECK_EQ(weft_pool_stats(p, &st), 0);
+		CHECK_EQ(st.completed, 10);
+		CHECK_EQ(st.failed, 10);
+		CHECK_EQ(st.workers_died, 10);
+		CHECK_EQ(st.workers, 2);
+		CHECK_EQ(weft_pool_shutdown(p, WEFT_POOL_DRAIN), 0);
+		weft_pool_destroy(p);
+	}
+}
+
+/* weft's waits are not cancellation points: a submitter canceled while it
+ * is blocked on a full queue stays in weft until its job is queued, and is
+ * canceled at its own next cancellation point */
+static void *cancel_sub_main(void *arg)
+{
+	struct blocked_sub *b = arg;
+	b->rc = weft_pool_submit(b->p, count_job, b->n);
+	pthread_testcancel();
+	CHECK(0); /* not reached */
+	return NULL;
+}
+
+static void test_cancel_not_in_weft(void)
+{
+	weft_pool_t *p;
+	atomic_long n = 0;
+	weft_pool_opts_t o = {.workers = 1, .queue_capacity = 1};
+	CHECK_EQ(weft_pool_create(&p, &o), 0);
+	gate_close();
+	CHECK_EQ(weft_pool_submit(p, gated, &n), 0);
+	wait_in(1);
+	CHECK_EQ(weft_pool_submit(p, count_job, &n), 0); /* full now */
+	struct blocked_sub b = {.p = p, .n = &n, .rc = 1};
+	CHECK_EQ(pthread_create(&b.t, NULL, cancel_sub_main, &b), 0);
+	wait_blocked(p, 1);
+	CHECK_EQ(pthread_cancel(b.t), 0);
+	nap(5000);
+	gate_open();
+	void *ret;
+	CHECK_EQ(pthread_join(b.t, &ret), 0);
+	CHECK(ret == PTHREAD_CANCELED);
+	CHECK_EQ(b.rc, 0); /* its submit completed before the cancel acted */
+	CHECK_EQ(weft_pool_wait(p), 0);
+	CHECK_EQ(atomic_load(&n), 3);
+	weft_pool_destroy(p);
+}
+
 int main(void)
 {
 	test_watchdog(120);
@@ -830,5 +1121,8 @@ int main(void)
 	RUN(test_monitor_blocked_outside);
 	RUN(test_monitor_weft_dependency);
 	RUN(test_tasks);
+	RUN(test_job_ends_thread);
+	RUN(test_job_ends_thread_nested);
+	RUN(test_cancel_not_in_weft);
 	return 0;
 }

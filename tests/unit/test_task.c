@@ -14,7 +14,11 @@
  * weft_runtime_dump names each task and what it waits in, and SIGQUIT
  * prints it when opted in (a child process); a stack
  * overflow ends the process with the message that names the task (a
- * child process).
+ * child process). Tasks that end their carrier thread (pthread_exit, a
+ * cancel of themselves, from code with and without unwind info), with one
+ * carrier: their own cleanup handlers run, the carrier is replaced (the
+ * runtime keeps its carriers), tasks parked or queued there and a timer
+ * armed there carry on, the dead tasks leave the dump.
  * No durations are asserted beyond "not early".
  */
 #include <errno.h>
@@ -31,6 +35,7 @@
 #include <weft/task.h>
 
 #include "check.h"
+#include "die_noeh.h"
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -779,6 +784,125 @@ static void test_task_stack_overflow(void)
 	CHECK(strstr(buf, "(\"deep\") overflowed its stack of 32768 bytes") != NULL);
 }
 
+/* ---- a task that ends its carrier thread ---- */
+
+/* ThreadSanitizer's pthread_exit refuses to run on a fiber (a CHECK in its
+ * interceptor): under it the tasks end their carrier by canceling it,
+ * which takes the same path through glibc */
+/* TSAN_BUILD: die_noeh.h */
+
+static atomic_int ec_cleanups;
+static weft_wg_t ec_started;
+
+static void ec_cleanup(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&ec_cleanups, 1);
+}
+
+static void ec_die(void *arg)
+{
+	long how = (long)(intptr_t)arg;
+	weft_wg_done(&ec_started);
+	/* a handler of its own, pushed and acted on without a park between
+	 * (a park could move the task to another carrier: task.h) */
+	pthread_cleanup_push(ec_cleanup, NULL);
+	if (how == 0 && !TSAN_BUILD)
+		pthread_exit(NULL);
+	if (how == 1 && !TSAN_BUILD)
+		die_noeh_exit();
+	if (how == 2) {
+		pthread_cancel(pthread_self());
+		pthread_testcancel();
+	}
+	die_noeh_cancel();
+	pthread_cleanup_pop(0);
+}
+
+static weft_chan_t *ec_ch;
+static weft_wg_t ec_done;
+
+static void ec_parked(void *arg)
+{
+	(void)arg;
+	long v;
+	CHECK_EQ(weft_chan_recv(ec_ch, &v), 0);
+	CHECK_EQ(v, 42);
+	weft_wg_done(&ec_done);
+}
+
+static void ec_sleeper(void *arg)
+{
+	(void)arg;
+	CHECK_EQ(weft_sleep(20000000), 0);
+	weft_wg_done(&ec_done);
+}
+
+static void ec_later(void *arg)
+{
+	atomic_fetch_add((atomic_int *)arg, 1);
+	weft_wg_done(&ec_done);
+}
+
+static void test_task_ends_carrier(void)
+{
+	enum { DEATHS = 40, LATER = 200 };
+	CHECK_EQ(weft_runtime_set_procs(1), 0);
+	CHECK_EQ(weft_chan_create(&ec_ch, sizeof(long), 0), 0);
+	atomic_store(&ec_cleanups, 0);
+	atomic_int later = 0;
+	weft_wg_init(&ec_done);
+	weft_wg_init(&ec_started);
+	weft_wg_add(&ec_done, 2 + LATER);
+	weft_wg_add(&ec_started, DEATHS);
+	/* parked in a receive and in a timed sleep before the deaths */
+	CHECK_EQ(weft_go(ec_parked, NULL), 0);
+	CHECK_EQ(weft_go(ec_sleeper, NULL), 0);
+	/* with one carrier, every one of these runs on it and ends it */
+	for (long i = 0; i < DEATHS; i++) {
+		weft_task_opts_t o = {.name = "dying"};
+		CHECK_EQ(weft_go_opts(ec_die, (void *)(intptr_t)(i % 4), &o), 0);
+	}
+	for (int i = 0; i < LATER; i++)
+		CHECK_EQ(weft_go(ec_later, &later), 0);
+	CHECK_EQ(weft_wg_wait(&ec_started), 0);
+	long v = 42;
+	CHECK_EQ(weft_chan_send(ec_ch, &v), 0);
+	CHECK_EQ(weft_wg_wait(&ec_done), 0);
+	CHECK_EQ(atomic_load(&later), LATER);
+	CHECK_EQ(atomic_load(&ec_cleanups), DEATHS);
+	/* and the runtime runs on: a ping-pong on its one carrier */
+	struct pp x = {.rounds = 1000};
+	CHECK_EQ(weft_chan_create(&x.ping, sizeof(long), 0), 0);
+	CHECK_EQ(weft_chan_create(&x.pong, sizeof(long), 0), 0);
+	weft_wg_init(&x.wg);
+	weft_wg_add(&x.wg, 2);
+	CHECK_EQ(weft_go(pinger, &x), 0);
+	CHECK_EQ(weft_go(ponger, &x), 0);
+	CHECK_EQ(weft_wg_wait(&x.wg), 0);
+	CHECK_EQ(atomic_load(&x.bad), 0);
+	/* the dead leave the dump (the last may still be unwinding: the
+	 * others may have run on a carrier the monitor added meanwhile) */
+	for (;;) {
+		FILE *f = tmpfile();
+		CHECK(f != NULL);
+		weft_runtime_dump(fileno(f));
+		char buf[8192] = {0};
+		rewind(f);
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[n] = 0;
+		CHECK(strstr(buf, "carrier 0: ") != NULL);
+		if (strstr(buf, "\"dying\"") == NULL)
+			break;
+		weft_sleep(1000000);
+	}
+	weft_chan_destroy(x.ping);
+	weft_chan_destroy(x.pong);
+	weft_chan_destroy(ec_ch);
+	CHECK_EQ(weft_runtime_set_procs(0), 0);
+}
+
 int main(void)
 {
 	test_watchdog(SANITIZED ? 600 : 240);
@@ -798,5 +922,6 @@ int main(void)
 	RUN(test_task_many_parked);
 	RUN(test_task_held_carriers);
 	RUN(test_task_dump);
+	RUN(test_task_ends_carrier);
 	return 0;
 }
