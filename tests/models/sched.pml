@@ -36,6 +36,14 @@
  * One carrier cannot show a wake-up spent on the wrong carrier: idle.pml
  * models two carriers idling and waking (and finds such a bug).
  *
+ * The carrier's idle/wake here is the 'sleeping' flag and 'wake' word of
+ * the commit that added this file; 8007d2b replaced them with one wake
+ * word (ASLEEP/WOKEN/AWAKE), which idle.pml models. With one carrier the
+ * two agree on what this model checks: a wake-up that finds the carrier
+ * about to leave idle is either seen by its next look or wakes its sleep
+ * (the flag protocol lost a wake-up only by spending it on a second
+ * carrier that then ran a task that never parks).
+ *
  * Memory: plain stores (gcount and the glock release in global_push,
  * sleeping and wake in idle) are buffered; CASes and faa drain the own
  * buffer; weft__fence_sc drains it.
