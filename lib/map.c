@@ -1204,10 +1204,12 @@ int weft_map_get_or_compute(weft_map_t *m, const void *key, size_t klen,
 	*pp = c->next;
 	if (!err) {
 		rc = put_locked(m, sh, h, key, klen, cv, PUT_LOAD_OR_STORE, &cur, &want);
-		res = rc == 1 ? cur : cv;
+		/* rc < 0 (no memory for its node): nothing stands */
+		res = rc == 1 ? cur : rc == 0 ? cv : NULL;
 	}
 	weft__mutex_unlock(&sh->lock);
-	/* the loser is freed, unless it is the very value that stands */
+	/* the loser (or a value that could not be stored) is freed, unless
+	 * it is the very value that stands */
 	if (!err && rc != 0 && cv && cv != res && m->value_free)
 		m->value_free(cv, m->user); /* never visible to anyone */
 	if (err)
