@@ -377,7 +377,13 @@ static void win_advance(struct weft_breaker *b, int64_t now)
 {
 	if (!b->tb || now < b->tb_origin)
 		return;
-	int64_t e = (int64_t)(span(b->tb_origin, now) / (uint64_t)b->tb_width);
+	uint64_t q = span(b->tb_origin, now) / (uint64_t)b->tb_width;
+	/* the bucket index saturates one short of INT64_MAX, so i++ below
+	 * cannot overflow (fuzz_opts: an injected clock jumping across the
+	 * int64 range with 1 ns buckets made e INT64_MAX, and the loop's i
+	 * wrapped to a negative bucket index; spans past INT64_MAX turned
+	 * negative and the window was never aged) */
+	int64_t e = q >= (uint64_t)INT64_MAX ? INT64_MAX - 1 : (int64_t)q;
 	if (e <= b->tb_head)
 		return;
 	int64_t from = b->tb_head + 1;

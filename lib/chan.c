@@ -235,8 +235,17 @@ void weft__chan_version(weft_chan_t *ch, int op, uint64_t v[2])
 
 bool weft__chan_ready_at(weft_chan_t *ch, int op, const uint64_t v[2])
 {
-	if (ch->ov && weft__ov_ready(ch, op))
-		return true;
+	if (ch->ov) {
+		if (weft__ov_ready(ch, op))
+			return true;
+		/* a send under a policy is decided by the policy alone: a
+		 * SPILL channel at spill_max_bytes with room in its ring
+		 * cannot take a send (it must not overtake the spill), and
+		 * the ring's "not full" made poll_pass retry forever
+		 * (fuzz_select: select_try hung on such a SEND case) */
+		if (op == WEFT_SEND)
+			return false;
+	}
 	if (ch->cap)
 		return weft__ring_ready_at(&ch->ring, v, op == WEFT_RECV);
 	if (v[0])

@@ -183,9 +183,18 @@ static inline struct rec *my_rec(void)
 }
 
 /* The record of the thread running now, read anew: for an unpin after a
- * call that may have parked a task (it may resume on another carrier). */
-static __attribute__((noinline, noipa)) struct rec *my_rec_fresh(void)
+ * call that may have parked a task (it may resume on another carrier).
+ * gcc's noipa keeps callers from assuming anything about the call; clang
+ * has no noipa (it warns), and there the asm's memory clobber keeps the
+ * call from being judged pure and merged with an earlier one. */
+#ifdef __clang__
+#define NOIPA noinline
+#else
+#define NOIPA noinline, noipa
+#endif
+static __attribute__((NOIPA)) struct rec *my_rec_fresh(void)
 {
+	__asm__ __volatile__("" ::: "memory");
 	return my_rec();
 }
 
@@ -890,7 +899,10 @@ static int put(weft_map_t *m, const void *key, size_t klen, void *value, bool ha
 		weft__mutex_unlock(&sh->lock);
 	}
 	unpin(p);
-	if (rc == 1 && !handback) {
+	/* a store of the value the key already holds leaves nothing: the
+	 * value is still in the map (fuzz_map: store(k, v) twice sent v to
+	 * value_free while the map kept it, and again at destroy) */
+	if (rc == 1 && !handback && cur != value) {
 		want |= retire_value(sh, vr, cur);
 		vr = NULL;
 	}
@@ -1033,7 +1045,7 @@ int weft_map_compare_and_swap(weft_map_t *m, const void *key, size_t klen, void 
 	}
 	unpin(p);
 	bool want = false;
-	if (rc) {
+	if (rc && old != value) { /* old == value: nothing left, as in put */
 		want = retire_value(sh, vr, old);
 		vr = NULL;
 	}
@@ -1192,10 +1204,13 @@ int weft_map_get_or_compute(weft_map_t *m, const void *key, size_t klen,
 	*pp = c->next;
 	if (!err) {
 		rc = put_locked(m, sh, h, key, klen, cv, PUT_LOAD_OR_STORE, &cur, &want);
-		res = rc == 1 ? cur : cv;
+		/* rc < 0 (no memory for its node): nothing stands */
+		res = rc == 1 ? cur : rc == 0 ? cv : NULL;
 	}
 	weft__mutex_unlock(&sh->lock);
-	if (!err && rc != 0 && cv && m->value_free)
+	/* the loser (or a value that could not be stored) is freed, unless
+	 * it is the very value that stands */
+	if (!err && rc != 0 && cv && cv != res && m->value_free)
 		m->value_free(cv, m->user); /* never visible to anyone */
 	if (err)
 		rc = err;

@@ -349,7 +349,10 @@ static int take(weft_emit_t *e, weft_chan_t *in, void *buf)
 	int64_t t0 = wait_begin(e);
 	if (st->max_w > st->min_w) {
 		for (;;) {
-			rc = weft__chan_recv_until_ctx(in, buf, weft_now() + st->idle_ns, e->ctx);
+			/* saturating (fuzz_opts: idle_ns near INT64_MAX
+			 * overflowed now + idle_ns, undefined behaviour and in
+			 * practice a deadline already passed) */
+			rc = weft__chan_recv_until_ctx(in, buf, weft_deadline(st->idle_ns), e->ctx);
 			if (rc != -ETIMEDOUT || weft_ctx_err(e->ctx))
 				break;
 			if (try_retire(st)) {
@@ -832,10 +835,14 @@ static int make_ord(struct stage *st, const weft_stage_opts_t *o)
 		od->batch = ORD_BATCH;
 	if (od->batch == 0)
 		od->batch = 1;
-	od->window = win;
 	od->slots = weft__sys_calloc(win, sizeof *od->slots);
-	if (!od->slots || weft_chan_create(&od->take, 0, 1) ||
-	    weft_chan_create(&od->room, 0, win))
+	if (!od->slots)
+		return -ENOMEM;
+	/* only now: stage_free walks `window` slots (fuzz_opts: an ordered
+	 * stage with window SIZE_MAX failed this calloc, and stage_free
+	 * then read the slots of a NULL array) */
+	od->window = win;
+	if (weft_chan_create(&od->take, 0, 1) || weft_chan_create(&od->room, 0, win))
 		return -ENOMEM;
 	weft_chan_send(od->take, NULL);
 	for (size_t i = 0; i < win; i++)

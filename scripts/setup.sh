@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages weft needs, only those missing.
-# Usage: scripts/setup.sh [--bench]   (--bench adds the report and peer packages)
+# Usage: scripts/setup.sh [--bench] [--fuzz]   (--bench adds the report and
+# peer packages; --fuzz adds clang, whose runtimes hold libFuzzer and the
+# sanitizers, for the fuzz build)
 set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc g++ libck-dev libjemalloc-dev libbenchmark-dev spin)
+if [[ " $* " == *" --fuzz "* ]]; then
+	pkgs+=(clang)
+fi
 if [[ "${1:-}" == "--bench" ]]; then
 	pkgs+=(python3 python3-matplotlib python3-scipy libbenchmark-tools)
 	# optional peers: installed when the archive has them, skipped otherwise

@@ -3,7 +3,9 @@
 #   1. the default build: suites unit, stress, headers, examples, bench-smoke
 #   2. ThreadSanitizer build: unit and stress
 #   3. ASan+UBSan build: unit and stress
-#   4. failure injection: ASan+UBSan with -Dfault_injection=true, suite
+#   4. the fuzz build (clang, libFuzzer, ASan+UBSan): suite fuzz, each
+#      harness replays its regressions and fuzzes 30 s (tests/fuzz)
+#   5. failure injection: ASan+UBSan with -Dfault_injection=true, suite
 #      faults (tests/unit/test_faults.c: every resource call of lib/ failed
 #      in turn, a fresh process per failure point, leaks checked in each)
 # and ends with one line "N passed, N failed".
@@ -14,8 +16,10 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 export ASAN_OPTIONS=detect_leaks=1
 cd "$(dirname "$0")/.."
 # --bench: the report test draws its plots (matplotlib) and the peers run
-# their conformance tests when the archive has them
-scripts/setup.sh --bench || exit 1
+# their conformance tests when the archive has them; --fuzz: clang
+setup_args=(--bench)
+[[ "${1:-}" != "--quick" ]] && setup_args+=(--fuzz)
+scripts/setup.sh "${setup_args[@]}" || exit 1
 
 passed=0
 failed=0
@@ -50,6 +54,10 @@ if [[ "${1:-}" != "--quick" ]]; then
 		-Dbuildtype=debugoptimized -- --suite unit --suite stress --num-processes 1 --timeout-multiplier 3
 	run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dallocator=system \
 		-Dbenchmarks=disabled -Dbuildtype=debugoptimized -- --suite unit --suite stress --num-processes 2 --timeout-multiplier 2
+	# one harness at a time (each is one fuzzing process)
+	CC=clang CXX=clang++ run_suite build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dallocator=system -Dbenchmarks=disabled -Dbuildtype=debugoptimized \
+		-- --suite fuzz --num-processes 1
 	# --verbose: the walk's figures (points per module, sites) in the log
 	run_suite build-faults -Db_sanitize=address,undefined -Db_lundef=false -Dallocator=system \
 		-Dbenchmarks=disabled -Dbuildtype=debugoptimized -Dfault_injection=true -- --suite faults --num-processes 1 --verbose

@@ -249,8 +249,8 @@ static int write_op(lmap_t *m, enum op op, const void *key, size_t klen, void *v
 			e->value = value;
 			if (op == OP_SWAP)
 				*out = prev;
-			else if (leave(m, p, prev, &now))
-				p = NULL;
+			else if (prev != value && leave(m, p, prev, &now))
+				p = NULL; /* (the same value stays: nothing left) */
 			rc = 1;
 		} else {
 			rc = insert(m, pp, h, key, klen, value);
@@ -284,7 +284,7 @@ static int write_op(lmap_t *m, enum op op, const void *key, size_t klen, void *v
 	case OP_CAS:
 		if (e && e->value == old) {
 			e->value = value;
-			if (leave(m, p, old, &now))
+			if (old != value && leave(m, p, old, &now))
 				p = NULL;
 			rc = 1;
 		}
@@ -527,7 +527,7 @@ int lmap_get_or_compute(lmap_t *m, const void *key, size_t klen,
 		struct ent **pp = lookup(m, h, key, klen);
 		if (*pp) { /* stored meanwhile: that value stands */
 			res = (*pp)->value;
-			drop = cv;
+			drop = cv != res ? cv : NULL;
 			rc = 1;
 		} else if ((rc = insert(m, pp, h, key, klen, cv)) == 0) {
 			res = cv;

@@ -59,12 +59,16 @@ WEFT_API int64_t weft_deadline(int64_t timeout_ns);
  * thread-safe. */
 WEFT_API const char *weft_strerror(int err);
 
+/* The longest spin weft_set_spin_ns accepts (1 s). */
+#define WEFT_SPIN_NS_MAX 1000000000LL
+
 /* Parking tunables. Every blocking weft call spins for at most spin_ns
  * (polling its condition) before it sleeps on a futex; it does not spin at
  * all while runnable threads outnumber cores. The default is 4000 ns, or
  * the environment variable WEFT_SPIN_NS read at first use. 0 disables
- * spinning. Returns the previous value; negative values are ignored
- * (pass -1 to read the value). Thread-safe; takes effect for later waits. */
+ * spinning; values above 1 s (WEFT_SPIN_NS_MAX) are taken as 1 s.
+ * Returns the previous value; negative values are ignored (pass -1 to
+ * read the value). Thread-safe; takes effect for later waits. */
 WEFT_API int64_t weft_set_spin_ns(int64_t spin_ns);
 
 #ifdef __cplusplus

@@ -47,8 +47,10 @@
  * loser of get_or_compute's store; what is left at destroy) goes to
  * opts.value_free exactly once. Values handed back to the caller
  * (load_and_delete's *value, swap's *previous) are the caller's again and
- * never go to value_free. value_free is never called with NULL. A node (its copy of the key) leaves when the
- * shard is rebuilt or cleared, or at destroy.
+ * never go to value_free. value_free is never called with NULL. A value
+ * replaced by itself (store, or compare_and_swap with old == value, of the
+ * pointer the key holds) does not leave: it is not freed. A node (its copy
+ * of the key) leaves when the shard is rebuilt or cleared, or at destroy.
  *
  * Nothing is freed while a thread could still hold it: leaving objects are
  * retired, and freed (value_free called, from whichever thread makes a map

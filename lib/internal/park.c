@@ -87,7 +87,8 @@ static int64_t spin_ns(void)
 	if (v == UINT64_MAX) {
 		const char *env = getenv("WEFT_SPIN_NS");
 		long long e = env ? atoll(env) : -1;
-		uint64_t want = e >= 0 ? (uint64_t)e : SPIN_NS_DEFAULT;
+		uint64_t want = e < 0 ? SPIN_NS_DEFAULT
+				      : e > WEFT_SPIN_NS_MAX ? WEFT_SPIN_NS_MAX : (uint64_t)e;
 		uint64_t unset = UINT64_MAX;
 		/* first reader (or weft_set_spin_ns) wins; relaxed is enough:
 		 * a tunable, not a publication */
@@ -100,6 +101,10 @@ static int64_t spin_ns(void)
 int64_t weft_set_spin_ns(int64_t ns)
 {
 	int64_t old = spin_ns();
+	/* bounded: a spin's end is now + ns and its adaptive ceiling ns x
+	 * SPIN_GROW_MAX (fuzz_opts: INT64_MAX overflowed both) */
+	if (ns > WEFT_SPIN_NS_MAX)
+		ns = WEFT_SPIN_NS_MAX;
 	if (ns >= 0)
 		weft__st64_rlx(&spin_ns_cfg, (uint64_t)ns);
 	return old;

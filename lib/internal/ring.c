@@ -351,7 +351,12 @@ long weft__ring_push_many(struct weft__ring *r, const void *elems, size_t n)
 		uint64_t pos = tail;
 		for (size_t i = 0; i < k; i++, pos = pos_next(r, pos)) {
 			uint64_t *stamp = slot_stamp(r, pos);
-			copy_elem(slot_data(stamp), src + i * r->esize, r->esize);
+			/* src is NULL for a signal-only channel (elem_size 0,
+			 * allowed): no arithmetic on it (fuzz_chan: send_many
+			 * of NULL elements was UB, "zero offset to null
+			 * pointer"), as pop_many below */
+			if (src)
+				copy_elem(slot_data(stamp), src + i * r->esize, r->esize);
 			/* release: element before stamp, for the pop that
 			 * acquires it */
 			weft__st64_rel(stamp, pos + 1);

@@ -41,8 +41,8 @@ void weft__spill_fini(struct weft__spill *sp);
 /* Append one element: 0, or the negative errno of writing the full write
  * block out (then nothing changed; the element is the caller's). */
 int weft__spill_push(struct weft__spill *sp, const void *elem);
-/* Take the oldest into elem: 0, -EAGAIN (empty), or the negative errno of
- * reading a block back (nothing taken). */
+/* Take the oldest into elem (NULL: drop it): 0, -EAGAIN (empty), or the
+ * negative errno of reading a block back (nothing taken). */
 int weft__spill_pop(struct weft__spill *sp, void *elem);
 
 #endif

@@ -362,6 +362,7 @@ static int slow_job(void *arg)
 	volatile unsigned x = 0;
 	for (unsigned i = 0; i < 200; i++)
 		x += i;
+	(void)x; /* clang: set but not used */
 	atomic_fetch_add_explicit(&s->ran, 1, memory_order_release);
 	return 0;
 }

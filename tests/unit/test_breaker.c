@@ -1332,6 +1332,27 @@ static void test_bad_settings(void)
 	CHECK_EQ(st.time_in_state, INT64_MAX);
 	weft_breaker_destroy(b);
 
+	/* a time window of 1 ns buckets and a clock crossing the int64 range
+	 * (found by fuzz_opts): the bucket index saturates. It was INT64_MAX
+	 * for a span of exactly that (the aging loop's i++ overflowed and
+	 * wrapped to a negative bucket index), and negative past it (the
+	 * window never aged) */
+	for (int k = 0; k < 2; k++) {
+		f.now = k ? INT64_MIN + 5 : 0;
+		s = (weft_breaker_settings_t){ .failure_rate = 1, .window_time = 10,
+					       .window_buckets = 10, .min_calls = 1000,
+					       .clock = fake_clock, .user = &f };
+		b = wmake(&s);
+		CHECK_EQ(fail(W, b), 0);
+		f.now = INT64_MAX;
+		CHECK_EQ(fail(W, b), 0);
+		CHECK_EQ(succeed(W, b), 0);
+		CHECK_EQ(weft_breaker_stats(b, &st), 0);
+		CHECK_EQ(st.window_results, 2); /* the first left the window */
+		CHECK_EQ(st.window_failures, 1);
+		weft_breaker_destroy(b);
+	}
+
 	/* a ticket never seen: ignored */
 	b = wmake(NULL);
 	weft_breaker_ticket_t t = { .generation = 12345, .age = 99 };

@@ -10,7 +10,8 @@
  * so the file is really written and read), no file visible in the spill
  * directory, close-and-drain of spilled elements, len and stats,
  * spill_max_bytes (try_send -EAGAIN, a deadline, a blocked send released
- * by a receive), a select receiving what sits only on disk, 3 senders x
+ * by a receive), a select receiving what sits only on disk, a select
+ * sending into a spill at its limit whose ring has room, 3 senders x
  * 2 receivers exactly once and FIFO per sender (threads, then tasks), and
  * a disk error (RLIMIT_FSIZE, SIGXFSZ ignored) failing the send with
  * -EFBIG while everything accepted before is delivered in order.
@@ -389,8 +390,52 @@ static void test_spill_select(void)
 	weft_case_t cs[2] = {{.chan = other, .op = WEFT_RECV, .elem = &v},
 			     {.chan = c, .op = WEFT_RECV, .elem = &v}};
 	CHECK_EQ(weft_select_try(cs, 2), -EAGAIN);
+	/* a RECV case with no element drops what it takes, from the write
+	 * block and from the file alike (memcpy to NULL crashed; found by
+	 * fuzz_select) */
+	for (v = 0; v < 2 + 4 * 512 + 3; v++) /* ring, 4 blocks on disk, 3 in memory */
+		CHECK_EQ(weft_chan_send(c, &v), 0);
+	weft_case_t drop[1] = {{.chan = c, .op = WEFT_RECV, .elem = NULL}};
+	for (uint64_t i = 0; i < 2 + 4 * 512 + 3 - 1; i++) {
+		CHECK_EQ(weft_select_try(drop, 1), 0);
+		CHECK_EQ(drop[0].err, 0);
+	}
+	CHECK_EQ(weft_chan_recv(c, &v), 0);
+	CHECK_EQ(v, 2 + 4 * 512 + 3 - 1);
+	CHECK_EQ(weft_chan_len(c), 0);
 	weft_chan_destroy(c);
 	weft_chan_destroy(other);
+}
+
+/* a select SEND case on a SPILL channel at its limit whose ring has room
+ * (a receive took from the ring, the spill stays full): not ready, so
+ * select_try says -EAGAIN and select_until times out (both hung: the
+ * ring's room made them retry forever; found by fuzz_select) */
+static void test_spill_select_at_limit(void)
+{
+	weft_chan_opts_t o = {.elem_size = 8, .capacity = 2, .overflow = WEFT_OVERFLOW_SPILL,
+			      .spill_dir = g_dir, .spill_max_bytes = 8};
+	weft_chan_t *c;
+	CHECK_EQ(weft_chan_create_opts(&c, &o), 0);
+	uint64_t v;
+	for (v = 0; v < 3; v++) /* two in the ring, one in the spill: its limit */
+		CHECK_EQ(weft_chan_send(c, &v), 0);
+	CHECK_EQ(weft_chan_recv(c, &v), 0);
+	CHECK_EQ(v, 0);
+	weft_case_t cs[1] = {{.chan = c, .op = WEFT_SEND, .elem = &v}};
+	CHECK_EQ(weft_select_try(cs, 1), -EAGAIN);
+	CHECK_EQ(weft_select_until(cs, 1, weft_deadline(1000000)), -ETIMEDOUT);
+	CHECK_EQ(weft_chan_try_send(c, &v), -EAGAIN);
+	/* the spill empties: ready again */
+	CHECK_EQ(weft_chan_recv(c, &v), 0);
+	CHECK_EQ(weft_chan_recv(c, &v), 0);
+	CHECK_EQ(v, 2);
+	v = 3;
+	CHECK_EQ(weft_select_try(cs, 1), 0);
+	CHECK_EQ(cs[0].err, 0);
+	CHECK_EQ(weft_chan_recv(c, &v), 0);
+	CHECK_EQ(v, 3);
+	weft_chan_destroy(c);
 }
 
 /* 3 senders x 2 receivers through a small ring and small blocks */
@@ -530,6 +575,7 @@ int main(int argc, char **argv)
 	RUN(test_spill_fifo);
 	RUN(test_spill_max);
 	RUN(test_spill_select);
+	RUN(test_spill_select_at_limit);
 	RUN(test_spill_concurrent_threads);
 	RUN(test_spill_concurrent_tasks);
 	RUN(test_spill_disk_error);

@@ -276,6 +276,45 @@ static void test_basics(void)
 			CHECK_EQ(atomic_load(&V.freed[i]), 1);
 }
 
+/* ---- a value replaced by itself ---------------------------------------------- */
+
+/* store(k, v) over v and compare_and_swap(k, v, v) leave v in the map: it
+ * must not go to value_free then (it did, and again at destroy: a double
+ * free; found by fuzz_map). Neither for get_or_compute when compute
+ * returns the value stored meanwhile. */
+static void *same_v;
+static void *same_m;
+
+static int compute_stores_same(const void *k, size_t kl, void **v, void *u)
+{
+	(void)u;
+	CHECK_EQ(I->store(same_m, k, kl, same_v), 0);
+	*v = same_v;
+	return 0;
+}
+
+static void test_same_value(void)
+{
+	vals_reset(2);
+	void *m = mk(), *v;
+	struct val *x = val_new(0), *y = val_new(1);
+	CHECK_EQ(I->store(m, "k", 1, x), 0);
+	CHECK_EQ(I->store(m, "k", 1, x), 0);
+	CHECK_EQ(I->cas(m, "k", 1, x, x), 1);
+	for (int i = 0; i < 100; i++) /* let reclamation run meanwhile */
+		CHECK_EQ(I->store(m, "j", 1, NULL), 0);
+	CHECK_EQ(I->clear(m), 0); /* x leaves here, once (a second free fails) */
+	same_m = m;
+	same_v = y;
+	CHECK_EQ(I->goc(m, "g", 1, compute_stores_same, NULL, &v), 1);
+	CHECK(v == y);
+	CHECK_EQ(I->load(m, "g", 1, &v), 1);
+	CHECK(v == y);
+	I->destroy(m);
+	CHECK_EQ(atomic_load(&V.freed[0]), 1);
+	CHECK_EQ(atomic_load(&V.freed[1]), 1);
+}
+
 /* ---- model ---------------------------------------------------------------- */
 
 enum { MK = 40, MOPS = 30000 };
@@ -952,6 +991,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "map implementation %s:\n", I->name);
 		RUN(test_args);
 		RUN(test_basics);
+		RUN(test_same_value);
 		RUN(test_model);
 		RUN(test_nested);
 		RUN(test_compute_threads);

@@ -700,6 +700,37 @@ static void test_bad_input(void)
 	weft_chan_destroy(c8);
 }
 
+/* absurd stage options (found by fuzz_opts): a reorder window that cannot
+ * be allocated is -ENOMEM, nothing started (stage_free walked the slots of
+ * a NULL array); an idle_ns near INT64_MAX waits that long, its deadline
+ * saturating (now + idle_ns overflowed: UBSan in the sanitizer build) */
+static void test_absurd_opts(void)
+{
+	weft_chan_t *in, *out = NULL;
+	CHECK_EQ(weft_chan_create(&in, 8, 64), 0);
+	weft_pipeline_t *p = new_pipeline(NULL);
+	if (!SANITIZED) { /* ASan aborts on an allocation that cannot be
+			   * made (fuzz_opts runs this one with
+			   * allocator_may_return_null) */
+		weft_stage_opts_t ord = {.ordered = 1, .workers = 2, .window = SIZE_MAX};
+		CHECK_EQ(weft_pipeline_stage(p, in, &out, fwd_fn, NULL, &ord), -ENOMEM);
+		CHECK(out == NULL);
+		CHECK_EQ(weft_pipeline_stats(p, NULL, 0), 0);
+		CHECK_EQ(weft_ctx_err(weft_pipeline_ctx(p)), 0);
+	}
+	weft_stage_opts_t idle = {.workers = 1, .max_workers = 2, .out_capacity = 64,
+				  .idle_ns = INT64_MAX};
+	CHECK_EQ(weft_pipeline_stage(p, in, &out, fwd_fn, NULL, &idle), 0);
+	sleep_us(2000); /* the worker waits for input, deadline "never" */
+	for (uint64_t i = 0; i < 8; i++)
+		CHECK_EQ(weft_chan_send(in, &i), 0);
+	weft_chan_close(in);
+	CHECK_EQ(weft_pipeline_wait(p), 0);
+	CHECK_EQ(weft_chan_len(out), 8);
+	weft_pipeline_destroy(p);
+	weft_chan_destroy(in);
+}
+
 /* a DROP_NEWEST output that is full: emit returns 0, the item is dropped */
 static void test_drop_output(void)
 {
@@ -872,6 +903,7 @@ static void run_all(void)
 	RUN(test_fan_out_in);
 	RUN(test_fan_in_closes);
 	RUN(test_drop_output);
+	RUN(test_absurd_opts);
 	RUN(test_fn_ends_thread);
 }
 
