@@ -133,7 +133,7 @@ struct worker {
 	bool has_thread;        /* tid needs a join (life_lock) */
 	pthread_t tid;          /* (life_lock) */
 	weft_wg_t exited;       /* a task worker: done as its last act */
-	struct pool_self *self; /* a task worker's "which pool am I in" */
+	struct pool_self *self; /* its "which pool am I in" (run() reads it: no lookup per job) */
 	unsigned index;
 	weft_pool_t *p;
 	struct running cur;     /* its job (popped straight into cur.j); its note */
@@ -541,7 +541,7 @@ static void run(weft_pool_t *p, struct worker *wk, struct running *r)
 	/* relaxed: read by stats and the monitor (one writer: us) */
 	if (wk)
 		weft__st32_rlx(&wk->seq, wk->seq + 1);
-	struct pool_self *me = pool_self();
+	struct pool_self *me = wk ? wk->self : pool_self();
 	unsigned saved = me->bit; /* (nested when run inline) */
 	me->bit = (unsigned)j->bit;
 	r->phase = PH_FN;
@@ -803,6 +803,7 @@ static void *worker_main(void *arg)
 		wk->has_dead = false;
 	}
 	tl_self.pool = p;
+	wk->self = &tl_self;
 	weft__tl_sleep_note = &wk->note;
 	weft__st32_rlx(&wk->ktid, (uint32_t)gettid());
 	char idx[12];
@@ -825,6 +826,7 @@ static void worker_task(void *arg)
 	struct pool_self me = {wk->p, 0};
 
 	*weft__task_slot() = &me;
+	wk->self = &me;
 	weft__death_push(&wk->cur.note);
 	worker_loop(wk);
 	weft__death_pop(&wk->cur.note);
