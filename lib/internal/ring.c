@@ -164,7 +164,14 @@ static void slot_wait(struct weft__ring *r, uint64_t pos, uint64_t *stamp, uint6
 	weft__spin_slept();
 }
 
-/* out of line: keeps the callers' fast paths free of a call */
+/* out of line: keeps the callers' fast paths free of a call.
+ * The stamp store slot_publish made may still sit in our store buffer
+ * (asymmetric fences: a plain release store). The wake itself makes it
+ * visible before the sleeper can look again: FUTEX_WAKE runs a full
+ * barrier in the kernel before it looks for sleepers, and a parked task's
+ * wake (weft__task_unpark_word) fences before it reads its bucket. Without
+ * that a woken sleeper could read the old stamp and sleep for good
+ * (tests/models/ring.pml finds the trace when the wake does not drain). */
 static __attribute__((noinline, cold)) void slot_wake(uint64_t *stamp)
 {
 	weft__unpark_word(stamp_word(stamp));
