@@ -921,7 +921,10 @@ static void worker_died(weft__death_note_t *n)
 	weft__faa64(&p->died, 1);
 	account_died(&wk->cur);
 	/* a shutdown holds life_lock while it joins the workers, us among
-	 * them: never wait for the lock then (see Deaths) */
+	 * them: never wait for the lock then (see Deaths). A yield loop, not
+	 * the parking layer: it watches two words (the lock and joining),
+	 * runs once per death, and on a task worker's dying carrier there is
+	 * no task left to park */
 	while (!mutex_trylock(&p->life_lock)) {
 		/* acquire: pairs with shutdown's release, before it locks */
 		if (weft__ld32_acq(&p->joining))

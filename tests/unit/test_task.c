@@ -236,9 +236,9 @@ static void start_thread(pthread_t *t, void (*fn)(void *), void *arg)
 }
 
 /* mode 0: two tasks; 1: task pings a thread; 2: thread pings a task */
-static void pingpong(size_t cap, int mode)
+static void pingpong_rounds(size_t cap, int mode, long rounds)
 {
-	struct pp x = {.rounds = SANITIZED ? 2000 : 50000};
+	struct pp x = {.rounds = rounds};
 	pthread_t th;
 	CHECK_EQ(weft_chan_create(&x.ping, sizeof(long), cap), 0);
 	CHECK_EQ(weft_chan_create(&x.pong, sizeof(long), cap), 0);
@@ -258,6 +258,11 @@ static void pingpong(size_t cap, int mode)
 	CHECK_EQ(atomic_load(&x.bad), 0);
 	weft_chan_destroy(x.ping);
 	weft_chan_destroy(x.pong);
+}
+
+static void pingpong(size_t cap, int mode)
+{
+	pingpong_rounds(cap, mode, SANITIZED ? 2000 : 50000);
 }
 
 static void test_task_pingpong(void)
@@ -620,15 +625,7 @@ static void test_task_held_carriers(void)
 	CHECK_EQ(weft_go(blocker_fn, NULL), 0);
 	weft_sleep(5000000); /* it is in read() now, most likely */
 	/* tasks started meanwhile all finish while it stays blocked */
-	struct pp x = {.rounds = 1000};
-	CHECK_EQ(weft_chan_create(&x.ping, sizeof(long), 0), 0);
-	CHECK_EQ(weft_chan_create(&x.pong, sizeof(long), 0), 0);
-	weft_wg_init(&x.wg);
-	weft_wg_add(&x.wg, 2);
-	CHECK_EQ(weft_go(pinger, &x), 0);
-	CHECK_EQ(weft_go(ponger, &x), 0);
-	CHECK_EQ(weft_wg_wait(&x.wg), 0);
-	CHECK_EQ(atomic_load(&x.bad), 0);
+	pingpong_rounds(0, 0, 1000);
 	/* a task that spins on what a task queued behind it does */
 	weft_wg_add(&held_wg, 2);
 	CHECK_EQ(weft_go(spinner_fn, NULL), 0);
@@ -638,8 +635,6 @@ static void test_task_held_carriers(void)
 	CHECK_EQ(atomic_load(&held_flag), 1);
 	close(held_pipe[0]);
 	close(held_pipe[1]);
-	weft_chan_destroy(x.ping);
-	weft_chan_destroy(x.pong);
 	CHECK_EQ(weft_runtime_set_procs(0), 0);
 }
 
@@ -872,15 +867,7 @@ static void test_task_ends_carrier(void)
 	CHECK_EQ(atomic_load(&later), LATER);
 	CHECK_EQ(atomic_load(&ec_cleanups), DEATHS);
 	/* and the runtime runs on: a ping-pong on its one carrier */
-	struct pp x = {.rounds = 1000};
-	CHECK_EQ(weft_chan_create(&x.ping, sizeof(long), 0), 0);
-	CHECK_EQ(weft_chan_create(&x.pong, sizeof(long), 0), 0);
-	weft_wg_init(&x.wg);
-	weft_wg_add(&x.wg, 2);
-	CHECK_EQ(weft_go(pinger, &x), 0);
-	CHECK_EQ(weft_go(ponger, &x), 0);
-	CHECK_EQ(weft_wg_wait(&x.wg), 0);
-	CHECK_EQ(atomic_load(&x.bad), 0);
+	pingpong_rounds(0, 0, 1000);
 	/* the dead leave the dump (the last may still be unwinding: the
 	 * others may have run on a carrier the monitor added meanwhile) */
 	for (;;) {
@@ -897,8 +884,6 @@ static void test_task_ends_carrier(void)
 			break;
 		weft_sleep(1000000);
 	}
-	weft_chan_destroy(x.ping);
-	weft_chan_destroy(x.pong);
 	weft_chan_destroy(ec_ch);
 	CHECK_EQ(weft_runtime_set_procs(0), 0);
 }
