@@ -16,13 +16,28 @@
  * - A waiter that leaves holding a notification it will not use (its
  *   re-check succeeded, or it timed out) passes the notification on, so no
  *   element is stranded with a sleeper beside it.
- * - Unbuffered: matching and registering happen under one lock, so a
- *   sender and a receiver can never both register and miss each other.
- *   The element is copied by whoever finds the waiting peer, after winning
- *   the peer (CLAIMED), and released to it by the final DONE store.
+ * - Unbuffered, one waiter at a time (the common case: a pipeline stage,
+ *   a ping-pong): the rendezvous word ch->rv holds the waiter's node. A
+ *   waiter without deadline or context publishes its node with one CAS
+ *   (EMPTY -> node) and a partner takes it with one CAS (node -> EMPTY):
+ *   the CAS decides the match, no lock is taken, and the taker alone ends
+ *   the wait (weft__waiter_finish_alone: for a parked task, a plain store
+ *   and a ready). Both CASes are on the one word, so a sender and a
+ *   receiver can never both publish and miss each other. A task publishes
+ *   only once its context is saved (weft__task_park_publish).
+ * - Unbuffered, everything else (a second waiter on the same side, a
+ *   deadline, a context, a select): under the lock. Taking the lock
+ *   turns the word to QUEUED (moving a lone waiter into its queue), so
+ *   lock-free parties keep out while the queues hold anyone; the last
+ *   unlock that leaves both queues empty turns it back to EMPTY. Matching
+ *   and registering happen under the lock; the element is copied by
+ *   whoever finds the waiting peer, after winning the peer (CLAIMED), and
+ *   released to it by the final DONE store.
  * - Close sets the mark in the ring's tail (an RMW that linearizes against
  *   every push) and then notifies everyone under the lock: a waiter either
- *   registered before (notified) or re-checks after (sees the mark).
+ *   registered before (notified) or re-checks after (sees the mark). On an
+ *   unbuffered channel it also swaps the word to CLOSED, notifying a lone
+ *   waiter; a publish CAS from EMPTY then fails for good.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -31,6 +46,7 @@
 #include "internal/chan_impl.h"
 #include "internal/clock.h"
 #include "internal/ctx_impl.h"
+#include "internal/sched.h"
 #include "internal/sys.h"
 #include <weft/chan.h>
 
@@ -113,29 +129,114 @@ int weft_chan_is_closed(const weft_chan_t *ch)
 	return ch ? weft__ring_is_closed(&ch->ring) : 0;
 }
 
+/* ---- the rendezvous word (unbuffered) ----
+ *
+ * ch->rv: bits 63..48 count the lone waiters ever published (a version
+ * for select_try, see weft__chan_version); below them either a lone
+ * waiter's node (8-aligned, under 2^48: a user-space stack address) with
+ * its side in bit 0, or no node and one of EMPTY (nobody waits), QUEUED
+ * (the lock and the queues decide) and CLOSED. Lock-free parties CAS it
+ * from EMPTY (publish) and from a node (take); only holders of the lock
+ * change QUEUED, and CLOSED is final. */
+#define RV_SEND 1u /* with a node: the lone waiter sends */
+#define RV_QUEUED 2u
+#define RV_CLOSED 4u
+#define RV_SEQ_SHIFT 48
+#define RV_SEQ_MASK (~(uint64_t)0 << RV_SEQ_SHIFT)
+#define RV_NODE_MASK (~RV_SEQ_MASK & ~(uint64_t)7)
+
+static inline weft__wnode_t *rv_node(uint64_t v)
+{
+	return (weft__wnode_t *)(uintptr_t)(v & RV_NODE_MASK);
+}
+
+static inline int rv_side(uint64_t v)
+{
+	return (v & RV_SEND) ? WEFT_SEND : WEFT_RECV;
+}
+
+static inline bool rv_empty(uint64_t v)
+{
+	return (v & ~RV_SEQ_MASK) == 0;
+}
+
+/* Lock held: a lone waiter joins its queue, the word says QUEUED. */
+static void rv_queue(weft_chan_t *ch)
+{
+	/* acquire: a lone waiter's node fields, written before its publish */
+	uint64_t v = weft__ld64_acq(&ch->rv);
+	while (!(v & (RV_QUEUED | RV_CLOSED))) {
+		/* full RMW: against a lone waiter's publish and a taker's CAS */
+		if (weft__cas64(&ch->rv, &v, (v & RV_SEQ_MASK) | RV_QUEUED)) {
+			weft__wnode_t *n = rv_node(v);
+			if (n)
+				weft__waitq_push_locked(weft__chan_queue(ch, rv_side(v)), n);
+			return;
+		}
+	}
+}
+
+/* Lock held: both queues empty, the word goes back to lock-free use. */
+static void rv_unqueue(weft_chan_t *ch)
+{
+	/* relaxed: QUEUED changes only under the lock we hold */
+	uint64_t v = weft__ld64_rlx(&ch->rv);
+	if ((v & ~RV_SEQ_MASK) == RV_QUEUED && !ch->recvq.head && !ch->sendq.head)
+		/* release: the queues' last changes before lock-free parties
+		 * may use the word again */
+		weft__st64_rel(&ch->rv, v & RV_SEQ_MASK);
+}
+
+/* Lock held, closing: the word becomes CLOSED for good; a lone waiter
+ * is notified (it retries and sees the close). */
+static void rv_close(weft_chan_t *ch)
+{
+	uint64_t v = weft__ld64_acq(&ch->rv);
+	/* full RMW: against publishes and takes; acquire for the node */
+	while (!weft__cas64(&ch->rv, &v, (v & RV_SEQ_MASK) | RV_CLOSED))
+		;
+	weft__wnode_t *n = rv_node(v);
+	if (n)
+		weft__waiter_finish_alone(n->w, WEFT__W_NOTIFY | n->index);
+}
+
+void weft__chan_lock(weft_chan_t *ch)
+{
+	weft__mutex_lock(&ch->lock);
+	if (ch->cap == 0)
+		rv_queue(ch);
+}
+
+void weft__chan_unlock(weft_chan_t *ch)
+{
+	if (ch->cap == 0)
+		rv_unqueue(ch);
+	weft__mutex_unlock(&ch->lock);
+}
+
 /* ---- waiter plumbing shared with select.c ---- */
 
 void weft__chan_register(weft_chan_t *ch, int op, weft__wnode_t *n)
 {
-	weft__mutex_lock(&ch->lock);
+	weft__chan_lock(ch);
 	weft__waitq_push(weft__chan_queue(ch, op), n);
-	weft__mutex_unlock(&ch->lock);
+	weft__chan_unlock(ch);
 }
 
 void weft__chan_unregister(weft_chan_t *ch, int op, weft__wnode_t *n)
 {
-	weft__mutex_lock(&ch->lock);
+	weft__chan_lock(ch);
 	weft__waitq_unlink(weft__chan_queue(ch, op), n);
-	weft__mutex_unlock(&ch->lock);
+	weft__chan_unlock(ch);
 }
 
 void weft__chan_notify(weft_chan_t *ch, weft__waitq_t *q, size_t k)
 {
 	for (size_t i = 0; i < k; i++) {
 		uint32_t notified, old;
-		weft__mutex_lock(&ch->lock);
+		weft__chan_lock(ch);
 		weft__waiter_t *w = weft__waitq_notify_one(q, &notified, &old);
-		weft__mutex_unlock(&ch->lock);
+		weft__chan_unlock(ch);
 		if (w)
 			weft__waiter_wake(w, old);
 		if (!notified || weft__waitq_count(q) == 0)
@@ -155,9 +256,7 @@ static inline void notify_other(weft_chan_t *ch, int op, size_t k)
 
 /* ---- unbuffered handoff ---- */
 
-/* Copy between the caller and a peer won with weft__waitq_claim, then
- * release the peer. */
-void weft__chan_handoff(weft_chan_t *ch, int op, void *elem, weft__wnode_t *peer)
+static inline void handoff_copy(weft_chan_t *ch, int op, void *elem, weft__wnode_t *peer)
 {
 	if (ch->elem_size) {
 		if (op == WEFT_SEND) {
@@ -167,7 +266,85 @@ void weft__chan_handoff(weft_chan_t *ch, int op, void *elem, weft__wnode_t *peer
 			memcpy(elem, peer->elem, ch->elem_size);
 		}
 	}
+}
+
+/* Copy between the caller and a peer won with weft__waitq_claim, then
+ * release the peer. */
+void weft__chan_handoff(weft_chan_t *ch, int op, void *elem, weft__wnode_t *peer)
+{
+	handoff_copy(ch, op, elem, peer);
 	weft__waiter_finish(peer->w, WEFT__W_DONE | peer->index);
+}
+
+/* Take a lone waiter of the other side out of the word and complete the
+ * hand-off: 0; -EAGAIN if nobody waits there; 1 if the queues are in use
+ * (or the channel is closed): the caller decides under the lock. */
+static int rv_take(weft_chan_t *ch, int op, void *elem)
+{
+	/* acquire: the lone waiter's node fields, written before it
+	 * published them */
+	uint64_t v = weft__ld64_acq(&ch->rv);
+	for (;;) {
+		weft__wnode_t *n = rv_node(v);
+		if (!n)
+			return rv_empty(v) ? -EAGAIN : 1;
+		if (rv_side(v) == op)
+			return -EAGAIN; /* one of ours waits: nobody to meet */
+		/* full RMW: the match; whoever wins the node alone ends its
+		 * wait (it has no deadline or context) */
+		if (weft__cas64(&ch->rv, &v, v & RV_SEQ_MASK)) {
+			handoff_copy(ch, op, elem, n);
+			weft__waiter_finish_alone(n->w, WEFT__W_DONE | n->index);
+			return 0;
+		}
+	}
+}
+
+struct rv_publish {
+	weft_chan_t *ch;
+	uint64_t empty; /* the word as read: EMPTY */
+	uint64_t mine;  /* our node, our side, the next count */
+};
+
+static bool rv_publish(void *p)
+{
+	struct rv_publish *a = p;
+	/* full RMW (release): the node and its waiter before the word shows
+	 * them; fails if anything happened since the word was read */
+	return weft__cas64(&a->ch->rv, &a->empty, a->mine);
+}
+
+enum { RV_DONE, RV_RETRY, RV_LOCK };
+
+/* Wait alone in the word, without deadline or context: RV_DONE (a peer
+ * completed the hand-off), RV_RETRY (the word moved before we were in it,
+ * or a close notified us: try again), RV_LOCK (someone waits on our side
+ * already, or the queues are in use: wait under the lock). */
+static int rv_wait_alone(weft_chan_t *ch, int op, void *elem)
+{
+	weft__waiter_t w = {WEFT__W_WAITING};
+	weft__wnode_t node = {.w = &w, .elem = elem, .index = 0};
+	/* relaxed: the publish CAS decides; this only picks the path */
+	uint64_t v = weft__ld64_rlx(&ch->rv);
+	if (!rv_empty(v) || ((uintptr_t)&node & ~RV_NODE_MASK))
+		return RV_LOCK;
+	struct rv_publish p = {ch, v,
+			       ((v & RV_SEQ_MASK) + ((uint64_t)1 << RV_SEQ_SHIFT)) |
+				       (uint64_t)(uintptr_t)&node | (op == WEFT_SEND ? RV_SEND : 0)};
+	uint32_t st;
+	if (weft__task_self()) {
+		if (!weft__task_park_publish(&w, rv_publish, &p))
+			return RV_RETRY;
+		/* acquire: pairs with the taker's release of the final state */
+		st = weft__ld32_acq(&w.state);
+	} else {
+		if (!rv_publish(&p))
+			return RV_RETRY;
+		/* spin on our own state: the peer completes the handoff while
+		 * we are still awake */
+		st = weft__waiter_wait(&w, WEFT_FOREVER, true);
+	}
+	return WEFT__W_KIND(st) == WEFT__W_DONE ? RV_DONE : RV_RETRY;
 }
 
 int weft__chan_match_locked(weft_chan_t *ch, int op, const weft__waiter_t *self,
@@ -184,11 +361,15 @@ static int try_unbuffered(weft_chan_t *ch, int op, void *elem, const weft__waite
 	weft__wnode_t *peer;
 	if (weft__ring_is_closed(&ch->ring))
 		return -EPIPE;
+	/* a lone waiter is never a select's (self): selects queue */
+	int rc = rv_take(ch, op, elem);
+	if (rc <= 0)
+		return rc;
 	if (weft__waitq_count(op == WEFT_SEND ? &ch->recvq : &ch->sendq) == 0)
 		return -EAGAIN; /* nobody there at this instant */
-	weft__mutex_lock(&ch->lock);
-	int rc = weft__chan_match_locked(ch, op, self, &peer);
-	weft__mutex_unlock(&ch->lock);
+	weft__chan_lock(ch);
+	rc = weft__chan_match_locked(ch, op, self, &peer);
+	weft__chan_unlock(ch);
 	if (rc == 0)
 		weft__chan_handoff(ch, op, elem, peer);
 	return rc;
@@ -217,6 +398,10 @@ bool weft__chan_ready(weft_chan_t *ch, int op)
 		return op == WEFT_RECV ? weft__ring_can_pop(&ch->ring)
 				       : weft__ring_can_push(&ch->ring);
 	}
+	/* acquire: as the queue counts below */
+	uint64_t rv = weft__ld64_acq(&ch->rv);
+	if (rv_node(rv))
+		return rv_side(rv) != op;
 	return weft__ring_is_closed(&ch->ring) ||
 	       weft__waitq_count(op == WEFT_SEND ? &ch->recvq : &ch->sendq) != 0;
 }
@@ -228,9 +413,11 @@ void weft__chan_version(weft_chan_t *ch, int op, uint64_t v[2])
 		return;
 	}
 	/* a partner becomes available by registering (regs grows before
-	 * count, which try_unbuffered reads), or the channel closes */
+	 * count, which try_unbuffered reads), by waiting alone in the word
+	 * (its count grows), or the channel closes */
 	v[0] = weft__ring_is_closed(&ch->ring);
-	v[1] = weft__waitq_regs(op == WEFT_SEND ? &ch->recvq : &ch->sendq);
+	v[1] = weft__waitq_regs(op == WEFT_SEND ? &ch->recvq : &ch->sendq) |
+	       (weft__ld64_acq(&ch->rv) >> RV_SEQ_SHIFT) << 32;
 }
 
 bool weft__chan_ready_at(weft_chan_t *ch, int op, const uint64_t v[2])
@@ -250,12 +437,18 @@ bool weft__chan_ready_at(weft_chan_t *ch, int op, const uint64_t v[2])
 		return weft__ring_ready_at(&ch->ring, v, op == WEFT_RECV);
 	if (v[0])
 		return true;
+	/* acquire: the queue count after it */
+	uint64_t rv = weft__ld64_acq(&ch->rv);
+	if (rv_node(rv))
+		return rv_side(rv) != op; /* a lone waiter: live until taken */
+	if (rv_empty(rv))
+		return false; /* nobody waits at all */
 	weft__waitq_t *q = op == WEFT_SEND ? &ch->recvq : &ch->sendq;
 	if (weft__waitq_count(q) == 0)
 		return false;
-	weft__mutex_lock(&ch->lock);
+	weft__chan_lock(ch);
 	bool live = weft__waitq_has_peer(q);
-	weft__mutex_unlock(&ch->lock);
+	weft__chan_unlock(ch);
 	return live;
 }
 
@@ -360,13 +553,20 @@ static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t de
 		weft__wnode_t cnode = {.w = &w, .index = 0};
 		weft__waitq_t *q = weft__chan_queue(ch, op);
 		if (ch->cap == 0) {
+			if (wait_until == WEFT_FOREVER && !ctx) {
+				int a = rv_wait_alone(ch, op, elem);
+				if (a == RV_DONE)
+					return 1;
+				if (a == RV_RETRY)
+					continue;
+			}
 			/* match or register, atomically under the lock */
 			weft__wnode_t *peer;
-			weft__mutex_lock(&ch->lock);
+			weft__chan_lock(ch);
 			int m = weft__chan_match_locked(ch, op, NULL, &peer);
 			if (m == -EAGAIN)
 				weft__waitq_push_locked(q, &node);
-			weft__mutex_unlock(&ch->lock);
+			weft__chan_unlock(ch);
 			if (m == 0) {
 				weft__chan_handoff(ch, op, elem, peer);
 				return 1;
@@ -599,6 +799,8 @@ int weft_chan_close(weft_chan_t *ch)
 	if (rc)
 		return rc;
 	weft__mutex_lock(&ch->lock);
+	if (ch->cap == 0)
+		rv_close(ch);
 	weft__waitq_notify_all(&ch->recvq);
 	weft__waitq_notify_all(&ch->sendq);
 	weft__mutex_unlock(&ch->lock);

@@ -190,14 +190,14 @@ static size_t lock_unbuffered(weft_case_t *cases, size_t n, weft_chan_t **locked
 		if (u == 0 || locked[u - 1] != locked[i])
 			locked[u++] = locked[i];
 	for (size_t i = 0; i < u; i++)
-		weft__mutex_lock(&locked[i]->lock);
+		weft__chan_lock(locked[i]);
 	return u;
 }
 
 static void unlock_all(weft_chan_t **locked, size_t k)
 {
 	while (k > 0)
-		weft__mutex_unlock(&locked[--k]->lock);
+		weft__chan_unlock(locked[--k]);
 }
 
 

@@ -17,6 +17,9 @@ struct weft_chan {
 	WEFT__ALIGNED weft__waitq_t recvq;
 	weft__waitq_t sendq;
 	weft__mutex_t lock;
+	/* unbuffered: the rendezvous word (chan.c): nobody waits, one
+	 * waiter alone (its node), or the queues are in use */
+	uint64_t rv;
 	size_t elem_size;
 	size_t cap;
 	/* nonzero: weft_chan_send may try the ring's quick path first (a
@@ -52,7 +55,7 @@ void weft__chan_version(weft_chan_t *ch, int op, uint64_t v[2]);
  * v was read. */
 bool weft__chan_ready_at(weft_chan_t *ch, int op, const uint64_t v[2]);
 
-/* Unbuffered, with ch->lock held: -EPIPE if closed; 0 with *peer set if a
+/* Unbuffered, with ch->lock held (weft__chan_lock): -EPIPE if closed; 0 with *peer set if a
  * waiting partner (not of self) was won, to be completed with
  * weft__chan_handoff after the lock is dropped; else -EAGAIN. */
 int weft__chan_match_locked(weft_chan_t *ch, int op, const weft__waiter_t *self,
@@ -63,6 +66,13 @@ static inline weft__waitq_t *weft__chan_queue(weft_chan_t *ch, int op)
 {
 	return op == WEFT_SEND ? &ch->sendq : &ch->recvq;
 }
+
+/* Take / drop ch->lock. On an unbuffered channel, taking it also moves a
+ * waiter that waits alone in the rendezvous word into its queue, so that
+ * under the lock the queues hold every waiter; dropping it hands the word
+ * back to lock-free use once both queues are empty. */
+void weft__chan_lock(weft_chan_t *ch);
+void weft__chan_unlock(weft_chan_t *ch);
 
 /* Register n on op's queue / remove it if still there (takes the lock;
  * for unbuffered channels select registers under its own held locks). */

@@ -474,6 +474,22 @@ void weft__waiter_finish(weft__waiter_t *w, uint32_t val)
 	weft__waiter_wake(w, old);
 }
 
+void weft__waiter_finish_alone(weft__waiter_t *w, uint32_t val)
+{
+	/* relaxed: the word the caller won with a CAS (acquire) showed w
+	 * after the owner's last change to it */
+	if (weft__ld32_rlx(&w->state) != WEFT__W_PARKED) {
+		weft__waiter_finish(w, val); /* a thread: see park.h */
+		return;
+	}
+	struct weft__task *t = w->task;
+	/* release: the handed-off element before the final state; the owner
+	 * reads it with acquire once it runs again, which is after the
+	 * ready below */
+	weft__st32_rel(&w->state, val);
+	weft__task_ready(t);
+}
+
 uint32_t weft__waiter_wait(weft__waiter_t *w, int64_t deadline, bool spin)
 {
 	uint32_t s;

@@ -254,6 +254,14 @@ void weft__waiter_wake(weft__waiter_t *w, uint32_t old);
 void weft__waiter_wake_yielding(weft__waiter_t *w, uint32_t old);
 /* From CLAIMED to the final value, waking the owner if it sleeps. */
 void weft__waiter_finish(weft__waiter_t *w, uint32_t val);
+/* End a wait that the caller alone could end: it won w by taking it out
+ * of a word (a CAS that nobody else can repeat), and w was published
+ * without deadline or context, so no timer, canceller or other queue can
+ * touch its state. A parked task (published by weft__task_park_publish)
+ * changes nothing until readied, so its final state is a plain release
+ * store and no RMW; a thread may be setting SLEEPING, so it gets the RMW
+ * of weft__waiter_finish. */
+void weft__waiter_finish_alone(weft__waiter_t *w, uint32_t val);
 /* The owner: wait until the state is final (spin, then sleep) or the
  * deadline passes. Returns the final state, or WEFT__W_TIMEOUT. */
 uint32_t weft__waiter_wait(weft__waiter_t *w, int64_t deadline, bool spin);

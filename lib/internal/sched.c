@@ -170,7 +170,9 @@ enum { PEND_NONE, PEND_PARK, PEND_YIELD, PEND_EXIT };
 
 struct carrier {
 	WEFT__ALIGNED uint32_t head; /* stealers' line */
+	uint32_t stealing; /* stealers of runnext now (see runnext_take) */
 	WEFT__ALIGNED uint32_t tail; /* the owner's line */
+	uint32_t taking; /* 1 while the owner takes runnext without a CAS */
 	weft__task_t *runnext;
 	weft__task_t *current;
 	int pending;
@@ -616,6 +618,15 @@ static void runq_put_tail(struct carrier *c, weft__task_t *t)
 static bool runq_put(struct carrier *c, weft__task_t *t, bool next)
 {
 	if (next) {
+		/* Only the owner makes runnext non-NULL (stealers only take a
+		 * task out), so a NULL seen here stays NULL until we store:
+		 * no RMW needed. release: t's saved context before a stealer
+		 * that takes it. (A hand-off finds it NULL: the task it last
+		 * readied is the one running.) */
+		if (!weft__ldp_rlx((void **)&c->runnext)) {
+			weft__stp_rel((void **)&c->runnext, t);
+			return false;
+		}
 		t = weft__fasp((void **)&c->runnext, t);
 		if (!t)
 			return false;
@@ -624,10 +635,58 @@ static bool runq_put(struct carrier *c, weft__task_t *t, bool next)
 	return true;
 }
 
-static weft__task_t *runq_get(struct carrier *c)
+/* runnext is taken by its owner on every hand-off, and by a stealer only
+ * from a carrier that has not switched for STEAL_DELAY_NS (steal_behind).
+ * So the owner takes it without an RMW when it can: it says `taking`,
+ * then looks at `stealing` (store, then load: the light side of an
+ * asymmetric fence, see park.h); a stealer says `stealing`, runs the heavy
+ * fence, then looks at `taking`. One of the two sees the other: the owner
+ * falls back to the CAS, or the stealer gives up this time. Without
+ * membarrier both use the CAS. */
+static weft__task_t *runnext_take(struct carrier *c)
 {
 	weft__task_t *t = weft__ldp_rlx((void **)&c->runnext);
-	if (t && weft__casp((void **)&c->runnext, (void **)&t, NULL))
+	if (!t)
+		return NULL;
+	if (weft__asym()) {
+		weft__st32_rlx(&c->taking, 1);
+		/* program order only: the heavy fence orders it for stealers */
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		if (weft__ld32_rlx(&c->stealing) == 0) {
+			/* no stealer can be between its look and its CAS */
+			t = weft__ldp_rlx((void **)&c->runnext);
+			weft__stp_rlx((void **)&c->runnext, NULL);
+			/* release: runnext's NULL before a stealer that sees
+			 * taking at 0 */
+			weft__st32_rel(&c->taking, 0);
+			return t;
+		}
+		weft__st32_rlx(&c->taking, 0);
+	}
+	if (weft__casp((void **)&c->runnext, (void **)&t, NULL))
+		return t;
+	return NULL;
+}
+
+/* A stealer's side of runnext_take: take v's runnext if it is still rn. */
+static bool runnext_steal(struct carrier *v, weft__task_t *rn)
+{
+	if (!weft__asym())
+		return weft__casp((void **)&v->runnext, (void **)&rn, NULL);
+	weft__faa32(&v->stealing, 1);
+	weft__fence_heavy();
+	bool got = false;
+	/* acquire: pairs with the owner's release of taking */
+	if (weft__ld32_acq(&v->taking) == 0)
+		got = weft__casp((void **)&v->runnext, (void **)&rn, NULL);
+	weft__faa32(&v->stealing, (uint32_t)-1);
+	return got;
+}
+
+static weft__task_t *runq_get(struct carrier *c)
+{
+	weft__task_t *t = runnext_take(c);
+	if (t)
 		return t;
 	for (;;) {
 		uint32_t h = weft__ld32_acq(&c->head), tl = weft__ld32_rlx(&c->tail);
@@ -962,15 +1021,38 @@ static uint32_t task_wait(weft__task_t *t, weft__waiter_t *w, int64_t deadline)
 	}
 }
 
+#define WAIT_IN_WEFT "a weft call (channel, select, sync, context, pool, group)"
+
 uint32_t weft__task_wait(weft__waiter_t *w, int64_t deadline)
 {
 	weft__task_t *t = weft__task_self();
 	if (weft__ldp_rlx((void **)&t->wait_kind))
 		return task_wait(t, w, deadline); /* park_word, sleep: theirs */
-	set_wait(t, "a weft call (channel, select, sync, context, pool, group)", w);
+	set_wait(t, WAIT_IN_WEFT, w);
 	uint32_t st = task_wait(t, w, deadline);
 	set_wait(t, NULL, NULL);
 	return st;
+}
+
+bool weft__task_park_publish(weft__waiter_t *w, bool (*publish)(void *), void *arg)
+{
+	weft__task_t *t = weft__task_self();
+	w->task = t;
+	/* plain: nobody can see w before publish */
+	w->state = WEFT__W_PARKED;
+	set_wait(t, WAIT_IN_WEFT, w);
+	weft__st64_rlx((uint64_t *)&t->wait_until, (uint64_t)WEFT_FOREVER);
+	weft__st32_rlx(&t->status, TASK_WAITING);
+	/* publish is the park's commit: it runs once our context is saved,
+	 * so a waker that finds w may ready us at once; false readies us
+	 * again with w untouched */
+	task_park(publish, arg);
+	set_wait(t, NULL, NULL);
+	/* acquire: pairs with the release of whoever ended the wait */
+	if (weft__ld32_acq(&w->state) != WEFT__W_PARKED)
+		return true;
+	w->state = WEFT__W_WAITING; /* not published: still ours alone */
+	return false;
 }
 
 /* ---- flagged words ---- */
@@ -1067,8 +1149,7 @@ static weft__task_t *steal_behind(struct carrier *c, struct carrier *v, int64_t 
 	if (c->obs[v->id].when && age >= STEAL_DELAY_NS && age < 50 * STEAL_DELAY_NS) {
 		if ((int32_t)(h - c->obs[v->id].tail) < 0)
 			got = runq_steal(c, v);
-		else if (sw == c->obs[v->id].nswitch && rn &&
-			 weft__casp((void **)&v->runnext, (void **)&rn, NULL))
+		else if (sw == c->obs[v->id].nswitch && rn && runnext_steal(v, rn))
 			got = rn;
 	}
 	if (got) {

@@ -35,6 +35,16 @@ void weft__task_ready(weft__task_t *t);
  * No spinning: the carrier has other tasks to run. */
 uint32_t weft__task_wait(weft__waiter_t *w, int64_t deadline);
 
+/* Park the running task on a waiter that nobody can see yet, for a wait
+ * without deadline that only one party can end (see
+ * weft__waiter_finish_alone): w->state becomes PARKED, and once the task's
+ * context is saved, publish(arg) runs (on this carrier, before its next
+ * context goes on) to make w visible, typically with one CAS. A waker
+ * that finds w ends the wait with a final state and readies the task.
+ * Returns true once that happened (read w->state), or false, at once, if
+ * publish returned false (nothing was published; w is WAITING again). */
+bool weft__task_park_publish(weft__waiter_t *w, bool (*publish)(void *), void *arg);
+
 /* weft__park_word / weft__unpark_word for tasks: parked tasks are kept
  * per word in a hashed table (Go's semaphore table); unpark readies up to
  * n of the word's tasks. */
