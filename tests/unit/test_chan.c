@@ -29,6 +29,7 @@
 #include <weft/chan.h>
 #include <weft/ctx.h>
 #include <weft/task.h>
+#include "internal/chan_impl.h"
 #include "internal/futex.h"
 
 #include "chan_mutex.h"
@@ -2011,6 +2012,113 @@ static void w_no_syscall_without_waiters(void)
 	}
 }
 
+/* ---- the rendezvous word of an unbuffered channel (chan.c) ---- */
+
+struct lone {
+	weft_chan_t *ch;
+	int64_t deadline; /* WEFT_FOREVER: may wait alone in the word */
+	bool send;
+	uint64_t val;
+	int rc;
+};
+
+static void *th_lone(void *p)
+{
+	struct lone *l = p;
+
+	if (l->deadline == WEFT_FOREVER)
+		l->rc = l->send ? weft_chan_send(l->ch, &l->val) : weft_chan_recv(l->ch, &l->val);
+	else
+		l->rc = l->send ? weft_chan_send_until(l->ch, &l->val, l->deadline)
+				: weft_chan_recv_until(l->ch, &l->val, l->deadline);
+	return NULL;
+}
+
+/* Wait (bounded) until n waiters are registered on ch's side op, counting
+ * one waiting alone in the word. */
+static void wait_waiters(weft_chan_t *ch, int op, uint32_t n)
+{
+	int64_t give_up = in_ms(20000);
+
+	for (;;) {
+		uint64_t rv = atomic_load((_Atomic uint64_t *)&ch->rv);
+		uint32_t lone = (rv & 0xfffffffffff8ull) && (int)(rv & 1) == (op == WEFT_SEND);
+		if (lone + weft__waitq_count(weft__chan_queue(ch, op)) >= n)
+			return;
+		CHECK(now() < give_up);
+		sleep_ms(1);
+	}
+}
+
+/* The word's states, with threads and with tasks: a receiver without
+ * deadline waits alone in the word; a second one, with a deadline, queues
+ * behind it (taking the lock moves the first into the queue), and two
+ * sends reach them in the order they came; with the queues empty again the
+ * word is free (a try finds nobody), and a lone waiter is met by a
+ * select, by select_try, and woken by close. */
+static void w_rendezvous_word(void)
+{
+	bool was = g_tasks;
+
+	for (int tasks = 0; tasks < 2; tasks++) {
+		participants_tasks(tasks);
+		weft_chan_t *ch;
+		uint64_t v;
+
+		CHECK_EQ(weft_chan_create(&ch, 8, 0), 0);
+		struct lone a = { ch, WEFT_FOREVER, false, 0, 1 };
+		struct lone b = { ch, in_ms(20000), false, 0, 1 };
+		pthread_t ta = spawn(th_lone, &a);
+		wait_waiters(ch, WEFT_RECV, 1);
+		pthread_t tb = spawn(th_lone, &b);
+		wait_waiters(ch, WEFT_RECV, 2);
+		for (v = 1; v <= 2; v++)
+			CHECK_EQ(weft_chan_send(ch, &v), 0);
+		join(ta);
+		join(tb);
+		CHECK_EQ(a.rc, 0);
+		CHECK_EQ(b.rc, 0);
+		CHECK_EQ(a.val, 1); /* FIFO across the move into the queue */
+		CHECK_EQ(b.val, 2);
+		CHECK_EQ(weft_chan_try_send(ch, &v), -EAGAIN);
+		CHECK_EQ(weft_chan_try_recv(ch, &v), -EAGAIN);
+
+		/* a lone sender, met by select */
+		struct lone s = { ch, WEFT_FOREVER, true, 77, 1 };
+		pthread_t t = spawn(th_lone, &s);
+		wait_waiters(ch, WEFT_SEND, 1);
+		v = 0;
+		weft_case_t c[1] = { { .chan = ch, .op = WEFT_RECV, .elem = &v } };
+		CHECK_EQ(weft_select(c, 1), 0);
+		CHECK_EQ(v, 77);
+		join(t);
+		CHECK_EQ(s.rc, 0);
+
+		/* a lone receiver, met by select_try's send */
+		struct lone r = { ch, WEFT_FOREVER, false, 0, 1 };
+		t = spawn(th_lone, &r);
+		wait_waiters(ch, WEFT_RECV, 1);
+		v = 78;
+		c[0] = (weft_case_t){ .chan = ch, .op = WEFT_SEND, .elem = &v };
+		CHECK_EQ(weft_select_try(c, 1), 0);
+		join(t);
+		CHECK_EQ(r.rc, 0);
+		CHECK_EQ(r.val, 78);
+
+		/* a lone receiver, woken by close with nothing */
+		r = (struct lone){ ch, WEFT_FOREVER, false, 5, 1 };
+		t = spawn(th_lone, &r);
+		wait_waiters(ch, WEFT_RECV, 1);
+		CHECK_EQ(weft_chan_close(ch), 0);
+		join(t);
+		CHECK_EQ(r.rc, -EPIPE);
+		CHECK_EQ(r.val, 5);
+		CHECK_EQ(weft_chan_send(ch, &v), -EPIPE);
+		weft_chan_destroy(ch);
+	}
+	participants_tasks(was);
+}
+
 static void run_weft_only(void)
 {
 	T(w_null_handles);
@@ -2026,6 +2134,7 @@ static void run_weft_only(void)
 	T(w_ctx_done_and_deadline);
 	T(w_ctx_cancel_race);
 	T(w_no_syscall_without_waiters);
+	T(w_rendezvous_word);
 }
 
 /* ==== (c) the baseline's own API ========================================== */
