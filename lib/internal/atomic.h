@@ -228,7 +228,17 @@ static inline void weft__fence_load(void)
 }
 static inline void weft__fence_sc(void)
 {
+#if defined(__x86_64__)
+	/* A locked RMW is as full a barrier as mfence for ordinary memory
+	 * (weft has no non-temporal stores or write-combining mappings) and
+	 * costs a quarter of it here: 5.7 ns against 23 on this EPYC VM (the
+	 * kernel's smp_mb does the same). OR 0 into the word at the stack
+	 * pointer: always mapped (a task's stack included) and left as it
+	 * was; only this thread uses it. */
+	__asm__ __volatile__("lock orl $0, (%%rsp)" ::: "memory", "cc");
+#else
 	ck_pr_fence_memory();
+#endif
 }
 static inline void weft__cpu_relax(void)
 {
