@@ -160,19 +160,29 @@ static inline bool rv_empty(uint64_t v)
 	return (v & ~RV_SEQ_MASK) == 0;
 }
 
-/* Lock held: a lone waiter joins its queue, the word says QUEUED. */
+/* Lock held: a lone waiter joins its queue, the word says QUEUED. The
+ * waiter is counted in its queue before the CAS takes it out of the word:
+ * a try that reads QUEUED, then the count, must not find 0 while the
+ * waiter is between the two (rv.pml, COUNT_LATE: try_send and select_try
+ * answered "nobody there" to a receiver waiting all along). */
 static void rv_queue(weft_chan_t *ch)
 {
 	/* acquire: a lone waiter's node fields, written before its publish */
 	uint64_t v = weft__ld64_acq(&ch->rv);
 	while (!(v & (RV_QUEUED | RV_CLOSED))) {
-		/* full RMW: against a lone waiter's publish and a taker's CAS */
+		weft__wnode_t *n = rv_node(v);
+		weft__waitq_t *q = n ? weft__chan_queue(ch, rv_side(v)) : NULL;
+		if (n)
+			weft__waitq_count_add(q, 1);
+		/* full RMW (release: the count before QUEUED): against a lone
+		 * waiter's publish and a taker's CAS */
 		if (weft__cas64(&ch->rv, &v, (v & RV_SEQ_MASK) | RV_QUEUED)) {
-			weft__wnode_t *n = rv_node(v);
 			if (n)
-				weft__waitq_push_locked(weft__chan_queue(ch, rv_side(v)), n);
+				weft__waitq_push_counted(q, n);
 			return;
 		}
+		if (n)
+			weft__waitq_count_add(q, -1); /* taken meanwhile: not ours */
 	}
 }
 
@@ -277,8 +287,8 @@ void weft__chan_handoff(weft_chan_t *ch, int op, void *elem, weft__wnode_t *peer
 }
 
 /* Take a lone waiter of the other side out of the word and complete the
- * hand-off: 0; -EAGAIN if nobody waits there; 1 if the queues are in use
- * (or the channel is closed): the caller decides under the lock. */
+ * hand-off: 0; -EAGAIN if nobody waits there; -EPIPE if closed; 1 if the
+ * queues are in use: the caller decides under the lock. */
 static int rv_take(weft_chan_t *ch, int op, void *elem)
 {
 	/* acquire: the lone waiter's node fields, written before it
@@ -287,7 +297,7 @@ static int rv_take(weft_chan_t *ch, int op, void *elem)
 	for (;;) {
 		weft__wnode_t *n = rv_node(v);
 		if (!n)
-			return rv_empty(v) ? -EAGAIN : 1;
+			return rv_empty(v) ? -EAGAIN : (v & RV_CLOSED) ? -EPIPE : 1;
 		if (rv_side(v) == op)
 			return -EAGAIN; /* one of ours waits: nobody to meet */
 		/* full RMW: the match; whoever wins the node alone ends its

@@ -363,6 +363,17 @@ void weft__waitq_push_locked(weft__waitq_t *q, weft__wnode_t *n)
 	weft__st32_rel(&q->count, weft__ld32_rlx(&q->count) + 1);
 }
 
+void weft__waitq_count_add(weft__waitq_t *q, int32_t d)
+{
+	/* release: as every change of count, made under the queue's lock */
+	weft__st32_rel(&q->count, weft__ld32_rlx(&q->count) + (uint32_t)d);
+}
+
+void weft__waitq_push_counted(weft__waitq_t *q, weft__wnode_t *n)
+{
+	waitq_link(q, n);
+}
+
 void weft__waitq_unlink(weft__waitq_t *q, weft__wnode_t *n)
 {
 	if (!n->linked)

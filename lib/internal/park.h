@@ -206,6 +206,13 @@ void weft__waitq_push(weft__waitq_t *q, weft__wnode_t *n);
  * happens under the lock; count is only a hint there). */
 void weft__waitq_push_locked(weft__waitq_t *q, weft__wnode_t *n);
 void weft__waitq_unlink(weft__waitq_t *q, weft__wnode_t *n);
+/* Count a waiter that is on its way into q before it is linked (or take
+ * that back), for a queue whose waiters can be in transit from elsewhere
+ * (an unbuffered channel's lone waiter, see chan.c rv_queue): a lock-free
+ * reader of count never sees 0 while one waits. Then link it with
+ * weft__waitq_push_counted, which does not count it again. */
+void weft__waitq_count_add(weft__waitq_t *q, int32_t d);
+void weft__waitq_push_counted(weft__waitq_t *q, weft__wnode_t *n);
 /* Notify the first live waiter (CAS its state to NOTIFY|index). Dead nodes
  * met on the way are unlinked. *notified: 1 if a waiter was notified.
  * Returns the waiter to wake with weft__waiter_wake(w, *old) after the lock

@@ -38,7 +38,7 @@ models=(
 	"wg BROKEN"
 	"sched BROKEN BROKEN_COMMIT"
 	"idle BEFORE_8007D2B NO_PASS_ON_NET"
-	"rv NO_CONVERT UNQUEUE_EARLY EARLY_PUBLISH"
+	"rv NO_CONVERT UNQUEUE_EARLY EARLY_PUBLISH COUNT_LATE"
 )
 # Models that find a real bug in this tree's C (written up in the model's
 # header): the counter-example is expected, and reported, as long as the

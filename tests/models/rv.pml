@@ -2,7 +2,9 @@
  * a lone waiter published and taken with one CAS each, the lock path that
  * moves it into its queue (QUEUED) and back (EMPTY), and close.
  *
- * Stands for (line numbers at 18f09e9, the commit that added the word):
+ * Stands for (line numbers at 18f09e9, the commit that added the word;
+ * rv_queue and rv_take as changed since: the count before the CAS, CLOSED
+ * answered -EPIPE):
  *   lib/chan.c  rv_queue 164-177, rv_unqueue 180-188, rv_close 192-201,
  *       weft__chan_lock/unlock 203-215, weft__chan_unregister 226-231,
  *       weft__chan_handoff 273-277, rv_take 282-301, rv_publish 309-315,
@@ -64,8 +66,10 @@
  * abort; a sleeping thread is woken by whoever ends its wait; the task is
  * readied exactly once per park and only once parked (its context saved);
  * the word is EMPTY or a lone node only while both queues are empty,
- * asserted at every change of the word or a queue) and end states (nobody
- * waits at the end); liveness (LTL, weak fairness): everyone returns.
+ * asserted at every change of the word or a queue; an attempt of S that
+ * says -EAGAIN never does so while R waited, unclosed, from before it to
+ * after it) and end states (nobody waits at the end); liveness (LTL, weak
+ * fairness): everyone returns.
  *
  * NO_CONVERT: weft__chan_lock without rv_queue: the word never says
  * QUEUED, so a waiter queued under the lock and a lone one of the other
@@ -79,18 +83,16 @@
  * the park's commit): whoever wins the node (R's take, C's rv_close)
  * readies S while it still runs, resuming a context not yet saved.
  *
- * TRY_INSTANT (not in check.sh: it finds a bug in 18f09e9) asserts that an
- * attempt of S, i.e. weft_chan_try_send (745-749, weft__chan_try
- * 378-391), does not return -EAGAIN while R waits, unclosed, from before
- * it to after it. It does: R sleeps alone in the word; Q takes the lock
- * and rv_queue's CAS turns node(R) into QUEUED; S's rv_take reads QUEUED
- * (1) and try_unbuffered reads recvq's count, still 0: -EAGAIN; then Q
- * pushes R into recvq. weft_select_try misses R the same way (poll_pass,
- * select.c 146-160: weft__chan_ready_at, 423-453, says not ready on QUEUED
- * with a count of 0, and weft__chan_version, 409-421, does not move: the
- * conversion keeps the count in bits 63..48 and regs grows only at the
- * push), against chan.h's "a case that stayed ready throughout is never
- * missed". Blocking calls go on to the lock and are not hurt.
+ * COUNT_LATE: rv_queue counts the lone waiter in its queue only when it
+ * links it, after the CAS (as 18f09e9 did; this model found it): R sleeps
+ * alone in the word; Q takes the lock and the CAS turns node(R) into
+ * QUEUED; S's attempt (weft_chan_try_send: rv_take reads QUEUED, then
+ * try_unbuffered reads recvq's count, still 0) says -EAGAIN; then Q links
+ * R. R waited, unclosed, from before the attempt to after it, so the
+ * answer held at no instant (the assertion after the count's read), and
+ * weft_select_try (weft__chan_ready_at on QUEUED with a count of 0) missed
+ * R the same way, against chan.h's "a case that stayed ready throughout
+ * is never missed". Blocking calls went on to the lock and were not hurt.
  */
 
 #define NP 3
@@ -144,6 +146,7 @@ bit lock;        /* ch->lock */
 bit closed;      /* the ring's closed mark */
 byte qs[4];      /* queue side: qs[2 * side ..], ids + 1, FIFO */
 byte qlen[2];
+byte qcnt[2];    /* the queues' counts: hints read lock-free */
 bool linked[NP];
 byte tstate = T_RUNNING;
 
@@ -155,11 +158,9 @@ bool rpend[NP]; /* ghost: a receiver's call is in progress */
 byte wins[NP];  /* ghost: parties that ended p's current wait */
 bit qret;       /* ghost: Q has returned */
 byte nfin;
-#ifdef TRY_INSTANT
 bit rpub; /* ghost: R's wait is in the word or registered (by R) */
 bit e0;   /* ghost: R waited when S's attempt began */
 #define RWAITS (rpub && LIVE(mem[WS(R)]))
-#endif
 
 #ifndef NO_INV
 /* the word says EMPTY or shows a lone waiter only while no queue holds
@@ -179,13 +180,21 @@ inline lock_release()
 	lock = 0
 }
 
-/* weft__waitq_push_locked (under the lock; inside a step) */
-inline qpush(p)
+/* weft__waitq_push_counted: linked, counted already (under the lock;
+ * inside a step) */
+inline qpush_counted(p)
 {
 	qs[2 * SIDE(p) + qlen[SIDE(p)]] = p + 1;
 	qlen[SIDE(p)]++;
 	linked[p] = 1;
 	INV
+}
+
+/* weft__waitq_push_locked: linked and counted (under the lock) */
+inline qpush(p)
+{
+	qcnt[SIDE(p)]++;
+	qpush_counted(p)
 }
 
 /* weft__waitq_unlink: a no-op when not linked (under the lock) */
@@ -208,28 +217,57 @@ inline qunlink(p)
 			qs[2 * SIDE(p) + fscan] = 0;
 			fscan = 0;
 			qlen[SIDE(p)]--;
+			qcnt[SIDE(p)]--;
 			linked[p] = 0
 		:: else
 		fi
 	}
 }
 
-/* weft__chan_lock: the lock, then rv_queue: a lone waiter joins its queue
- * (the CAS, then the push: two steps, as in the C) */
+/* weft__chan_lock: the lock, then rv_queue: a lone waiter is counted in
+ * its queue, the CAS takes it out of the word, then it is linked (three
+ * steps, as in the C; the count is taken back if the CAS fails). The CAS
+ * compares the state only: a node that went and came back between the
+ * look and the CAS is the same waiter again, and its count stands. */
 inline chan_lock(v)
 {
 	lock_acquire();
 #ifndef NO_CONVERT
-	atomic {
+	do
+	:: atomic {
 		v = rv;
+#ifndef COUNT_LATE
 		if
-		:: v != QUEUED && v != CLOSED -> rv = QUEUED; INV
+		:: ISNODE(v) -> qcnt[SIDE(WHO(v))]++
 		:: else
-		fi;
-		v = (ISNODE(v) -> v : 0)
-	}
+		fi
+#endif
+	   }
+	   atomic {
+		if
+		:: v == QUEUED || v == CLOSED -> v = 0; break
+		:: v != QUEUED && v != CLOSED && rv == v ->
+			rv = QUEUED;
+			INV;
+			v = (ISNODE(v) -> v : 0);
+			break
+		:: v != QUEUED && v != CLOSED && rv != v ->
+#ifndef COUNT_LATE
+			if
+			:: ISNODE(v) -> qcnt[SIDE(WHO(v))]--
+			:: else
+			fi
+#endif
+			; v = 0
+		fi
+	   }
+	od;
 	if
-	:: v -> d_step { qpush(WHO(v)); v = 0 } /* weft__waitq_push_locked */
+#ifndef COUNT_LATE
+	:: v -> d_step { qpush_counted(WHO(v)); v = 0 } /* weft__waitq_push_counted */
+#else
+	:: v -> d_step { qpush(WHO(v)); v = 0 } /* counted only now */
+#endif
 	:: else
 	fi
 #endif
@@ -383,9 +421,7 @@ inline lock_match(me, m, peer, n, s, v)
 	:: m == EAGAIN ->
 		d_step {
 			qpush(me)
-#ifdef TRY_INSTANT
 			; rpub = rpub || me == R
-#endif
 		}
 	:: else
 	fi;
@@ -399,12 +435,10 @@ inline rv_take(me, rc, v, vs, n, s, old, ok)
 	atomic {
 		v = rv;
 		vs = rvseq;
-#ifdef TRY_INSTANT
 		e0 = (me == S && RWAITS)
-#endif
 	}
 	do
-	:: !ISNODE(v) -> rc = (v == EMPTY -> EAGAIN : INUSE); break
+	:: !ISNODE(v) -> rc = (v == EMPTY -> EAGAIN : (v == CLOSED -> EPIPE : INUSE)); break
 	:: ISNODE(v) && SIDE(WHO(v)) == SIDE(me) -> rc = EAGAIN; break
 	:: ISNODE(v) && SIDE(WHO(v)) != SIDE(me) ->
 		atomic {
@@ -443,12 +477,10 @@ inline try_unbuffered(me, rc, v, vs, n, s, old, ok, m, peer)
 		if
 		:: rc == INUSE ->
 			if
-			:: qlen[1 - SIDE(me)] == 0 ->
+			:: qcnt[1 - SIDE(me)] == 0 ->
 				rc = EAGAIN /* nobody there */
-#ifdef TRY_INSTANT
 				/* as weft_chan_try_send: R waited throughout */
 				; assert(!(me == S && e0 && RWAITS && !closed))
-#endif
 			:: else ->
 				chan_lock(v);
 				match_locked(me, m, peer, n, s);
@@ -647,9 +679,7 @@ try: /* chan_block's loop: the attempt */
 					rv = NODE + me;
 					rvseq++;
 					ok = 1;
-#ifdef TRY_INSTANT
 					rpub = 1;
-#endif
 					INV
 				:: else -> ok = 0
 				fi
