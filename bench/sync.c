@@ -27,6 +27,7 @@
 
 #include "baseline/sem_mutex.h"
 #include "baseline/wg_mutex.h"
+#include "internal/switch.h"
 #include "measure.h"
 #ifdef WEFT_BOOST_FIBER
 #include "strategies/boost_fiber.h"
@@ -56,6 +57,10 @@ const struct sync_bench_case sync_bench_cases[] = {
 	{ "task_spawn_exit/yield_every:64", SYNC_BENCH_TASK_SPAWN, 64, 0, 0 },
 	{ "task_handoff/cap:0", SYNC_BENCH_TASK_HANDOFF, 2, 0, 0 },
 	{ "task_parked/tasks:100000", SYNC_BENCH_TASK_PARKED, 1, 0, 100000 },
+	/* sites:1, both contexts switch from one loop (as the scheduler's
+	 * parks, which all switch in ctx_switch); sites:2, each from its own */
+	{ "task_switch/sites:1", SYNC_BENCH_TASK_SWITCH, 1, 0, 0 },
+	{ "task_switch/sites:2", SYNC_BENCH_TASK_SWITCH, 2, 0, 0 },
 };
 const size_t sync_bench_ncases = sizeof sync_bench_cases / sizeof sync_bench_cases[0];
 
@@ -67,7 +72,7 @@ const char *sync_bench_impl_name(enum sync_bench_impl impl)
 static int is_task_case(const struct sync_bench_case *c)
 {
 	return c->kind == SYNC_BENCH_TASK_SPAWN || c->kind == SYNC_BENCH_TASK_HANDOFF ||
-	       c->kind == SYNC_BENCH_TASK_PARKED;
+	       c->kind == SYNC_BENCH_TASK_PARKED || c->kind == SYNC_BENCH_TASK_SWITCH;
 }
 
 int sync_bench_supported(const struct sync_bench_case *c, enum sync_bench_impl impl)
@@ -85,6 +90,7 @@ int sync_bench_supported(const struct sync_bench_case *c, enum sync_bench_impl i
 	case SYNC_BENCH_CTX_TREE:
 	case SYNC_BENCH_TASK_HANDOFF:
 	case SYNC_BENCH_TASK_PARKED:
+	case SYNC_BENCH_TASK_SWITCH:
 		return impl == SYNC_IMPL_WEFT;
 	case SYNC_BENCH_TASK_SPAWN:
 		return impl == SYNC_IMPL_WEFT || c->threads == 1;
@@ -130,6 +136,8 @@ uint64_t sync_bench_items(const struct sync_bench_case *c, enum sync_bench_impl 
 		return at_least(base / 5, 100) & ~(uint64_t)1; /* two per round trip */
 	case SYNC_BENCH_TASK_PARKED:
 		return base >= 1000000 ? c->children : at_least(base / 10, 100);
+	case SYNC_BENCH_TASK_SWITCH:
+		return at_least(base, 100) & ~(uint64_t)1; /* there and back */
 	}
 	return 0;
 }
@@ -903,14 +911,85 @@ static int task_parked(struct run *b, struct sync_bench_result *r)
 	return r->error[0] ? -1 : 0;
 }
 
+/* The bare switch under tasks (internal/switch.h): this thread and a
+ * context on a stack of its own switch there and back, items switches in
+ * all, no scheduler; the floor of every task hand-off. Where each side
+ * switches from matters to the CPU's return predictor: from one shared
+ * loop (sites 1: as tasks, which all park through ctx_switch) the switch's
+ * `ret` lands where the predictor expects; from two different loops
+ * (sites 2) it misses every time. */
+struct switch_run {
+	void *main_sp, *co_sp;
+	uint64_t count;
+	unsigned sites;
+};
+
+static __attribute__((noinline)) void switch_loop(struct switch_run *s, void **save, void **to,
+						  uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		s->count++;
+		weft__switch(save, *to, s);
+	}
+}
+
+static void switch_entry(void *arg)
+{
+	struct switch_run *s = arg;
+
+	if (s->sites == 1)
+		switch_loop(s, &s->co_sp, &s->main_sp, UINT64_MAX);
+	for (;;) {
+		s->count++;
+		weft__switch(&s->co_sp, s->main_sp, s);
+	}
+}
+
+static int task_switch(struct run *b, struct sync_bench_result *r)
+{
+	size_t size = (size_t)64 << 10;
+	void *stack = malloc(size);
+	struct switch_run s = { 0 };
+
+	if (!stack) {
+		snprintf(r->error, sizeof r->error, "out of memory");
+		return -1;
+	}
+	if (!WEFT__HAVE_SWITCH) {
+		free(stack);
+		snprintf(r->error, sizeof r->error, "no context switch for this CPU");
+		return -1;
+	}
+	s.sites = b->c->threads;
+	s.co_sp = weft__switch_init((char *)stack + size, switch_entry);
+	bench_meter_start(&b->m);
+	if (s.sites == 1) {
+		switch_loop(&s, &s.main_sp, &s.co_sp, b->items / 2);
+	} else {
+		for (uint64_t i = 0; i < b->items / 2; i++) {
+			s.count++;
+			weft__switch(&s.main_sp, s.co_sp, &s);
+		}
+	}
+	bench_meter_stop(&b->m);
+	free(stack); /* the context is never resumed again */
+	atomic_store(&b->progress, s.count);
+	if (s.count != b->items)
+		snprintf(r->error, sizeof r->error, "%llu of %llu switches",
+			 (unsigned long long)s.count, (unsigned long long)b->items);
+	return r->error[0] ? -1 : 0;
+}
+
 #ifdef WEFT_BOOST_FIBER
-/* the three task cases on Boost.Fiber (strategies/boost_fiber.cc) */
+/* the task cases on Boost.Fiber (strategies/boost_fiber.cc); the bare
+ * switch on Boost.Context's fcontext */
 static int fiber_case(struct run *b, struct sync_bench_result *r)
 {
 	static const enum boost_fiber_sync_kind kinds[] = {
 		[SYNC_BENCH_TASK_SPAWN] = BOOST_FIBER_SPAWN,
 		[SYNC_BENCH_TASK_HANDOFF] = BOOST_FIBER_HANDOFF,
 		[SYNC_BENCH_TASK_PARKED] = BOOST_FIBER_PARKED,
+		[SYNC_BENCH_TASK_SWITCH] = BOOST_CONTEXT_SWITCH,
 	};
 	uint64_t count;
 	int rc;
@@ -982,6 +1061,9 @@ int sync_bench_run(const struct sync_bench_case *c, enum sync_bench_impl impl,
 		break;
 	case SYNC_BENCH_TASK_PARKED:
 		rc = task_parked(&b, r);
+		break;
+	case SYNC_BENCH_TASK_SWITCH:
+		rc = task_switch(&b, r);
 		break;
 	default:
 		snprintf(r->error, sizeof r->error, "unknown case");

@@ -77,6 +77,8 @@ enum sync_bench_kind {
 	SYNC_BENCH_TASK_SPAWN,   /* start + finish (mutex: pthread_create + join) */
 	SYNC_BENCH_TASK_HANDOFF, /* unbuffered ping-pong between two tasks: per hand-off */
 	SYNC_BENCH_TASK_PARKED,  /* `children` tasks parked in recv, then released */
+	SYNC_BENCH_TASK_SWITCH,  /* the bare context switch, one thread: per switch
+				    (boost_fiber: Boost.Context's fcontext) */
 };
 
 enum sync_bench_impl {

@@ -58,6 +58,7 @@
 // fibers wait at a gate (a fiber mutex and condition variable) that go
 // opens; the main thread joins on a std::condition_variable. One group at
 // a time (the runner's contract, strategy.h).
+#include <boost/context/detail/fcontext.hpp>
 #include <boost/fiber/algo/work_stealing.hpp>
 #include <boost/fiber/buffered_channel.hpp>
 #include <boost/fiber/condition_variable.hpp>
@@ -526,11 +527,71 @@ template <int Kind> void driver(void *p)
 	}
 }
 
+
+
+// Boost.Context's fcontext, bare: this thread and a context on a stack of
+// its own jump there and back (sync/task_switch beside weft's own switch)
+namespace bcd = boost::context::detail;
+
+struct switch_job {
+	uint64_t count = 0;
+	unsigned sites = 1;
+};
+
+// (as sync.c's switch_loop: both sides switch from here with sites 1)
+__attribute__((noinline)) bcd::fcontext_t switch_loop(bcd::fcontext_t peer, switch_job *j,
+						      uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		j->count++;
+		peer = bcd::jump_fcontext(peer, j).fctx;
+	}
+	return peer;
+}
+
+void switch_entry(bcd::transfer_t t)
+{
+	switch_job *j = static_cast<switch_job *>(t.data);
+
+	if (j->sites == 1)
+		switch_loop(t.fctx, j, UINT64_MAX);
+	for (;;) {
+		j->count++;
+		t = bcd::jump_fcontext(t.fctx, j);
+	}
+}
+
+int raw_switch(uint64_t items, unsigned sites, uint64_t *count)
+{
+	const size_t size = 64 << 10;
+	void *stack = malloc(size);
+	switch_job j;
+
+	if (!stack)
+		return -ENOMEM;
+	j.sites = sites;
+	bcd::fcontext_t co = bcd::make_fcontext(static_cast<char *>(stack) + size, size, switch_entry);
+	if (sites == 1) {
+		switch_loop(co, &j, items / 2);
+	} else {
+		for (uint64_t i = 0; i < items / 2; i++) {
+			j.count++;
+			co = bcd::jump_fcontext(co, &j).fctx;
+		}
+	}
+	free(stack); // never resumed again
+	*count = j.count;
+	return 0;
+}
+
 } // namespace
 
 extern "C" int boost_fiber_sync_run(enum boost_fiber_sync_kind kind, uint64_t items,
 				    unsigned every, uint64_t *count)
 {
+	if (kind == BOOST_CONTEXT_SWITCH)
+		return raw_switch(items, every, count);
+	{
 	void (*fn)(void *) = kind == BOOST_FIBER_SPAWN	   ? driver<BOOST_FIBER_SPAWN>
 			     : kind == BOOST_FIBER_HANDOFF ? driver<BOOST_FIBER_HANDOFF>
 							   : driver<BOOST_FIBER_PARKED>;
@@ -556,5 +617,6 @@ extern "C" int boost_fiber_sync_run(enum boost_fiber_sync_kind kind, uint64_t it
 		return rc ? rc : j.err;
 	} catch (...) {
 		return -ENOMEM;
+	}
 	}
 }

@@ -15,6 +15,7 @@ enum boost_fiber_sync_kind {
 	BOOST_FIBER_SPAWN,   /* items fibers started and finished (every: yield) */
 	BOOST_FIBER_HANDOFF, /* items / 2 round trips over two unbuffered channels */
 	BOOST_FIBER_PARKED,  /* items fibers parked in pop, then released by close */
+	BOOST_CONTEXT_SWITCH, /* items bare switches (fcontext), there and back */
 };
 
 /* Run one case on the fiber pool of the boost_fiber strategy; blocks the

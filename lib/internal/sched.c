@@ -1868,7 +1868,7 @@ int weft__task_go(void (*fn)(void *), void *arg, size_t stack_size, const char *
 	} else {
 		t->name[0] = 0;
 	}
-	t->ctx.sp = weft__switch_init(t);
+	t->ctx.sp = weft__switch_init(t, weft__task_entry);
 	t->ctx.asan_fake = NULL;
 	t->status = TASK_RUNNABLE;
 	set_wait(t, NULL, NULL);

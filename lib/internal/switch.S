@@ -28,8 +28,9 @@ weft__switch:
 	.cfi_endproc
 	.size	weft__switch, .-weft__switch
 
-/* The first switch into a new context "returns" here with its arg in rax;
- * rsp is 16-byte aligned, as at a call site. */
+/* The first switch into a new context "returns" here with its arg in rax
+ * and its entry in r12 (weft__switch_init); rsp is 16-byte aligned, as at
+ * a call site. */
 	.globl	weft__switch_trampoline
 	.hidden	weft__switch_trampoline
 	.type	weft__switch_trampoline, @function
@@ -38,7 +39,7 @@ weft__switch_trampoline:
 	.cfi_startproc
 	.cfi_undefined rip
 	movq	%rax, %rdi
-	call	weft__task_entry
+	call	*%r12
 	ud2
 	.cfi_endproc
 	.size	weft__switch_trampoline, .-weft__switch_trampoline

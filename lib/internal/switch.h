@@ -9,13 +9,17 @@
  * the carrier's, which weft never changes.
  *
  * The value returned in the resumed context is the arg of the switch that
- * resumed it. A new context (weft__switch_init) starts in
- * weft__task_entry(arg) with the arg of the first switch into it, on an
- * ABI-aligned stack; that function must never return.
+ * resumed it. A new context (weft__switch_init) starts in entry(arg) with
+ * the arg of the first switch into it, on an ABI-aligned stack; entry
+ * must never return.
  *
- * Measured (bench/task.c, switch floor): see task.h. Boost.Context's
- * fcontext does the same work (and saves MXCSR/x87 CW: two more loads and
- * stores); an own switch avoids a C++ library dependency for a C library.
+ * Why our own and not Boost.Context's fcontext (callable from C,
+ * libboost-context-dev): the same work, measured side by side by
+ * `sync/task_switch` (a switch there and back between two contexts on one
+ * thread, no scheduler): see README "Tasks against Go". fcontext also
+ * saves and restores MXCSR and the x87 control word, which tasks need not
+ * (weft never changes them), and would make a C library depend on a C++
+ * one.
  */
 #ifndef WEFT_INTERNAL_SWITCH_H
 #define WEFT_INTERNAL_SWITCH_H
@@ -29,9 +33,10 @@
 #endif
 
 void *weft__switch(void **save, void *to, void *arg);
-/* An initial context at the top of a stack: the sp to switch to. */
-void *weft__switch_init(void *stack_top);
-/* Where a new context starts (defined by the scheduler). */
+/* An initial context at the top of a stack, starting in entry: the sp
+ * to switch to. */
+void *weft__switch_init(void *stack_top, void (*entry)(void *));
+/* Where a task's context starts (defined by the scheduler). */
 void weft__task_entry(void *arg) __attribute__((noreturn));
 
 #endif
