@@ -39,6 +39,7 @@ models=(
 	"sched BROKEN BROKEN_COMMIT"
 	"idle BEFORE_8007D2B NO_PASS_ON_NET"
 	"rv NO_CONVERT UNQUEUE_EARLY EARLY_PUBLISH COUNT_LATE"
+	"runnext NO_HEAVY NO_STEALING_CHECK NO_RELOAD PLAIN_PUT_ALWAYS"
 )
 # Models that find a real bug in this tree's C (written up in the model's
 # header): the counter-example is expected, and reported, as long as the
