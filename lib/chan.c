@@ -165,7 +165,7 @@ static inline bool rv_empty(uint64_t v)
  * a try that reads QUEUED, then the count, must not find 0 while the
  * waiter is between the two (rv.pml, COUNT_LATE: try_send and select_try
  * answered "nobody there" to a receiver waiting all along). */
-static void rv_queue(weft_chan_t *ch)
+void weft__chan_rv_queue(weft_chan_t *ch)
 {
 	/* acquire: a lone waiter's node fields, written before its publish */
 	uint64_t v = weft__ld64_acq(&ch->rv);
@@ -187,7 +187,7 @@ static void rv_queue(weft_chan_t *ch)
 }
 
 /* Lock held: both queues empty, the word goes back to lock-free use. */
-static void rv_unqueue(weft_chan_t *ch)
+void weft__chan_rv_unqueue(weft_chan_t *ch)
 {
 	/* relaxed: QUEUED changes only under the lock we hold */
 	uint64_t v = weft__ld64_rlx(&ch->rv);
@@ -210,19 +210,6 @@ static void rv_close(weft_chan_t *ch)
 		weft__waiter_finish_alone(n->w, WEFT__W_NOTIFY | n->index);
 }
 
-void weft__chan_lock(weft_chan_t *ch)
-{
-	weft__mutex_lock(&ch->lock);
-	if (ch->cap == 0)
-		rv_queue(ch);
-}
-
-void weft__chan_unlock(weft_chan_t *ch)
-{
-	if (ch->cap == 0)
-		rv_unqueue(ch);
-	weft__mutex_unlock(&ch->lock);
-}
 
 /* ---- waiter plumbing shared with select.c ---- */
 

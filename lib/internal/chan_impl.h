@@ -71,8 +71,23 @@ static inline weft__waitq_t *weft__chan_queue(weft_chan_t *ch, int op)
  * waiter that waits alone in the rendezvous word into its queue, so that
  * under the lock the queues hold every waiter; dropping it hands the word
  * back to lock-free use once both queues are empty. */
-void weft__chan_lock(weft_chan_t *ch);
-void weft__chan_unlock(weft_chan_t *ch);
+void weft__chan_rv_queue(weft_chan_t *ch);
+void weft__chan_rv_unqueue(weft_chan_t *ch);
+
+/* inline: a buffered channel's notify takes the lock on the hot side */
+static inline void weft__chan_lock(weft_chan_t *ch)
+{
+	weft__mutex_lock(&ch->lock);
+	if (ch->cap == 0)
+		weft__chan_rv_queue(ch);
+}
+
+static inline void weft__chan_unlock(weft_chan_t *ch)
+{
+	if (ch->cap == 0)
+		weft__chan_rv_unqueue(ch);
+	weft__mutex_unlock(&ch->lock);
+}
 
 /* Register n on op's queue / remove it if still there (takes the lock;
  * for unbuffered channels select registers under its own held locks). */

@@ -3,9 +3,9 @@
  * moves it into its queue (QUEUED) and back (EMPTY), and close.
  *
  * Stands for (line numbers at 18f09e9, the commit that added the word;
- * rv_queue and rv_take as changed since: the count before the CAS, CLOSED
+ * weft__chan_rv_queue and rv_take as changed since: the count before the CAS, CLOSED
  * answered -EPIPE):
- *   lib/chan.c  rv_queue 164-177, rv_unqueue 180-188, rv_close 192-201,
+ *   lib/chan.c  weft__chan_rv_queue 164-177, weft__chan_rv_unqueue 180-188, rv_close 192-201,
  *       weft__chan_lock/unlock 203-215, weft__chan_unregister 226-231,
  *       weft__chan_handoff 273-277, rv_take 282-301, rv_publish 309-315,
  *       rv_wait_alone 323-348, weft__chan_match_locked 350-357,
@@ -36,7 +36,7 @@
  *
  * Memory is sequentially consistent: what the protocol rests on is an RMW
  * (the CASes on the word, the CASes and xchgs on waiter states, the lock)
- * or made under the lock (the queues). Plain stores: rv_unqueue's EMPTY is
+ * or made under the lock (the queues). Plain stores: weft__chan_rv_unqueue's EMPTY is
  * made under the lock while the word is QUEUED, which only lock holders
  * change, and the unlock's xchg drains it (a party that still reads QUEUED
  * takes the lock for nothing); a task's PARKED before its publish, and
@@ -71,7 +71,7 @@
  * after it) and end states (nobody waits at the end); liveness (LTL, weak
  * fairness): everyone returns.
  *
- * NO_CONVERT: weft__chan_lock without rv_queue: the word never says
+ * NO_CONVERT: weft__chan_lock without weft__chan_rv_queue: the word never says
  * QUEUED, so a waiter queued under the lock and a lone one of the other
  * side miss each other. The invariant breaks at Q's push into recvq (with
  * -DNO_INV: Q waits in recvq, R takes element 1 from S, S's second send
@@ -83,7 +83,7 @@
  * the park's commit): whoever wins the node (R's take, C's rv_close)
  * readies S while it still runs, resuming a context not yet saved.
  *
- * COUNT_LATE: rv_queue counts the lone waiter in its queue only when it
+ * COUNT_LATE: weft__chan_rv_queue counts the lone waiter in its queue only when it
  * links it, after the CAS (as 18f09e9 did; this model found it): R sleeps
  * alone in the word; Q takes the lock and the CAS turns node(R) into
  * QUEUED; S's attempt (weft_chan_try_send: rv_take reads QUEUED, then
@@ -224,7 +224,7 @@ inline qunlink(p)
 	}
 }
 
-/* weft__chan_lock: the lock, then rv_queue: a lone waiter is counted in
+/* weft__chan_lock: the lock, then weft__chan_rv_queue: a lone waiter is counted in
  * its queue, the CAS takes it out of the word, then it is linked (three
  * steps, as in the C; the count is taken back if the CAS fails). The CAS
  * compares the state only: a node that went and came back between the
@@ -273,7 +273,7 @@ inline chan_lock(v)
 #endif
 }
 
-/* weft__chan_unlock: rv_unqueue, then the unlock */
+/* weft__chan_unlock: weft__chan_rv_unqueue, then the unlock */
 inline chan_unlock()
 {
 	d_step {
@@ -763,7 +763,7 @@ proctype Closer()
 	qret; /* once Q has returned */
 	/* weft_chan_close: the ring's mark first */
 	closed = 1;
-	lock_acquire(); /* weft__mutex_lock: no rv_queue */
+	lock_acquire(); /* weft__mutex_lock: no weft__chan_rv_queue */
 	/* rv_close: the CAS to CLOSED */
 	atomic {
 		v = rv;
