@@ -428,7 +428,16 @@ static void test_first_error(void)
 		CHECK_EQ(weft_ctx_cause(weft_pipeline_ctx(p)), rc);
 		weft_stage_stats_t st[4];
 		CHECK_EQ(weft_pipeline_stats(p, st, 4), 4);
-		CHECK_EQ(st[1].failures, 1);
+		/* the stage whose error won failed once. In round 2 the
+		 * second stage's -EBADMSG (at 1001) may win while 1000 is
+		 * still on its way: the source has two workers, and the one
+		 * holding 1000 can be blocked in its emit while 1001 passes;
+		 * the cancel ends that emit and 1000 never reaches fail_fn
+		 * (0 failures in the first stage; seen in the TSan CI run of
+		 * cb2cd15) */
+		CHECK_EQ(st[rc == -EIO ? 1 : 2].failures, 1);
+		CHECK(st[1].failures <= 1 && st[2].failures <= 1);
+		CHECK(round == 2 || st[2].failures == 0);
 		CHECK(st[0].failures == 0 && st[3].failures == 0);
 		CHECK_EQ(weft_pipeline_wait(p), rc);
 		weft_pipeline_destroy(p);
