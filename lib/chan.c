@@ -316,30 +316,31 @@ enum { RV_DONE, RV_RETRY, RV_LOCK };
 /* Wait alone in the word, without deadline or context: RV_DONE (a peer
  * completed the hand-off), RV_RETRY (the word moved before we were in it,
  * or a close notified us: try again), RV_LOCK (someone waits on our side
- * already, or the queues are in use: wait under the lock). */
-static int rv_wait_alone(weft_chan_t *ch, int op, void *elem)
+ * already, or the queues are in use: wait under the lock). node: the
+ * caller's, with a fresh waiter; unless RV_DONE or a notification ended
+ * it, the waiter is left WAITING and unpublished, for the locked path. */
+static int rv_wait_alone(weft_chan_t *ch, int op, weft__wnode_t *node)
 {
-	weft__waiter_t w = {WEFT__W_WAITING};
-	weft__wnode_t node = {.w = &w, .elem = elem, .index = 0};
+	weft__waiter_t *w = node->w;
 	/* relaxed: the publish CAS decides; this only picks the path */
 	uint64_t v = weft__ld64_rlx(&ch->rv);
-	if (!rv_empty(v) || ((uintptr_t)&node & ~RV_NODE_MASK))
+	if (!rv_empty(v) || ((uintptr_t)node & ~RV_NODE_MASK))
 		return RV_LOCK;
 	struct rv_publish p = {ch, v,
 			       ((v & RV_SEQ_MASK) + ((uint64_t)1 << RV_SEQ_SHIFT)) |
-				       (uint64_t)(uintptr_t)&node | (op == WEFT_SEND ? RV_SEND : 0)};
+				       (uint64_t)(uintptr_t)node | (op == WEFT_SEND ? RV_SEND : 0)};
 	uint32_t st;
 	if (weft__task_self()) {
-		if (!weft__task_park_publish(&w, rv_publish, &p))
+		if (!weft__task_park_publish(w, rv_publish, &p))
 			return RV_RETRY;
 		/* acquire: pairs with the taker's release of the final state */
-		st = weft__ld32_acq(&w.state);
+		st = weft__ld32_acq(&w->state);
 	} else {
 		if (!rv_publish(&p))
 			return RV_RETRY;
 		/* spin on our own state: the peer completes the handoff while
 		 * we are still awake */
-		st = weft__waiter_wait(&w, WEFT_FOREVER, true);
+		st = weft__waiter_wait(w, WEFT_FOREVER, true);
 	}
 	return WEFT__W_KIND(st) == WEFT__W_DONE ? RV_DONE : RV_RETRY;
 }
@@ -551,7 +552,7 @@ static long chan_block(weft_chan_t *ch, int op, void *elem, size_t n, int64_t de
 		weft__waitq_t *q = weft__chan_queue(ch, op);
 		if (ch->cap == 0) {
 			if (wait_until == WEFT_FOREVER && !ctx) {
-				int a = rv_wait_alone(ch, op, elem);
+				int a = rv_wait_alone(ch, op, &node);
 				if (a == RV_DONE)
 					return 1;
 				if (a == RV_RETRY)

@@ -346,13 +346,6 @@ struct weft_map {
 #define RECLAIM_EVERY 32
 #define MIN_CAP 16
 
-static inline bool mutex_trylock(weft__mutex_t *mu)
-{
-	uint32_t z = 0;
-	/* acquire (full RMW): the guarded data after the lock */
-	return weft__cas32(&mu->v, &z, 1);
-}
-
 static struct table *table_new(uint64_t cap)
 {
 	struct table *t = weft__sys_calloc(1, sizeof *t + cap * sizeof(uint64_t));
@@ -463,7 +456,7 @@ static void free_ret(weft_map_t *m, struct ret *r)
  * and free what is due. Never blocks: if another thread reclaims, leaves. */
 static void reclaim(weft_map_t *m)
 {
-	if (!mutex_trylock(&m->rlock))
+	if (!weft__mutex_trylock(&m->rlock))
 		return;
 	uint32_t nsh = 1u << m->shard_bits;
 	for (uint32_t i = 0; i < nsh; i++) {

@@ -217,13 +217,6 @@ static struct pool_self *pool_self(void)
 	return *slot ? *slot : &none;
 }
 
-static inline bool mutex_trylock(weft__mutex_t *m)
-{
-	uint32_t free_ = 0;
-	/* acquire (full RMW): as weft__mutex_lock's fast path */
-	return weft__cas32(&m->v, &free_, 1);
-}
-
 /* ---- wait accounting ---- */
 
 static void wake_waiters(weft_pool_t *p)
@@ -924,8 +917,9 @@ static void worker_died(weft__death_note_t *n)
 	 * them: never wait for the lock then (see Deaths). A yield loop, not
 	 * the parking layer: it watches two words (the lock and joining),
 	 * runs once per death, and on a task worker's dying carrier there is
-	 * no task left to park */
-	while (!mutex_trylock(&p->life_lock)) {
+	 * no task left to park (weft__mutex_lock_unless, a futex sleep in
+	 * 1 ms slices, hung stress_pool: left for the next session) */
+	while (!weft__mutex_trylock(&p->life_lock)) {
 		/* acquire: pairs with shutdown's release, before it locks */
 		if (weft__ld32_acq(&p->joining))
 			goto leave;
@@ -959,7 +953,7 @@ static void maybe_grow(weft_pool_t *p)
 	/* (below min: a replacement for a worker that died could not start) */
 	if (n != 0 && n >= p->min_workers && weft__ring_len(&p->ring) <= p->grow_above)
 		return;
-	if (!mutex_trylock(&p->life_lock))
+	if (!weft__mutex_trylock(&p->life_lock))
 		return; /* someone is starting one (or shutting down) */
 	int rc = -EAGAIN;
 	if (!weft__ld32_rlx(&p->closing) && !p->joined) {

@@ -114,6 +114,14 @@ static inline void weft__mutex_lock(weft__mutex_t *m)
 		weft__mutex_lock_slow(m);
 }
 
+/* Take m only if it is free now: true if taken. */
+static inline bool weft__mutex_trylock(weft__mutex_t *m)
+{
+	uint32_t free_ = 0;
+	/* acquire (full RMW): as weft__mutex_lock's fast path */
+	return weft__cas32(&m->v, &free_, 1);
+}
+
 static inline void weft__mutex_unlock(weft__mutex_t *m)
 {
 	/* release (full RMW): the protected data before the unlock; also the
